@@ -1,0 +1,30 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers (DESIGN §4): dbm-lua → DBMLua (the only Lua-aware module) → DBMCore → CBLAS (OpenBLAS, LAPACKE).
+let package = Package(
+    name: "dbm-lua",
+    products: [
+        .executable(name: "dbm-lua", targets: ["dbm-lua"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CLua54", path: "Sources/CLua54", pkgConfig: "lua5.4",
+                       providers: [.apt(["liblua5.4-dev"])]),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
+        .systemLibrary(name: "CEditLine", path: "Sources/CEditLine", pkgConfig: "libedit",
+                       providers: [.apt(["libedit-dev"])]),
+        // C shim: wrappers for Lua's C-API macros, the error trampoline, protected pushes, SIGINT hook.
+        .target(name: "CLua", dependencies: ["CLua54"], path: "Sources/CLua"),
+        // C side of the REPL's line editing (libedit's globals and callbacks): history, tab completion.
+        .target(name: "CLineEdit", dependencies: ["CLua54", "CEditLine"], path: "Sources/CLineEdit"),
+        .target(name: "DBMCore", dependencies: ["CBLAS"], path: "Sources/DBMCore"),
+        .target(name: "DBMLua", dependencies: ["DBMCore", "CLua", "CLua54", "CLineEdit"], path: "Sources/DBMLua",
+                resources: [.embedInCode("LuaLib")]),
+        .executableTarget(name: "dbm-lua", dependencies: ["DBMLua"], path: "Sources/dbm-lua"),
+        .executableTarget(name: "dbm-bench", dependencies: ["DBMLua", "DBMCore", "CBLAS", "CLua"], path: "Sources/dbm-bench"),
+        .testTarget(name: "DBMCoreTests", dependencies: ["DBMCore"], path: "Tests/DBMCoreTests"),
+        .testTarget(name: "DBMLuaTests", dependencies: ["DBMLua", "DBMCore"], path: "Tests/DBMLuaTests",
+                    resources: [.copy("lua")]),
+    ]
+)

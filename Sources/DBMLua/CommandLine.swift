@@ -1,0 +1,123 @@
+import CLua
+import CLua54
+import DBMCore
+import Foundation
+
+/// The `dbm-lua` command, with the conventions of the standard `lua` command.
+public enum CommandLine {
+    static let usage = """
+    usage: dbm-lua [options] [script [args]]
+    Runs a Lua 5.4 script with the dbm library loaded as the global `dbm`.
+      script        run this file; its arguments are in `arg` (read --key=value with dbm.config)
+      -e chunk      run the string 'chunk'
+      -i            enter the interactive REPL after running the script
+      -             run standard input as a script
+      -v, --version print the version
+      -h, --help    print this help
+    With no script, starts the REPL (line editing, history, tab completion, help(f)).
+    Plugins and modules are found in $DBM_LUA_PATH (colon-separated) and the project's plugins/.
+    """
+
+    public static func main() {
+        dbm_stdout_line_buffered()   // LAPACK writes its errors to stdout: keep them on a crash
+        exit(run(Array(Swift.CommandLine.arguments.dropFirst())))
+    }
+
+    /// Runs the command with the given arguments (without the program name); returns the exit status.
+    public static func run(_ args: [String]) -> Int32 {
+        var chunks: [String] = []
+        var interactive = false
+        var i = 0
+        var script: String? = nil
+        while i < args.count {
+            let a = args[i]
+            if a == "-e" {
+                guard i + 1 < args.count else { dbm_write_stderr("dbm-lua: '-e' needs an argument\n\(usage)\n"); return 1 }
+                chunks.append(args[i + 1]); i += 2; continue
+            }
+            if a == "-i" { interactive = true; i += 1; continue }
+            if a == "-v" || a == "--version" { print("dbm-lua \(DBMVersion.string) (Lua 5.4, OpenBLAS, LAPACKE)"); return 0 }
+            if a == "-h" || a == "--help" { print(usage); return 0 }
+            if a == "--" { i += 1; if i < args.count { script = args[i] }; break }
+            if a.hasPrefix("-") && a != "-" { dbm_write_stderr("dbm-lua: unrecognized option '\(a)'\n\(usage)\n"); return 1 }
+            script = a; break
+        }
+        let scriptArgs = script == nil ? [] : Array(args[(i + 1)...])
+        let state: LuaState
+        do { state = try LuaState() } catch { dbm_write_stderr("dbm-lua: \(error)\n"); return 1 }
+        state.setArg(script: script ?? "dbm-lua", args: scriptArgs, preceding: Array(args[..<min(i, args.count)]))
+
+        for c in chunks {
+            if let err = state.runInterruptible(c, name: "=(command line)") { dbm_write_stderr("dbm-lua: \(err)\n"); return 1 }
+        }
+        if let script {
+            if let err = state.runFile(script == "-" ? nil : script) { dbm_write_stderr("dbm-lua: \(err)\n"); return 1 }
+        }
+        if interactive || (script == nil && chunks.isEmpty) {
+            return REPL(state: state).run()
+        }
+        return 0
+    }
+}
+
+extension LuaState {
+    /// Sets the global `arg` as the standalone lua does: arg[0] the script, arg[1..] its arguments.
+    func setArg(script: String, args: [String], preceding: [String]) {
+        scriptArgs = args
+        var code = "arg = {[0] = \(luaQuote(script))"
+        for (k, a) in preceding.enumerated() { code += ", [\(k - preceding.count)] = \(luaQuote(a))" }
+        for a in args { code += ", \(luaQuote(a))" }
+        code += "}"
+        run(code, name: "=(arg)")
+    }
+
+    /// Runs a chunk with Ctrl-C armed to interrupt it.
+    func runInterruptible(_ code: String, name: String) -> String? {
+        dbm_sigint_arm(L)
+        defer { dbm_sigint_disarm() }
+        return run(code, name: name)
+    }
+
+    /// Runs a script file (nil: standard input) with the script's arguments as `...`.
+    public func runFile(_ path: String?) -> String? {
+        var code: String
+        if let path {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                return "cannot open \(path): " + (FileManager.default.fileExists(atPath: path) ? "not readable" : "no such file")
+            }
+            code = String(decoding: data, as: UTF8.self)
+        } else {
+            code = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        }
+        if code.hasPrefix("#") { code = "--" + code }   // a shebang line; line numbers stay the same
+        let name = path.map { "@" + $0 } ?? "=stdin"
+        if dbm_loadbuffer(L, code, code.utf8.count, name) != 0 { return popMessage() }
+        // The script's arguments as its varargs, as the standalone lua passes them.
+        for a in scriptArgs {
+            if dbm_push_string(L, a, a.utf8.count) != 0 { return popMessage() }
+        }
+        dbm_sigint_arm(L)
+        defer { dbm_sigint_disarm() }
+        return dbm_pcall_traceback(L, Int32(scriptArgs.count), 0) == 0 ? nil : popMessage()
+    }
+
+    func popMessage() -> String {
+        var len = 0
+        let s = dbm_tolstring_raw(L, -1, &len).map { String(cString: $0) } ?? "(error object is not a string)"
+        dbm_pop(L, 1)
+        return s
+    }
+}
+
+func luaQuote(_ s: String) -> String {
+    var out = "\""
+    for b in s.utf8 {
+        switch b {
+        case UInt8(ascii: "\\"): out += "\\\\"
+        case UInt8(ascii: "\""): out += "\\\""
+        case 0x20...0x7e: out.append(Character(UnicodeScalar(b)))
+        default: out += "\\" + String(format: "%03d", b)
+        }
+    }
+    return out + "\""
+}

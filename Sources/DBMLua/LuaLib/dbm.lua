@@ -1,0 +1,269 @@
+-- The Lua half of the dbm library. Receives the core table of Swift functions and returns `dbm`.
+-- Errors raised here use error(msg, 2) so that they name the caller's line, like the Swift ones.
+local core = ...
+local dbm = {_VERSION = "dbm-lua " .. core._version, version = core._version}
+local help = {}            -- function -> one-line help text
+
+local function export(name, f, text)
+  dbm[name] = f
+  help[f] = text or help[f]
+end
+
+-- Everything the core offers at the top level, except the object internals.
+local hidden = {generator_uniform = true, generator_normal = true, generator_permutation = true,
+                jsonl_write = true, jsonl_close = true, index = true, setindex = true,
+                jsonl_open = true}
+for name, f in pairs(core) do
+  if type(f) == "function" then
+    help[f] = core._help[name]
+    if not hidden[name] then dbm[name] = f end
+  end
+end
+dbm.jsonl = core.jsonl_open
+
+-- ---------------------------------------------------------------- tensors
+
+local Tensor = {}          -- methods of tensors: t:name(...)
+dbm.Tensor = Tensor
+local tensor_methods = {
+  "shape", "size", "dim", "numel", "dtype", "is_contiguous", "totable", "get", "set", "item", "reshape",
+  "t", "transpose", "narrow", "select", "contiguous", "clone", "to", "fill", "copy", "matmul",
+  "add", "sub", "mul", "div", "pow", "maximum", "minimum", "neg", "exp", "log", "sqrt", "abs", "square",
+  "sign", "tanh", "sigmoid", "relu", "clamp", "sum", "mean", "var", "max", "min", "argmax", "argmin",
+  "norm", "sort", "histogram", "gram", "eigvalsh", "eigh", "svdvals", "svd",
+}
+for _, name in ipairs(tensor_methods) do Tensor[name] = core[name] end
+Tensor.index = core.index_select
+Tensor.view = core.reshape
+export("index_select", core.index_select)
+
+local function method(name, f, text) Tensor[name] = f; help[f] = text end
+method("row", function(t, i) return core.select(t, 1, i) end, "t:row(i) -> view of row i")
+method("col", function(t, j) return core.select(t, 2, j) end, "t:col(j) -> view of column j")
+method("double", function(t) return core.to(t, "float64") end, "t:double() -> t as float64")
+method("float", function(t) return core.to(t, "float32") end, "t:float() -> t as float32")
+method("save", function(t, path, opts) return core.save_npy(path, t, opts) end, "t:save(path [, opts]): write a .npy file")
+
+local tensor_mt = core._tensor_mt
+local index_core, setindex_core = core.index, core.setindex
+tensor_mt.__index = function(t, k)
+  if type(k) == "number" then return index_core(t, k) end
+  return Tensor[k]
+end
+tensor_mt.__newindex = function(t, k, v)
+  if type(k) == "number" then return setindex_core(t, k, v) end
+  error("cannot set field '" .. tostring(k) .. "' of a tensor (use t[i] = v or t:set(i, j, v))", 2)
+end
+tensor_mt.__add, tensor_mt.__sub, tensor_mt.__mul = core.add, core.sub, core.mul
+tensor_mt.__div, tensor_mt.__pow = core.div, core.pow
+tensor_mt.__unm = function(t) return core.neg(t) end
+tensor_mt.__len = function(t)
+  if core.dim(t) == 0 then error("a 0-d tensor has no length", 2) end
+  return core.size(t, 1)
+end
+tensor_mt.__tostring = core.tostring
+
+-- ---------------------------------------------------------------- generators and writers
+
+local Generator = {
+  uniform = core.generator_uniform, normal = core.generator_normal, permutation = core.generator_permutation,
+  randn = function(g, ...) return dbm.randn(dbm._with_generator(g, ...)) end,
+  rand = function(g, ...) return dbm.rand(dbm._with_generator(g, ...)) end,
+}
+help[Generator.randn] = "g:randn(sizes... [, opts]) -> normal samples from g"
+help[Generator.rand] = "g:rand(sizes... [, opts]) -> uniform samples from g"
+core._generator_mt.__index = Generator
+core._generator_mt.__tostring = function() return "dbm.Generator" end
+
+-- Appends {generator = g} to (sizes..., [opts]).
+function dbm._with_generator(g, ...)
+  local args = table.pack(...)
+  local last = args[args.n]
+  if type(last) == "table" and getmetatable(last) == nil and not (args.n == 1 and #last > 0) then
+    local opts = {}
+    for k, v in pairs(last) do opts[k] = v end
+    opts.generator = g
+    args[args.n] = opts
+  else
+    args.n = args.n + 1
+    args[args.n] = {generator = g}
+  end
+  return table.unpack(args, 1, args.n)
+end
+
+core._writer_mt.__index = {write = core.jsonl_write, close = core.jsonl_close}
+core._writer_mt.__tostring = function() return "dbm.Writer" end
+
+-- ---------------------------------------------------------------- help
+
+local function help_text(x)
+  if type(x) == "string" then x = dbm[x] or Tensor[x] end
+  if help[x] then return help[x] end
+  if getmetatable(x) == tensor_mt then
+    local names = {}
+    for k in pairs(Tensor) do names[#names + 1] = k end
+    table.sort(names)
+    return "a tensor; methods: " .. table.concat(names, ", ")
+  end
+  return nil
+end
+
+--- dbm.help([f | name]) prints and returns the help text of a dbm function (all of them without argument).
+export("help", function(x)
+  local text
+  if x == nil then
+    local lines = {}
+    for name, f in pairs(dbm) do
+      if type(f) == "function" and help[f] and name:sub(1, 1) ~= "_" then lines[#lines + 1] = help[f] end
+    end
+    table.sort(lines)
+    text = table.concat(lines, "\n")
+  else
+    text = help_text(x) or ("no help for " .. tostring(x))
+  end
+  return text
+end, "dbm.help([f | \"name\"]) -> the one-line help text of a dbm function (all of them without argument)")
+
+-- Lua-defined functions register their help text here.
+function dbm._set_help(f, text) help[f] = text end
+
+-- ---------------------------------------------------------------- config
+
+local function convert(key, text, default)
+  local kind = type(default)
+  if kind == "number" then
+    local v = tonumber(text)
+    if v == nil then return nil, "expected a number" end
+    if math.type(default) == "integer" then
+      local i = math.tointeger(v)
+      if i == nil then return nil, "expected an integer" end
+      return i
+    end
+    return v + 0.0
+  elseif kind == "boolean" then
+    local t = ({["true"] = true, ["1"] = true, yes = true, on = true, ["false"] = false, ["0"] = false, no = false, off = false})[text]
+    if t == nil then return nil, "expected true or false" end
+    return t
+  elseif kind == "string" then
+    return text
+  end
+  return nil, "cannot be set from the command line (its default is a " .. kind .. ")"
+end
+
+--- dbm.config(defaults [, args]) -> defaults overridden by --key=value arguments (`arg` by default).
+export("config", function(defaults, args)
+  if type(defaults) ~= "table" then
+    error("dbm.config: argument 1 (defaults): expected a table of defaults, got " .. type(defaults), 2)
+  end
+  args = args or _G.arg or {}
+  local cfg, known = {}, {}
+  for k, v in pairs(defaults) do cfg[k] = v; known[#known + 1] = k end
+  table.sort(known)
+  local function known_list()
+    local parts = {}
+    for _, k in ipairs(known) do parts[#parts + 1] = k .. "=" .. tostring(defaults[k]) end
+    return table.concat(parts, ", ")
+  end
+  for _, a in ipairs(args) do
+    if type(a) == "string" and a:sub(1, 2) == "--" then
+      local key, value = a:match("^%-%-([^=]+)=(.*)$")
+      if not key then key = a:sub(3) end
+      if key == "help" and defaults.help == nil then
+        print("configuration keys (set with --key=value):\n  " .. known_list():gsub(", ", "\n  "))
+        os.exit(0)
+      end
+      if defaults[key] == nil then
+        error(("dbm.config: unknown key '%s' in '%s' (known keys: %s)"):format(key, a, known_list()), 2)
+      end
+      if value == nil then
+        if type(defaults[key]) ~= "boolean" then
+          error(("dbm.config: key '%s' needs a value: --%s=<%s>"):format(key, key, type(defaults[key])), 2)
+        end
+        value = "true"
+      end
+      local v, why = convert(key, value, defaults[key])
+      if v == nil then
+        error(("dbm.config: --%s=%s: %s (default is %s)"):format(key, value, why, tostring(defaults[key])), 2)
+      end
+      cfg[key] = v
+    end
+  end
+  return cfg
+end, "dbm.config(defaults [, args]) -> defaults overridden by --key=value arguments after the script")
+
+-- ---------------------------------------------------------------- plugins and modules
+
+dbm.plugin_path = core._plugin_path
+if dbm.plugin_path ~= "" then package.path = dbm.plugin_path .. ";" .. package.path end
+
+--- dbm.find_plugin(name) -> path of plugins/NAME.lua in $DBM_LUA_PATH or the project's plugins/.
+export("find_plugin", function(name)
+  if type(name) ~= "string" then error("dbm.find_plugin: argument 1 (name): expected a string, got " .. type(name), 2) end
+  return package.searchpath(name, dbm.plugin_path)
+end, "dbm.find_plugin(name) -> path of the plugin file NAME.lua ($DBM_LUA_PATH, then the project's plugins/)")
+
+-- ---------------------------------------------------------------- REPL support
+
+-- Prints values as the REPL shows them: tensors and other objects through tostring, tables inline
+-- when short.
+local function show_value(v, depth)
+  if type(v) == "string" then return depth > 0 and string.format("%q", v) or v end
+  if type(v) ~= "table" or getmetatable(v) ~= nil then return tostring(v) end
+  if depth >= 2 then return tostring(v) end
+  local parts, n = {}, 0
+  for i, x in ipairs(v) do
+    n = i
+    if i > 20 then parts[#parts + 1] = "... (" .. #v .. " entries)"; break end
+    parts[#parts + 1] = show_value(x, depth + 1)
+  end
+  local keys = {}
+  for k in pairs(v) do
+    if not (math.type(k) == "integer" and k >= 1 and k <= n) then keys[#keys + 1] = k end
+  end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for i, k in ipairs(keys) do
+    if i > 20 then parts[#parts + 1] = "..."; break end
+    local key = type(k) == "string" and k:match("^[%a_][%w_]*$") and k or "[" .. show_value(k, 1) .. "]"
+    parts[#parts + 1] = key .. " = " .. show_value(v[k], depth + 1)
+  end
+  return "{" .. table.concat(parts, ", ") .. "}"
+end
+
+function dbm._show(...)
+  local out = {}
+  for i = 1, select("#", ...) do out[i] = show_value((select(i, ...)), 0) end
+  print(table.concat(out, "\t"))
+end
+
+-- Completions of "a.b.c" / "a.b:c" for the REPL: fields of the value the prefix names.
+function dbm._complete(text)
+  local prefix, sep, partial = text:match("^(.-)([%.:]?)([%w_]*)$")
+  local scope = _G
+  if sep ~= "" then
+    for name in prefix:gmatch("[^%.:]+") do
+      if type(scope) ~= "table" and getmetatable(scope) == nil then return {} end
+      local ok, v = pcall(function() return scope[name] end)
+      if not ok or v == nil then return {} end
+      scope = v
+    end
+  else
+    prefix = ""
+  end
+  local out, seen = {}, {}
+  local function add(k)
+    if type(k) == "string" and k:sub(1, #partial) == partial and not seen[k] and k:sub(1, 1) ~= "_" then
+      seen[k] = true
+      out[#out + 1] = prefix .. sep .. k
+    end
+  end
+  if type(scope) == "table" then for k in pairs(scope) do add(k) end end
+  local mt = getmetatable(scope)
+  if mt and type(mt.__index) == "table" then for k in pairs(mt.__index) do add(k) end end
+  if mt == tensor_mt then for k in pairs(Tensor) do add(k) end end
+  table.sort(out)
+  return out
+end
+
+package.loaded.dbm = dbm
+_G.dbm = dbm
+return dbm

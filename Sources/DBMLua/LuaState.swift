@@ -1,0 +1,130 @@
+import CLua
+import CLua54
+import DBMCore
+import Foundation
+
+/// What the bridge keeps per Lua state (in the state's extra space): the default generator.
+final class BridgeContext {
+    var generator = Generator(seed: 0)
+
+    static func of(_ L: OpaquePointer) -> BridgeContext {
+        Unmanaged<BridgeContext>.fromOpaque(dbm_extraspace(L)!.pointee!).takeUnretainedValue()
+    }
+}
+
+/// Releases the Swift object held by a collected userdata (called from the C __gc metamethod).
+private let releaseObject: @convention(c) (UnsafeMutableRawPointer?) -> Void = { p in
+    if let p { Unmanaged<AnyObject>.fromOpaque(p).release() }
+}
+
+/// A Lua 5.4 state with the `dbm` library loaded: the global `dbm`, `require "dbm"`, the Lua half of
+/// the library (embedded in the binary), and package.path covering the project's plugins/ and
+/// $DBM_LUA_PATH.
+public final class LuaState {
+    public let L: OpaquePointer
+    private let context = BridgeContext()
+    var scriptArgs: [String] = []
+
+    public init() throws {
+        guard let L = dbm_newstate(releaseObject) else { throw DBMError("cannot create a Lua state (out of memory)") }
+        self.L = L
+        dbm_extraspace(L)!.pointee = Unmanaged.passUnretained(context).toOpaque()
+        try loadLibrary()
+    }
+
+    deinit { dbm_close(L) }
+
+    /// The folders searched for plugins and Lua modules, in order: $DBM_LUA_PATH (colon-separated),
+    /// then the project's plugins/ and experiments/ (found from the source tree this binary was built from,
+    /// or next to the executable).
+    public static var searchFolders: [String] {
+        var folders: [String] = []
+        if let extra = ProcessInfo.processInfo.environment["DBM_LUA_PATH"] {
+            folders += extra.split(separator: ":").map(String.init).filter { !$0.isEmpty }
+        }
+        if let root = projectRoot { folders.append(root + "/plugins") }
+        return folders
+    }
+
+    /// The project's root folder: where plugins/ lives.
+    public static var projectRoot: String? {
+        let fm = FileManager.default
+        // Sources/DBMLua/LuaState.swift → three levels up.
+        let fromSource = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        var candidates = [fromSource]
+        if let exe = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            var u = URL(fileURLWithPath: exe).deletingLastPathComponent()
+            for _ in 0..<4 { candidates.append(u.path); u = u.deletingLastPathComponent() }
+        }
+        return candidates.first { fm.fileExists(atPath: $0 + "/plugins") && fm.fileExists(atPath: $0 + "/Package.swift") }
+    }
+
+    private func loadLibrary() throws {
+        // The core table of Swift functions, then the Lua half, which builds `dbm` on it.
+        guard dbm_new_table(L, 0, Int32(Bindings.entries.count)) == 0 else { throw DBMError(popError()) }
+        let names = Bindings.entries.map { strdup($0.name)! }
+        defer { names.forEach { free($0) } }
+        let regs = (0..<names.count).map { dbm_reg(name: names[$0], fn: Bindings.dispatch, tag: lua_Integer($0)) }
+        guard dbm_register(L, -1, regs, Int32(regs.count)) == 0 else { throw DBMError(popError()) }
+        // Help texts: core._help[name] = text.
+        guard dbm_new_table(L, 0, Int32(Bindings.entries.count)) == 0 else { throw DBMError(popError()) }
+        for e in Bindings.entries {
+            guard dbm_push_string(L, e.help, e.help.utf8.count) == 0, dbm_set_field(L, -2, e.name) == 0 else { throw DBMError(popError()) }
+        }
+        guard dbm_set_field(L, -2, "_help") == 0 else { throw DBMError(popError()) }
+        // Metatables of the object kinds, for the Lua half to fill in.
+        for (kind, name) in [(DBM_KIND_TENSOR, "_tensor_mt"), (DBM_KIND_GENERATOR, "_generator_mt"), (DBM_KIND_WRITER, "_writer_mt")] {
+            dbm_push_metatable(L, Int32(kind))
+            guard dbm_set_field(L, -2, name) == 0 else { throw DBMError(popError()) }
+        }
+        let paths = LuaState.searchFolders.map { $0 + "/?.lua" }.joined(separator: ";")
+        guard dbm_push_string(L, paths, paths.utf8.count) == 0, dbm_set_field(L, -2, "_plugin_path") == 0 else { throw DBMError(popError()) }
+        let version = DBMVersion.string
+        guard dbm_push_string(L, version, version.utf8.count) == 0, dbm_set_field(L, -2, "_version") == 0 else { throw DBMError(popError()) }
+        // core is on the stack: run the Lua half with it as its argument; it returns the dbm table.
+        let code = String(decoding: PackageResources.dbm_lua, as: UTF8.self)
+        guard dbm_loadbuffer(L, code, code.utf8.count, "=[dbm] dbm.lua") == 0 else { throw DBMError(popError()) }
+        lua_rotate(L, -2, 1)   // chunk core
+        guard dbm_pcall_traceback(L, 1, 1) == 0 else { throw DBMError(popError()) }
+        lua_settop(L, 0)
+    }
+
+    private func popError() -> String {
+        var len = 0
+        let s = dbm_tolstring_raw(L, -1, &len).map { String(cString: $0) } ?? "unknown error"
+        dbm_pop(L, 1)
+        return s
+    }
+
+    /// Runs a chunk; returns nil on success or the error message with its traceback.
+    @discardableResult
+    public func run(_ code: String, name: String = "=(string)") -> String? {
+        let st = dbm_dostring(L, code, code.utf8.count, name, 0)
+        return st == 0 ? nil : popError()
+    }
+
+    /// Runs code and returns its results converted to strings with tostring (for tests and tools).
+    public func evaluate(_ code: String) throws -> [String] {
+        let base = lua_gettop(L)
+        let st = dbm_dostring(L, "return " + code, code.utf8.count + 7, "=(evaluate)", LUA_MULTRET)
+        if st != 0 { throw DBMError(popError()) }
+        var out: [String] = []
+        let n = lua_gettop(L) - base
+        for i in 0..<n {
+            let idx = base + 1 + i
+            var len = 0
+            if lua_type(L, idx) == LUA_TSTRING, let p = dbm_tolstring_raw(L, idx, &len) { out.append(String(cString: p)) }
+            else if lua_type(L, idx) == LUA_TNUMBER { out.append(formatNumber(dbm_tonumber(L, idx, nil))) }
+            else if lua_type(L, idx) == LUA_TBOOLEAN { out.append(lua_toboolean(L, idx) != 0 ? "true" : "false") }
+            else if lua_type(L, idx) == LUA_TNIL { out.append("nil") }
+            else { out.append(String(cString: lua_typename(L, lua_type(L, idx)))) }
+        }
+        lua_settop(L, base)
+        return out
+    }
+}
+
+public enum DBMVersion {
+    public static let string = "0.1.0"
+}

@@ -1,0 +1,101 @@
+// Speed figures of dbm-lua against raw cblas/LAPACK measured in the same run (DESIGN §8).
+// Run by scripts/bench. Each figure is the median of several repetitions.
+import CBLAS
+import DBMCore
+import DBMLua
+import CLua
+import Foundation
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+/// Median seconds of `reps` timed runs after one warm-up run.
+func timeIt(reps: Int, _ body: () -> Void) -> Double {
+    body()
+    return median((0..<reps).map { _ in let t0 = now(); body(); return now() - t0 })
+}
+
+enum Bench {
+    static func run() throws {
+        dbm_stdout_line_buffered()
+        let reps = Int(ProcessInfo.processInfo.environment["BENCH_REPS"] ?? "") ?? 15
+        print("dbm-bench: \(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS \(String(cString: openblas_get_config())), "
+              + "threads \(openblas_get_num_threads()), medians of \(reps) runs")
+
+        // ---------------------------------------------------------------- sgemm reference, 1024³, all cores
+        let n = 1024
+        let ga = try Tensor.randn([n, n], generator: Generator(seed: 1))
+        let gb = try Tensor.randn([n, n], generator: Generator(seed: 2))
+        let gc = try Tensor(shape: [n, n])
+        let sgemmSeconds = timeIt(reps: reps) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, ga.pointer(Float.self), Int32(n),
+                        gb.pointer(Float.self), Int32(n), 0, gc.pointer(Float.self), Int32(n))
+        }
+        let flops = 2.0 * Double(n * n * n)
+        let refGflops = flops / sgemmSeconds / 1e9
+        print(String(format: "sgemm reference (cblas_sgemm 1024x1024x1024 float32): %.2f ms, %.1f GFLOP/s", sgemmSeconds * 1e3, refGflops))
+
+        let lua = try LuaState()
+        func luaSeconds(_ setup: String, _ body: String, reps: Int) -> Double {
+            let code = """
+            \(setup)
+            local function body() \(body) end
+            body()
+            local times = {}
+            for i = 1, \(reps) do local t0 = dbm.clock(); body(); times[i] = dbm.clock() - t0 end
+            table.sort(times)
+            return times[\(reps / 2 + 1)]
+            """
+            guard let r = try? lua.evaluate("(function() \(code) end)()"), let v = Double(r.first ?? "") else {
+                fatalError("benchmark code failed: \(code)")
+            }
+            return v
+        }
+
+        // ---------------------------------------------------------------- matmul from Lua
+        let luaMatmul = luaSeconds("local a, b = dbm.randn(1024, 1024), dbm.randn(1024, 1024)", "local c = dbm.matmul(a, b)", reps: reps)
+        let luaGflops = flops / luaMatmul / 1e9
+        print(String(format: "matmul from Lua (1024x1024 float32): %.2f ms, %.1f GFLOP/s = %.1f%% of the sgemm reference (target >= 90%%)",
+                     luaMatmul * 1e3, luaGflops, 100 * luaGflops / refGflops))
+
+        // ---------------------------------------------------------------- eigvalsh 1536, float64
+        let m = 1536
+        let sym: Tensor = try {
+            let a = try Tensor.randn([m, m], dtype: .float64, generator: Generator(seed: 3))
+            return try a.binary(.add, try a.t())
+        }()
+        let work = try Tensor(shape: [m, m], dtype: .float64)
+        let w = try Tensor(shape: [m], dtype: .float64)
+        var lwork = [Double](repeating: 0, count: 2 * m + 1)
+        var iwork = [Int32](repeating: 0, count: 1)
+        let eigReps = max(3, reps / 3)
+        let lapackSeconds = timeIt(reps: eigReps) {
+            // The routine destroys its input, so a direct call needs a fresh copy as well.
+            memcpy(work.pointer(Double.self), sym.pointer(Double.self), m * m * 8)
+            _ = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "U")), Int32(m), work.pointer(Double.self),
+                                    Int32(m), w.pointer(Double.self), &lwork, Int32(lwork.count), &iwork, 1)
+        }
+        try Npy.write(sym, path: "/tmp/dbm-bench-sym.npy")
+        let luaEig = luaSeconds("local a = dbm.load_npy('/tmp/dbm-bench-sym.npy')", "local e = dbm.eigvalsh(a)", reps: eigReps)
+        print(String(format: "eigvalsh from Lua (1536x1536 float64): %.1f ms; LAPACKE_dsyevd direct (with its input copy): %.1f ms; ratio %.3f (target <= 1.1)",
+                     luaEig * 1e3, lapackSeconds * 1e3, luaEig / lapackSeconds))
+
+        // ---------------------------------------------------------------- cost of a trivial call
+        let calls = 5_000_000
+        let empty = luaSeconds("local t = dbm.zeros(1); local f = function(x) return 1 end", "for i = 1, \(calls) do local n = f(t) end", reps: 5)
+        let trivial = luaSeconds("local t = dbm.zeros(1); local f = dbm.numel", "for i = 1, \(calls) do local n = f(t) end", reps: 5)
+        let method = luaSeconds("local t = dbm.zeros(1)", "for i = 1, \(calls) do local n = t:numel() end", reps: 5)
+        print(String(format: "trivial call dbm.numel(t) from Lua: %.1f ns per call (%.1f ns above a Lua function call; target <= 100 ns); as a method t:numel(): %.1f ns",
+                     trivial / Double(calls) * 1e9, (trivial - empty) / Double(calls) * 1e9, method / Double(calls) * 1e9))
+    }
+}
+
+try Bench.run()

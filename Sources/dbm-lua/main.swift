@@ -1,0 +1,2 @@
+import DBMLua
+DBMLua.CommandLine.main()

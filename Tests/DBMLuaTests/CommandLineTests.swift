@@ -1,0 +1,148 @@
+import Foundation
+import Testing
+@testable import DBMCore
+@testable import DBMLua
+
+/// The `dbm-lua` command as a user runs it: scripts with arguments, -e, -, -i, the REPL on a pipe,
+/// Ctrl-C, errors with positions, and memory held bounded in a loop that makes a million tensors.
+@Suite("dbm-lua command")
+struct CommandLineTests {
+    func tempDir() throws -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("dbm-cli-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    @Test("--version, --help and -e")
+    func versionAndChunks() throws {
+        let bin = try dbmLuaBinary()
+        #expect(try runProcess(bin, ["--version"]).stdout.contains("dbm-lua"))
+        #expect(try runProcess(bin, ["--help"]).stdout.contains("usage: dbm-lua"))
+        let r = try runProcess(bin, ["-e", "print(dbm.eigvalsh(dbm.eye(3)):sum())"])
+        #expect(r.status == 0 && r.stdout == "3.0\n", "\(r.stdout) \(r.stderr)")
+        let bad = try runProcess(bin, ["--frobnicate"])
+        #expect(bad.status != 0 && bad.stderr.contains("unrecognized option"))
+    }
+
+    @Test("a script gets its arguments in arg and ..., and dbm.config reads --key=value")
+    func scriptArguments() throws {
+        let bin = try dbmLuaBinary(), dir = try tempDir()
+        let script = dir + "/exp.lua"
+        try """
+        #!/usr/bin/env dbm-lua
+        local cfg = dbm.config({lr = 0.1, batch_size = 16, name = "run"})
+        print(arg[0], select("#", ...), cfg.lr, cfg.batch_size, cfg.name)
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        let r = try runProcess(bin, [script, "--lr=0.5", "--name=abc"])
+        #expect(r.status == 0 && r.stdout == "\(script)\t2\t0.5\t16\tabc\n", "\(r.stdout) \(r.stderr)")
+        let bad = try runProcess(bin, [script, "--lrr=0.5"])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("exp.lua:2:") && bad.stderr.contains("unknown key 'lrr'") && bad.stderr.contains("batch_size=16"), "\(bad.stderr)")
+        let wrongType = try runProcess(bin, [script, "--batch_size=many"])
+        #expect(wrongType.status == 1 && wrongType.stderr.contains("batch_size") && wrongType.stderr.contains("expected a number"))
+        let missing = try runProcess(bin, [dir + "/nope.lua"])
+        #expect(missing.status == 1 && missing.stderr.contains("cannot open"))
+    }
+
+    @Test("an error in a script names the file and line, with a traceback, and exits 1")
+    func scriptErrors() throws {
+        let bin = try dbmLuaBinary(), dir = try tempDir()
+        let script = dir + "/bad.lua"
+        try "local a = dbm.randn(3, 4)\nlocal b = dbm.randn(5, 6)\nlocal c = a:matmul(b)\n".write(toFile: script, atomically: true, encoding: .utf8)
+        let r = try runProcess(bin, [script])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("bad.lua:3: dbm.matmul: cannot multiply (3, 4) by (5, 6)"), "\(r.stderr)")
+        #expect(r.stderr.contains("stack traceback"))
+    }
+
+    @Test("`dbm-lua -` runs standard input as a script")
+    func stdinScript() throws {
+        let r = try runProcess(try dbmLuaBinary(), ["-"], stdin: "local x = dbm.ones(2, 2)\nprint(x:sum())\n")
+        #expect(r.status == 0 && r.stdout == "4.0\n", "\(r.stdout) \(r.stderr)")
+    }
+
+    @Test("the REPL on a pipe: values printed, multi-line chunks, errors do not end the session")
+    func replOnPipe() throws {
+        let input = """
+        x = 1 + 1
+        x
+        for i = 1, 2 do
+          print("loop", i)
+        end
+        error("boom")
+        dbm.matmul(dbm.zeros(2, 3), dbm.zeros(2, 3))
+        dbm.zeros(2, 2)
+        x * 10, "two"
+        function f(a,
+                   b) return a + b end
+        f(3, 4)
+        help(dbm.eigvalsh)
+        {1, 2, k = "v"}
+
+        """
+        let r = try runProcess(try dbmLuaBinary(), [], stdin: input)
+        #expect(r.status == 0)
+        let expectedOut = ["2", "loop\t1", "loop\t2", "float32 tensor of shape (2, 2)", "20\ttwo", "7", "ascending eigenvalues", "{1, 2, k = \"v\"}"]
+        for e in expectedOut { #expect(r.stdout.contains(e), "missing \(e) in:\n\(r.stdout)") }
+        #expect(!r.stdout.contains("> "), "no prompts when stdin is not a terminal")
+        #expect(r.stderr.contains("boom") && r.stderr.contains("dbm.matmul: cannot multiply"), "\(r.stderr)")
+    }
+
+    @Test("-i runs the script, then the REPL with the script's globals")
+    func interactiveAfterScript() throws {
+        let dir = try tempDir()
+        try "answer = 42\n".write(toFile: dir + "/s.lua", atomically: true, encoding: .utf8)
+        let r = try runProcess(try dbmLuaBinary(), ["-i", dir + "/s.lua"], stdin: "answer + 1\n")
+        #expect(r.stdout.contains("43"), "\(r.stdout) \(r.stderr)")
+    }
+
+    @Test("Ctrl-C stops a running Lua loop and the REPL carries on")
+    func interruptLoop() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try dbmLuaBinary())
+        let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()
+        p.standardInput = inPipe; p.standardOutput = outPipe; p.standardError = errPipe
+        try p.run()
+        inPipe.fileHandleForWriting.write("while true do end\nprint('alive after interrupt')\n".data(using: .utf8)!)
+        try inPipe.fileHandleForWriting.close()
+        usleep(700_000)
+        kill(p.processIdentifier, SIGINT)
+        let out = String(decoding: outPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let err = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(err.contains("interrupted!"), "\(err)")
+        #expect(out.contains("alive after interrupt"), "\(out)")
+        #expect(p.terminationStatus == 0)
+    }
+
+    @Test("plugins and modules are found from any working directory, $DBM_LUA_PATH included")
+    func searchPath() throws {
+        let dir = try tempDir()
+        try "return {name = 'tmp_plugin', answer = 42}\n".write(toFile: dir + "/tmp_plugin.lua", atomically: true, encoding: .utf8)
+        var env = ProcessInfo.processInfo.environment
+        env["DBM_LUA_PATH"] = dir
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try dbmLuaBinary())
+        p.arguments = ["-e", "print(require('tmp_plugin').answer, dbm.find_plugin('tmp_plugin'), package.path:find('/plugins/?.lua', 1, true) ~= nil)"]
+        p.environment = env
+        p.currentDirectoryURL = URL(fileURLWithPath: "/")
+        let out = Pipe(); p.standardOutput = out
+        try p.run(); p.waitUntilExit()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text == "42\t\(dir)/tmp_plugin.lua\ttrue\n", "\(text)")
+    }
+
+    @Test("a loop creating and dropping 10^6 tensors of 1000 float32 keeps resident memory bounded")
+    func memoryBounded() throws {
+        let r = try runProcess(try dbmLuaBinary(), ["-e", """
+            for i = 1, 1000000 do local t = dbm.zeros(1000) end
+            local m = dbm.memory()
+            print(m.peak_rss, m.tensor_bytes)
+            """])
+        let fields = r.stdout.split(whereSeparator: { $0 == "\t" || $0 == "\n" }).compactMap { Int($0) }
+        #expect(r.status == 0 && fields.count == 2, "\(r.stdout) \(r.stderr)")
+        let peakMiB = Double(fields.first ?? 0) / 1048576
+        print("memory loop: 10^6 tensors of 1000 float32, peak RSS \(String(format: "%.1f", peakMiB)) MiB")
+        #expect(peakMiB < 100, "peak RSS \(peakMiB) MiB")   // 4 GB would pass through a leaky loop
+    }
+}

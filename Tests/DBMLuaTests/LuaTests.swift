@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+@testable import DBMCore
+@testable import DBMLua
+
+/// Folder of the Lua test scripts (next to this file).
+let luaTestFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("lua").path
+
+/// The dbm-lua executable built next to the test bundle (scripts/test builds it first).
+func dbmLuaBinary() throws -> String {
+    let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+    let path = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("dbm-lua").path
+    guard FileManager.default.isExecutableFile(atPath: path) else {
+        throw DBMError("dbm-lua is not built at \(path): run `swift build -c release` (scripts/test does) before the tests")
+    }
+    return path
+}
+
+struct ProcessResult { let status: Int32; let stdout: String; let stderr: String; let maxRSSKiB: Int }
+
+/// Runs a command with the given standard input; returns its status, output and peak resident memory.
+func runProcess(_ path: String, _ args: [String], stdin: String = "", environment: [String: String]? = nil) throws -> ProcessResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    if let environment { p.environment = environment }
+    let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()
+    p.standardInput = inPipe; p.standardOutput = outPipe; p.standardError = errPipe
+    try p.run()
+    inPipe.fileHandleForWriting.write(stdin.data(using: .utf8)!)
+    try inPipe.fileHandleForWriting.close()
+    // Read both pipes concurrently so that neither fills up and blocks the child.
+    nonisolated(unsafe) var errData = Data()
+    let errThread = Thread { errData = errPipe.fileHandleForReading.readDataToEndOfFile() }
+    errThread.start()
+    let outData = outPipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    while !errThread.isFinished { usleep(1000) }
+    var usage = rusage()
+    getrusage(RUSAGE_CHILDREN, &usage)   // peak over all children so far; callers compare with care
+    return ProcessResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self), maxRSSKiB: usage.ru_maxrss)
+}
+
+@Suite("Lua test scripts run through the host")
+struct LuaScriptTests {
+    func runScript(_ name: String) throws {
+        let state = try LuaState()
+        let err = state.runFile(luaTestFolder + "/" + name)
+        #expect(err == nil, "\(name): \(err ?? "")")
+    }
+
+    @Test("tensors from Lua: creation, views, broadcasting, reductions, matmul, printing, config")
+    func tensorBasics() throws { try runScript("tensor_basics.lua") }
+
+    @Test("a few hundred bad calls are each caught as a Lua error naming the function and the line")
+    func badInputNeverCrashes() throws { try runScript("errors.lua") }
+
+    @Test("spectra from Lua: eigvalsh and svdvals against numpy through .npy files, GOE and MP checks")
+    func spectra() throws { try runScript("spectra.lua") }
+}

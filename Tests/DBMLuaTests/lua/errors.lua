@@ -1,0 +1,148 @@
+-- Bad input never crashes the process: every wrong call is a Lua error that names the function, says
+-- what was expected and what was given, and carries this script's file and line; pcall catches it.
+local cases, here = 0, "errors.lua:"
+
+-- check(fname, ok, msg, line): the pcall at `line` must have failed with a message naming fname and line.
+local function check(fname, line, ok, msg)
+  cases = cases + 1
+  if ok then error(("case %d at line %d: %s should have failed"):format(cases, line, fname), 2) end
+  msg = tostring(msg)
+  if not msg:find(fname, 1, true) then error(("case %d at line %d: message does not name %s: %s"):format(cases, line, fname, msg), 2) end
+  if not msg:find(here .. line .. ":", 1, true) then error(("case %d: message does not give the line %d: %s"):format(cases, line, msg), 2) end
+  local says = false
+  for _, word in ipairs({"expected", "cannot", "exceeds", "file '", "does not", "not a"}) do
+    says = says or msg:find(word, 1, true) ~= nil
+  end
+  if not says then
+    error(("case %d at line %d: message says nothing of what was expected: %s"):format(cases, line, msg), 2)
+  end
+end
+local function L() return debug.getinfo(2, "l").currentline end
+
+local t, m = dbm.randn(3, 4), dbm.randn(4, 4)
+local wrong_values = {"x", true, {}, function() end, -1, 0.5, 1e300, 0 / 0, dbm.generator(1)}
+
+-- Wrong argument types to every creation function, many values each.
+for _, v in ipairs(wrong_values) do
+  local line
+  line = L(); check("dbm.zeros", line, pcall(dbm.zeros, v, "y"))
+  line = L(); check("dbm.randn", line, pcall(dbm.randn, v, 2))
+  line = L(); check("dbm.matmul", line, pcall(dbm.matmul, t, v))
+  line = L(); check("dbm.matmul", line, pcall(dbm.matmul, v, t))
+  line = L(); check("dbm.eigvalsh", line, pcall(dbm.eigvalsh, v))
+  line = L(); check("dbm.svdvals", line, pcall(dbm.svdvals, v))
+  line = L(); check("dbm.gram", line, pcall(dbm.gram, v))
+  line = L(); check("dbm.svd", line, pcall(dbm.svd, v))
+  line = L(); check("dbm.eigh", line, pcall(dbm.eigh, v))
+  line = L(); check("dbm.save_npy", line, pcall(dbm.save_npy, "/tmp/x.npy", v))
+  line = L(); check("dbm.add", line, pcall(dbm.add, v, v))
+  line = L(); check("dbm.sum", line, pcall(dbm.sum, v))
+  line = L(); check("dbm.histogram", line, pcall(dbm.histogram, v, 10))
+end
+
+-- Negative sizes, absurd sizes, allocations over the memory limit.
+for _, size in ipairs({-1, -100, -math.maxinteger}) do
+  local line
+  line = L(); check("dbm.zeros", line, pcall(dbm.zeros, size))
+  line = L(); check("dbm.randn", line, pcall(dbm.randn, 3, size))
+  line = L(); check("dbm.ones", line, pcall(dbm.ones, {size, 2}))
+end
+local line
+line = L(); check("dbm.zeros", line, pcall(dbm.zeros, 1000000, 1000000))              -- 10^12 elements
+line = L(); check("dbm.randn", line, pcall(dbm.randn, 1000000, 1000000))
+line = L(); check("dbm.zeros", line, pcall(dbm.zeros, math.maxinteger, math.maxinteger))  -- overflows
+local mem = dbm.memory()
+local n075 = math.floor(0.75 * 2 * mem.limit / 4)                                    -- 0.75 of the machine
+line = L(); check("dbm.zeros", line, pcall(dbm.zeros, n075))
+line = L(); check("dbm.full", line, pcall(dbm.full, {n075}, 1))
+
+-- Shapes that do not fit.
+local shapes = {{3, 5}, {2, 4}, {5}, {3, 3, 3}, {1, 3}}
+for _, s in ipairs(shapes) do
+  local other = dbm.randn(s)
+  line = L(); check("dbm.matmul", line, pcall(dbm.matmul, t, other))
+  line = L(); check("dbm.add", line, pcall(function() return t + other end))
+  line = L(); check("dbm.sub", line, pcall(function() return t - other end))
+  line = L(); check("dbm.mul", line, pcall(function() return t * other end))
+  line = L(); check("dbm.div", line, pcall(function() return t / other end))
+end
+line = L(); check("dbm.eigvalsh", line, pcall(dbm.eigvalsh, t))                    -- not square
+line = L(); check("dbm.eigvalsh", line, pcall(dbm.eigvalsh, dbm.randn(5)))         -- 1-d
+line = L(); check("Tensor:reshape", line, pcall(t.reshape, t, 5, 5))
+line = L(); check("Tensor:reshape", line, pcall(t.reshape, t, -1, -1))
+line = L(); check("Tensor:copy", line, pcall(t.copy, t, m))
+
+-- Out-of-range indices and dimensions.
+for _, i in ipairs({0, 4, 100, -4, -100}) do
+  line = L(); check("Tensor[]", line, pcall(function() return t[i] end))
+  line = L(); check("Tensor:get", line, pcall(t.get, t, i, 1))
+  line = L(); check("Tensor:set", line, pcall(t.set, t, 1, i + 10, 3))
+  line = L(); check("Tensor:select", line, pcall(t.select, t, 1, i))
+  line = L(); check("Tensor:size", line, pcall(t.size, t, i == 0 and 3 or i))
+  line = L(); check("Tensor:narrow", line, pcall(t.narrow, t, 2, i, 2))
+  line = L(); check("Tensor:index", line, pcall(t.index, t, 1, {1, i}))
+  line = L(); check("dbm.sum", line, pcall(dbm.sum, t, i == 0 and 3 or i))
+  line = L(); check("Tensor:transpose", line, pcall(t.transpose, t, 1, i == 0 and 3 or i))
+end
+line = L(); check("Tensor[]=", line, pcall(function() t[9] = 1 end))
+line = L(); check("Tensor[]=", line, pcall(function() t[1] = dbm.zeros(7) end))
+line = L(); check("Tensor:get", line, pcall(t.get, t, 1))                          -- too few indices
+
+-- Empty tensors.
+local e = dbm.zeros(0, 3)
+line = L(); check("dbm.eigvalsh", line, pcall(dbm.eigvalsh, dbm.zeros(0, 0)))
+line = L(); check("dbm.svdvals", line, pcall(dbm.svdvals, e))
+line = L(); check("dbm.max", line, pcall(dbm.max, e))
+line = L(); check("dbm.mean", line, pcall(dbm.mean, e))
+line = L(); check("dbm.histogram", line, pcall(dbm.histogram, e, 10))
+line = L(); check("Tensor:item", line, pcall(e.item, e))
+
+-- NaN and Inf given to the eigensolvers.
+for _, bad in ipairs({0 / 0, 1 / 0, -1 / 0}) do
+  local a = dbm.randn(6, 6, {dtype = "float64"}); a = a + a:t(); a:set(2, 3, bad)
+  line = L(); check("dbm.eigvalsh", line, pcall(dbm.eigvalsh, a))
+  line = L(); check("dbm.eigh", line, pcall(dbm.eigh, a))
+  line = L(); check("dbm.svdvals", line, pcall(dbm.svdvals, a))
+  line = L(); check("dbm.svd", line, pcall(dbm.svd, a))
+  line = L(); check("dbm.gram", line, pcall(dbm.gram, a))
+end
+
+-- Missing and corrupt .npy files.
+local dir = os.tmpname(); os.remove(dir)
+line = L(); check("dbm.load_npy", line, pcall(dbm.load_npy, dir .. "/does-not-exist.npy"))
+local contents = {"", "not an npy file at all", "\147NUMPY\1\0\10\0{'descr': ", "\147NUMPY\9\9",
+                  "\147NUMPY\1\0\70\0{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000), }       \n"}
+for k, text in ipairs(contents) do
+  local path = dir .. "-" .. k .. ".npy"
+  local f = assert(io.open(path, "wb")); f:write(text); f:close()
+  line = L(); check("dbm.load_npy", line, pcall(dbm.load_npy, path))
+  os.remove(path)
+end
+line = L(); check("dbm.save_npy", line, pcall(dbm.save_npy, "/nonexistent-dir/x.npy", t))
+line = L(); check("dbm.save_npy", line, pcall(dbm.save_npy, dir .. ".npy", t, {dtype = "int8"}))
+
+-- Options of the wrong type.
+line = L(); check("dbm.randn", line, pcall(dbm.randn, 2, 2, {std = "wide"}))
+line = L(); check("dbm.randn", line, pcall(dbm.randn, 2, 2, {dtype = "float16"}))
+line = L(); check("dbm.randn", line, pcall(dbm.randn, 2, 2, {std = -1}))
+line = L(); check("dbm.randn", line, pcall(dbm.randn, 2, 2, {generator = 3}))
+line = L(); check("dbm.tensor", line, pcall(dbm.tensor, {{1, 2}, {3}}))
+line = L(); check("dbm.tensor", line, pcall(dbm.tensor, {1, "two"}))
+line = L(); check("Tensor:to", line, pcall(t.to, t, "int"))
+line = L(); check("dbm.histogram", line, pcall(dbm.histogram, t, 0))
+line = L(); check("dbm.histogram", line, pcall(dbm.histogram, t, 10, 1, 0))
+line = L(); check("dbm.arange", line, pcall(dbm.arange, 0, 10, 0))
+line = L(); check("dbm.json_decode", line, pcall(dbm.json_decode, "{bad json"))
+line = L(); check("dbm.set_memory_limit", line, pcall(dbm.set_memory_limit, -5))
+
+-- Methods called on something that is not a tensor (t.method(x) instead of t:method()).
+for _, name in ipairs({"shape", "numel", "sum", "matmul", "reshape", "t", "totable", "clone", "eigvalsh", "sort"}) do
+  line = L(); check(name, line, pcall(t[name], "not a tensor"))
+end
+
+-- The state is still healthy after all of that.
+local ok = pcall(function() return dbm.eigvalsh(dbm.eye(3)):sum() end)
+assert(ok)
+assert(cases >= 200, "expected a few hundred cases, ran " .. cases)
+print(("errors: %d bad calls, each caught with the function, the expectation and the line"):format(cases))
+return cases
