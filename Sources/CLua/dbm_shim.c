@@ -224,23 +224,53 @@ int dbm_push_object(lua_State *L, void *obj, int kind, size_t extbytes) {
 }
 
 int dbm_object_kind(lua_State *L, int idx) {
-    if (lua_type(L, idx) != LUA_TUSERDATA) return 0;
-    if (!lua_getmetatable(L, idx)) return 0;
-    int kind = 0;
-    for (int k = 1; k < DBM_KIND_COUNT; k++) {
-        dbm_push_metatable(L, k);
-        int eq = lua_rawequal(L, -1, -2);
-        lua_pop(L, 1);
-        if (eq) { kind = k; break; }
-    }
-    lua_pop(L, 1);
-    return kind;
+    if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof(dbm_box)) return 0;
+    int kind = ((dbm_box *)lua_touserdata(L, idx))->kind;
+    return (kind > 0 && kind < DBM_KIND_COUNT && dbm_toobject(L, idx, kind)) ? kind : 0;
 }
 
+// One metatable comparison: is the value at idx a userdata of ours, of this kind?
 void *dbm_toobject(lua_State *L, int idx, int kind) {
-    if (dbm_object_kind(L, idx) != kind) return NULL;
-    dbm_box *box = (dbm_box *)lua_touserdata(L, idx);
-    return box->obj;
+    if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
+    dbm_push_metatable(L, kind);
+    int same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return same ? ((dbm_box *)lua_touserdata(L, idx))->obj : NULL;
+}
+
+// __index of tensors, in C to keep method calls cheap: numbers index elements/rows through the
+// Swift function in upvalue 2; other keys are looked up in the methods table in upvalue 1.
+static int dbm_tensor_index(lua_State *L) {
+    if (lua_type(L, 2) == LUA_TNUMBER) {
+        lua_pushvalue(L, lua_upvalueindex(2));
+        lua_insert(L, 1);
+        lua_call(L, 2, 1);
+        return 1;
+    }
+    lua_settop(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));
+    return 1;
+}
+
+static int dbm_make_indexer(lua_State *L) {   // (methods, index_function) -> __index function
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    lua_pushcclosure(L, dbm_tensor_index, 2);
+    return 1;
+}
+
+static int p_add_indexer_factory(lua_State *L) {
+    lua_pushcfunction(L, dbm_make_indexer);
+    lua_setfield(L, 1, "_make_indexer");
+    return 0;
+}
+
+int dbm_add_indexer_factory(lua_State *L, int tableidx) {
+    tableidx = lua_absindex(L, tableidx);
+    lua_pushcfunction(L, p_add_indexer_factory);
+    lua_pushvalue(L, tableidx);
+    return lua_pcall(L, 1, 0, 0);
 }
 
 // ---------------------------------------------------------------- state
@@ -346,6 +376,11 @@ void dbm_sigint_arm(lua_State *L) {
     sa.sa_handler = dbm_on_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
+    // A parent may have started us with SIGINT blocked (test runners do): Ctrl-C must get through.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
 void dbm_sigint_disarm(void) {

@@ -228,7 +228,7 @@ public enum Npy {
     }
 
     /// Magic, version, length and the padded header dict, so that the data starts at a multiple of 64.
-    static func headerBytes(descr: String, shape: [Int]) -> [UInt8] {
+    public static func headerBytes(descr: String, shape: [Int]) -> [UInt8] {
         let shapeText: String
         switch shape.count {
         case 0: shapeText = "()"
@@ -463,7 +463,10 @@ extension Npy {
                 case "False": return .bool(false)
                 case "None": return .none
                 case "": throw fail("unexpected character 0x\(String(c, radix: 16))")
-                default: pos = start; throw fail("unexpected name '\(name)'")
+                default:
+                    if pos == bytes.count { throw fail("the header ends inside the name '\(name)'") }
+                    pos = start
+                    throw fail("unexpected name '\(name)'")
                 }
             }
         }

@@ -305,7 +305,8 @@ extension Tensor {
         guard shape[1] == other.shape[0] else {
             throw DBMError("cannot multiply \(formatShape(shape)) by \(formatShape(other.shape)): inner sizes \(shape[1]) and \(other.shape[0]) differ")
         }
-        let out = try Tensor(shape: [shape[0], other.shape[1]], dtype: DType.promoted(dtype, other.dtype))
+        // Not zero-filled: gemm with beta = 0 writes every element.
+        let out = try Tensor(shape: [shape[0], other.shape[1]], dtype: DType.promoted(dtype, other.dtype), zeroed: false)
         try Tensor.gemm(self, other, into: out)
         return out
     }
@@ -319,7 +320,7 @@ extension Tensor {
         let (ta, lda) = a.blasLayout()!, (tb, ldb) = b.blasLayout()!
         let m = Int32(a.shape[0]), k = Int32(a.shape[1]), n = Int32(b.shape[1])
         if m == 0 || n == 0 { return }
-        if k == 0 { if beta == 0 { out.fill(0) }; return }
+        if k == 0 { if beta == 0 { out.fill(0) }; return }   // an empty sum; cblas would leave out untouched
         let tA = ta ? CblasTrans : CblasNoTrans, tB = tb ? CblasTrans : CblasNoTrans
         let ldc = Int32(out.strides[0])
         switch dt {

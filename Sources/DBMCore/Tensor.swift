@@ -84,6 +84,7 @@ public final class Tensor: @unchecked Sendable {
     public var count: Int { shape.reduce(1, *) }
     public var byteCount: Int { count * dtype.byteSize }
     public var isContiguous: Bool {
+        if shape.contains(0) { return true }   // no elements: any layout is dense
         var expected = 1
         for i in stride(from: shape.count - 1, through: 0, by: -1) where shape[i] != 1 {
             if strides[i] != expected { return false }

@@ -21,13 +21,13 @@ enum Bindings {
     static let dispatch: @convention(c) (OpaquePointer?) -> Int32 = { L in
         guard let L else { return DBM_ERROR }
         let tag = Int(dbm_tointeger(L, dbm_upvalueindex(2), nil))
-        let entry = Bindings.entries[tag]
-        let call = LuaCall(L: L, name: entry.luaName)
+        let call = LuaCall(L: L, tag: tag)
         let base = lua_gettop(L)
         for attempt in 0..<2 {
             do {
-                return try entry.body(call)
+                return try entries.withUnsafeBufferPointer { try $0[tag].body(call) }
             } catch let e as LuaFailure {
+                let entry = Bindings.entries[tag]
                 return dbm_error(L, "\(entry.luaName): \(e.message)")
             } catch let e as DBMError {
                 // A tensor allocation may fail only because garbage still holds memory: collect, retry once.
@@ -36,9 +36,10 @@ enum Bindings {
                     dbm_gc_full(L)
                     continue
                 }
+                let entry = Bindings.entries[tag]
                 return dbm_error(L, "\(entry.luaName): \(e.message)")
             } catch {
-                return dbm_error(L, "\(entry.luaName): \(error)")
+                return dbm_error(L, "\(Bindings.entries[tag].luaName): \(error)")
             }
         }
         return DBM_ERROR

@@ -9,7 +9,9 @@ struct LuaFailure: Error { let message: String }
 /// pushes through the protected helpers of the C shim (DESIGN §6).
 struct LuaCall {
     let L: OpaquePointer
-    let name: String
+    let tag: Int   // which binding is running (its name is only needed for error messages)
+
+    var name: String { Bindings.entries[tag].luaName }
 
     var top: Int32 { lua_gettop(L) }
     var context: BridgeContext { BridgeContext.of(L) }

@@ -66,7 +66,7 @@ public final class LuaState {
         let names = Bindings.entries.map { strdup($0.name)! }
         defer { names.forEach { free($0) } }
         let regs = (0..<names.count).map { dbm_reg(name: names[$0], fn: Bindings.dispatch, tag: lua_Integer($0)) }
-        guard dbm_register(L, -1, regs, Int32(regs.count)) == 0 else { throw DBMError(popError()) }
+        guard dbm_register(L, -1, regs, Int32(regs.count)) == 0, dbm_add_indexer_factory(L, -1) == 0 else { throw DBMError(popError()) }
         // Help texts: core._help[name] = text.
         guard dbm_new_table(L, 0, Int32(Bindings.entries.count)) == 0 else { throw DBMError(popError()) }
         for e in Bindings.entries {

@@ -17,12 +17,6 @@ func median(_ xs: [Double]) -> Double {
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
 
-/// Median seconds of `reps` timed runs after one warm-up run.
-func timeIt(reps: Int, _ body: () -> Void) -> Double {
-    body()
-    return median((0..<reps).map { _ in let t0 = now(); body(); return now() - t0 })
-}
-
 enum Bench {
     static func run() throws {
         dbm_stdout_line_buffered()
@@ -30,21 +24,67 @@ enum Bench {
         print("dbm-bench: \(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS \(String(cString: openblas_get_config())), "
               + "threads \(openblas_get_num_threads()), medians of \(reps) runs")
 
-        // ---------------------------------------------------------------- sgemm reference, 1024³, all cores
+        // Ours and the reference alternate within each repetition, so that both see the same load
+        // on this shared machine; each figure is the median over the repetitions.
+        let lua = try LuaState()
+        func luaTimed(_ body: String) throws -> Double {
+            let r = try lua.evaluate("(function() local t0 = dbm.clock(); \(body); return dbm.clock() - t0 end)()")
+            guard let v = Double(r.first ?? "") else { throw DBMError("benchmark code failed: \(body)") }
+            return v
+        }
+
+        // ---------------------------------------------------------------- matmul vs sgemm, 1024³, all cores
         let n = 1024
         let ga = try Tensor.randn([n, n], generator: Generator(seed: 1))
         let gb = try Tensor.randn([n, n], generator: Generator(seed: 2))
         let gc = try Tensor(shape: [n, n])
-        let sgemmSeconds = timeIt(reps: reps) {
+        _ = try lua.evaluate("(function() A, B = dbm.randn(1024, 1024), dbm.randn(1024, 1024) end)()")
+        var refTimes: [Double] = [], ourTimes: [Double] = []
+        for _ in 0...reps {
+            let t0 = now()
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, ga.pointer(Float.self), Int32(n),
                         gb.pointer(Float.self), Int32(n), 0, gc.pointer(Float.self), Int32(n))
+            refTimes.append(now() - t0)
+            ourTimes.append(try luaTimed("local C = dbm.matmul(A, B)"))
         }
+        refTimes.removeFirst(); ourTimes.removeFirst()   // warm-up
         let flops = 2.0 * Double(n * n * n)
-        let refGflops = flops / sgemmSeconds / 1e9
-        print(String(format: "sgemm reference (cblas_sgemm 1024x1024x1024 float32): %.2f ms, %.1f GFLOP/s", sgemmSeconds * 1e3, refGflops))
+        let refGflops = flops / median(refTimes) / 1e9, ourGflops = flops / median(ourTimes) / 1e9
+        print(String(format: "sgemm reference (cblas_sgemm 1024x1024x1024 float32, all cores): %.2f ms, %.1f GFLOP/s",
+                     median(refTimes) * 1e3, refGflops))
+        print(String(format: "matmul from Lua (1024x1024 float32): %.2f ms, %.1f GFLOP/s = %.1f%% of the sgemm reference (target >= 90%%)",
+                     median(ourTimes) * 1e3, ourGflops, 100 * ourGflops / refGflops))
 
-        let lua = try LuaState()
-        func luaSeconds(_ setup: String, _ body: String, reps: Int) -> Double {
+        // ---------------------------------------------------------------- eigvalsh 1536, float64
+        let m = 1536
+        let a = try Tensor.randn([m, m], dtype: .float64, generator: Generator(seed: 3))
+        let sym = try a.binary(.add, try a.t())
+        try Npy.write(sym, path: "/tmp/dbm-bench-sym.npy")
+        _ = try lua.evaluate("(function() S = dbm.load_npy('/tmp/dbm-bench-sym.npy') end)()")
+        let work = try Tensor(shape: [m, m], dtype: .float64)
+        let w = try Tensor(shape: [m], dtype: .float64)
+        // The reference gets LAPACK's optimal workspace (a query first), as dbm's eigvalsh does.
+        var query = [Double](repeating: 0, count: 1)
+        var iquery = [Int32](repeating: 0, count: 1)
+        _ = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "U")), Int32(m),
+                                work.pointer(Double.self), Int32(m), w.pointer(Double.self), &query, -1, &iquery, -1)
+        var lwork = [Double](repeating: 0, count: max(2 * m + 1, Int(query[0].rounded(.up)) + 1))
+        var iwork = [Int32](repeating: 0, count: max(1, Int(iquery[0])))
+        var lapackTimes: [Double] = [], eigTimes: [Double] = []
+        for _ in 0...max(3, reps / 2) {
+            let t0 = now()
+            // The routine destroys its input, so a direct call needs a fresh copy as well.
+            memcpy(work.pointer(Double.self), sym.pointer(Double.self), m * m * 8)
+            _ = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "U")), Int32(m),
+                                    work.pointer(Double.self), Int32(m), w.pointer(Double.self), &lwork, Int32(lwork.count), &iwork, Int32(iwork.count))
+            lapackTimes.append(now() - t0)
+            eigTimes.append(try luaTimed("local e = dbm.eigvalsh(S)"))
+        }
+        lapackTimes.removeFirst(); eigTimes.removeFirst()
+        print(String(format: "eigvalsh from Lua (1536x1536 float64): %.1f ms; LAPACKE_dsyevd direct (with its input copy): %.1f ms; ratio %.3f (target <= 1.1)",
+                     median(eigTimes) * 1e3, median(lapackTimes) * 1e3, median(eigTimes) / median(lapackTimes)))
+
+        func luaSeconds(_ setup: String, _ body: String, reps: Int) throws -> Double {
             let code = """
             \(setup)
             local function body() \(body) end
@@ -54,45 +94,15 @@ enum Bench {
             table.sort(times)
             return times[\(reps / 2 + 1)]
             """
-            guard let r = try? lua.evaluate("(function() \(code) end)()"), let v = Double(r.first ?? "") else {
-                fatalError("benchmark code failed: \(code)")
-            }
+            guard let v = Double(try lua.evaluate("(function() \(code) end)()").first ?? "") else { throw DBMError("benchmark code failed") }
             return v
         }
 
-        // ---------------------------------------------------------------- matmul from Lua
-        let luaMatmul = luaSeconds("local a, b = dbm.randn(1024, 1024), dbm.randn(1024, 1024)", "local c = dbm.matmul(a, b)", reps: reps)
-        let luaGflops = flops / luaMatmul / 1e9
-        print(String(format: "matmul from Lua (1024x1024 float32): %.2f ms, %.1f GFLOP/s = %.1f%% of the sgemm reference (target >= 90%%)",
-                     luaMatmul * 1e3, luaGflops, 100 * luaGflops / refGflops))
-
-        // ---------------------------------------------------------------- eigvalsh 1536, float64
-        let m = 1536
-        let sym: Tensor = try {
-            let a = try Tensor.randn([m, m], dtype: .float64, generator: Generator(seed: 3))
-            return try a.binary(.add, try a.t())
-        }()
-        let work = try Tensor(shape: [m, m], dtype: .float64)
-        let w = try Tensor(shape: [m], dtype: .float64)
-        var lwork = [Double](repeating: 0, count: 2 * m + 1)
-        var iwork = [Int32](repeating: 0, count: 1)
-        let eigReps = max(3, reps / 3)
-        let lapackSeconds = timeIt(reps: eigReps) {
-            // The routine destroys its input, so a direct call needs a fresh copy as well.
-            memcpy(work.pointer(Double.self), sym.pointer(Double.self), m * m * 8)
-            _ = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "U")), Int32(m), work.pointer(Double.self),
-                                    Int32(m), w.pointer(Double.self), &lwork, Int32(lwork.count), &iwork, 1)
-        }
-        try Npy.write(sym, path: "/tmp/dbm-bench-sym.npy")
-        let luaEig = luaSeconds("local a = dbm.load_npy('/tmp/dbm-bench-sym.npy')", "local e = dbm.eigvalsh(a)", reps: eigReps)
-        print(String(format: "eigvalsh from Lua (1536x1536 float64): %.1f ms; LAPACKE_dsyevd direct (with its input copy): %.1f ms; ratio %.3f (target <= 1.1)",
-                     luaEig * 1e3, lapackSeconds * 1e3, luaEig / lapackSeconds))
-
         // ---------------------------------------------------------------- cost of a trivial call
         let calls = 5_000_000
-        let empty = luaSeconds("local t = dbm.zeros(1); local f = function(x) return 1 end", "for i = 1, \(calls) do local n = f(t) end", reps: 5)
-        let trivial = luaSeconds("local t = dbm.zeros(1); local f = dbm.numel", "for i = 1, \(calls) do local n = f(t) end", reps: 5)
-        let method = luaSeconds("local t = dbm.zeros(1)", "for i = 1, \(calls) do local n = t:numel() end", reps: 5)
+        let empty = try luaSeconds("local t = dbm.zeros(1); local f = function(x) return 1 end", "for i = 1, \(calls) do local n = f(t) end", reps: 5)
+        let trivial = try luaSeconds("local t = dbm.zeros(1); local f = dbm.numel", "for i = 1, \(calls) do local n = f(t) end", reps: 5)
+        let method = try luaSeconds("local t = dbm.zeros(1)", "for i = 1, \(calls) do local n = t:numel() end", reps: 5)
         print(String(format: "trivial call dbm.numel(t) from Lua: %.1f ns per call (%.1f ns above a Lua function call; target <= 100 ns); as a method t:numel(): %.1f ns",
                      trivial / Double(calls) * 1e9, (trivial - empty) / Double(calls) * 1e9, method / Double(calls) * 1e9))
     }

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
-@testable import DBMCore
-@testable import DBMLua
+import DBMCore
+import DBMLua
 
 /// Folder of the Lua test scripts (next to this file).
 let luaTestFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("lua").path
@@ -16,9 +16,9 @@ func dbmLuaBinary() throws -> String {
     return path
 }
 
-struct ProcessResult { let status: Int32; let stdout: String; let stderr: String; let maxRSSKiB: Int }
+struct ProcessResult { let status: Int32; let stdout: String; let stderr: String }
 
-/// Runs a command with the given standard input; returns its status, output and peak resident memory.
+/// Runs a command with the given standard input; returns its status and output.
 func runProcess(_ path: String, _ args: [String], stdin: String = "", environment: [String: String]? = nil) throws -> ProcessResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: path)
@@ -36,10 +36,8 @@ func runProcess(_ path: String, _ args: [String], stdin: String = "", environmen
     let outData = outPipe.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     while !errThread.isFinished { usleep(1000) }
-    var usage = rusage()
-    getrusage(RUSAGE_CHILDREN, &usage)   // peak over all children so far; callers compare with care
     return ProcessResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self), maxRSSKiB: usage.ru_maxrss)
+                         stderr: String(decoding: errData, as: UTF8.self))
 }
 
 @Suite("Lua test scripts run through the host")

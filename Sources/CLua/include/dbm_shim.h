@@ -63,6 +63,8 @@ int dbm_push_object(lua_State *L, void *obj, int kind, size_t extbytes);
 void *dbm_toobject(lua_State *L, int idx, int kind);   // NULL if the value is not of that kind
 int dbm_object_kind(lua_State *L, int idx);            // 0 if not one of ours
 void dbm_push_metatable(lua_State *L, int kind);       // pushes the metatable of kind (no raise)
+// Sets t._make_indexer(methods, index_fn): builds a C __index for tensors. Protected: 0 or error.
+int dbm_add_indexer_factory(lua_State *L, int tableidx);
 
 // ---- Running code ----
 // Loads and runs a chunk under a traceback handler; nresults as lua_pcall. Returns the status.

@@ -46,10 +46,7 @@ method("save", function(t, path, opts) return core.save_npy(path, t, opts) end, 
 
 local tensor_mt = core._tensor_mt
 local index_core, setindex_core = core.index, core.setindex
-tensor_mt.__index = function(t, k)
-  if type(k) == "number" then return index_core(t, k) end
-  return Tensor[k]
-end
+tensor_mt.__index = core._make_indexer(Tensor, index_core)   -- t[i] through index_core, else Tensor[k]
 tensor_mt.__newindex = function(t, k, v)
   if type(k) == "number" then return setindex_core(t, k, v) end
   error("cannot set field '" .. tostring(k) .. "' of a tensor (use t[i] = v or t:set(i, j, v))", 2)
