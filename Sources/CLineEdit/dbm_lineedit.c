@@ -71,4 +71,5 @@ void dbm_completion_install(lua_State *L) {
     // '.' and ':' belong to a word, so that "dbm.ei" and "t:res" complete as a whole.
     rl_basic_word_break_characters = " \t\n\"\\'`@$><=;|&{(,+-*/%^~#[]";
     rl_attempted_completion_function = attempt;
+    rl_completion_append_character = '\0';   // "t:reshape" then "(", not "t:reshape ("
 }
