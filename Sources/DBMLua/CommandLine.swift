@@ -25,6 +25,10 @@ public enum CommandLine {
 
     /// Runs the command with the given arguments (without the program name); returns the exit status.
     public static func run(_ args: [String]) -> Int32 {
+        // Subcommands are Lua modules of the library: `dbm-lua analyze FILE ...`.
+        if let sub = args.first, subcommands.contains(sub) {
+            return runSubcommand(sub, Array(args.dropFirst()))
+        }
         var chunks: [String] = []
         var interactive = false
         var i = 0
@@ -48,15 +52,39 @@ public enum CommandLine {
         state.setArg(script: script ?? "dbm-lua", args: scriptArgs, preceding: Array(args[..<min(i, args.count)]))
 
         for c in chunks {
-            if let err = state.runInterruptible(c, name: "=(command line)") { dbm_write_stderr("dbm-lua: \(err)\n"); return 1 }
+            if let err = state.runInterruptible(c, name: "=(command line)") {
+                dbm_write_stderr("dbm-lua: \(err)\n"); state.runExitHooks(); return 1
+            }
         }
         if let script {
-            if let err = state.runFile(script == "-" ? nil : script) { dbm_write_stderr("dbm-lua: \(err)\n"); return 1 }
+            if let err = state.runFile(script == "-" ? nil : script) {
+                dbm_write_stderr("dbm-lua: \(err)\n"); state.runExitHooks(); return 1
+            }
         }
+        var status: Int32 = 0
         if interactive || (script == nil && chunks.isEmpty) {
-            return REPL(state: state).run()
+            status = REPL(state: state).run()
         }
-        return 0
+        state.runExitHooks()
+        return status
+    }
+
+    static let subcommands: Set<String> = ["analyze"]
+
+    /// Runs require("dbm.<name>").main(args), which returns an exit status.
+    static func runSubcommand(_ name: String, _ args: [String]) -> Int32 {
+        let state: LuaState
+        do { state = try LuaState() } catch { dbm_write_stderr("dbm-lua: \(error)\n"); return 1 }
+        state.setArg(script: "dbm-lua \(name)", args: args, preceding: [])
+        let code = "dbm._status = require('dbm.\(name)').main(arg)"
+        if let err = state.runInterruptible(code, name: "=[dbm] \(name)") {
+            state.runExitHooks()
+            dbm_write_stderr("dbm-lua \(name): \(err)\n")
+            return 1
+        }
+        state.runExitHooks()
+        let status = (try? state.evaluate("math.tointeger(dbm._status) or 0"))?.first.flatMap { Int32($0) }
+        return status ?? 0
     }
 }
 
@@ -69,6 +97,11 @@ extension LuaState {
         for a in args { code += ", \(luaQuote(a))" }
         code += "}"
         run(code, name: "=(arg)")
+    }
+
+    /// Runs the functions registered with dbm.on_exit (a second Ctrl-C interrupts them).
+    public func runExitHooks() {
+        _ = runInterruptible("dbm._run_exit_hooks()", name: "=[dbm] exit")
     }
 
     /// Runs a chunk with Ctrl-C armed to interrupt it.

@@ -80,6 +80,18 @@ public final class LuaState {
         }
         let paths = LuaState.searchFolders.map { $0 + "/?.lua" }.joined(separator: ";")
         guard dbm_push_string(L, paths, paths.utf8.count) == 0, dbm_set_field(L, -2, "_plugin_path") == 0 else { throw DBMError(popError()) }
+        // The embedded Lua modules: core._modules[name] = {file, source}, preloaded by dbm.lua.
+        guard dbm_new_table(L, 0, Int32(EmbeddedModules.all.count)) == 0 else { throw DBMError(popError()) }
+        for m in EmbeddedModules.all {
+            guard dbm_new_table(L, 2, 0) == 0 else { throw DBMError(popError()) }
+            let ok = m.source.withUnsafeBufferPointer { b in
+                b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { dbm_push_string(L, $0, b.count) } == 0
+                    && dbm_set_index(L, -2, 2) == 0
+            }
+            guard ok, dbm_push_string(L, m.file, m.file.utf8.count) == 0, dbm_set_index(L, -2, 1) == 0,
+                  dbm_set_field(L, -2, m.name) == 0 else { throw DBMError(popError()) }
+        }
+        guard dbm_set_field(L, -2, "_modules") == 0 else { throw DBMError(popError()) }
         let version = DBMVersion.string
         guard dbm_push_string(L, version, version.utf8.count) == 0, dbm_set_field(L, -2, "_version") == 0 else { throw DBMError(popError()) }
         // core is on the stack: run the Lua half with it as its argument; it returns the dbm table.

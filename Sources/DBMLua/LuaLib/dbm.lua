@@ -261,6 +261,32 @@ function dbm._complete(text)
   return out
 end
 
+-- ---------------------------------------------------------------- embedded modules, exit hooks
+
+for name, m in pairs(core._modules) do
+  package.preload[name] = function(...)
+    return assert(load(m[2], "=[dbm] " .. m[1]))(...)
+  end
+end
+
+-- Functions run when the program ends, normally or not (an error, Ctrl-C): recorders close their
+-- run directories here, so an interrupted run still leaves complete files.
+local exit_hooks = {}
+export("on_exit", function(f)
+  if type(f) ~= "function" then error("dbm.on_exit: argument 1: expected a function, got " .. type(f), 2) end
+  exit_hooks[#exit_hooks + 1] = f
+  return f
+end, "dbm.on_exit(f): call f() when the program ends, also after an error or Ctrl-C")
+
+function dbm._run_exit_hooks()
+  local hooks = exit_hooks
+  exit_hooks = {}
+  for i = #hooks, 1, -1 do
+    local ok, err = xpcall(hooks[i], debug.traceback)
+    if not ok then io.stderr:write("dbm-lua: in an exit hook: ", tostring(err), "\n") end
+  end
+end
+
 package.loaded.dbm = dbm
 _G.dbm = dbm
 return dbm

@@ -144,5 +144,5 @@ end
 local ok = pcall(function() return dbm.eigvalsh(dbm.eye(3)):sum() end)
 assert(ok)
 assert(cases >= 200, "expected a few hundred cases, ran " .. cases)
-print(("errors: %d bad calls, each caught with the function, the expectation and the line"):format(cases))
+print(("errors: %d bad calls, each caught as a Lua error naming the function, the expectation and this line; the state still works"):format(cases))
 return cases

@@ -1,0 +1,2 @@
+-- dbm.analyze: being written
+return {}

@@ -1,0 +1,2 @@
+-- dbm.diagnostics: being written
+return {}

@@ -1,0 +1,2 @@
+-- dbm.plot: being written
+return {}

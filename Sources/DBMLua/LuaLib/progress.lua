@@ -1,0 +1,2 @@
+-- dbm.progress: being written
+return {}

@@ -1,0 +1,2 @@
+-- dbm.recorder: being written
+return {}
