@@ -2,28 +2,6 @@ import Foundation
 import Testing
 import DBMCore
 
-// Helpers are fileprivate: other test files in this target are written by other people.
-
-fileprivate func runPython(_ script: String, _ args: [String]) throws -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", script] + args
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
-fileprivate func withTempDir<R>(_ body: (String) throws -> R) throws -> R {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("json-tests-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    return try body(dir)
-}
-
 /// The DBMError message of parsing text, or nil when it parses.
 fileprivate func parseError(_ text: String) -> String? {
     do { _ = try JSONValue.parse(text); return nil }
