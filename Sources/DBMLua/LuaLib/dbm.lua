@@ -180,7 +180,7 @@ export("config", function(defaults, args)
       end
       local v, why = convert(key, value, defaults[key])
       if v == nil then
-        error(("dbm.config: --%s=%s: %s (default is %s)"):format(key, value, why, tostring(defaults[key])), 2)
+        error(("dbm.config: --%s=%s: %s (default is %s; known keys: %s)"):format(key, value, why, tostring(defaults[key]), known_list()), 2)
       end
       cfg[key] = v
     end
