@@ -206,8 +206,15 @@ static int p_push_object(lua_State *L) {
     dbm_push_metatable(L, box->kind);
     lua_setmetatable(L, -2);
     box->obj = lua_touserdata(L, 1);   // set last: from here on __gc owns it
-    lua_Integer kb = lua_tointeger(L, 3);
-    if (kb > 0) lua_gc(L, LUA_GCSTEP, (int)(kb > 0x40000000 ? 0x40000000 : kb));
+    // Tell the collector about the memory held outside Lua, in whole KiB; smaller tensors add up
+    // in a remainder so that many small ones count too.
+    static size_t pending_bytes = 0;
+    pending_bytes += (size_t)lua_tointeger(L, 3);
+    if (pending_bytes >= 1024) {
+        size_t kb = pending_bytes / 1024;
+        pending_bytes %= 1024;
+        lua_gc(L, LUA_GCSTEP, (int)(kb > 0x40000000 ? 0x40000000 : kb));
+    }
     return 1;
 }
 
@@ -215,7 +222,7 @@ int dbm_push_object(lua_State *L, void *obj, int kind, size_t extbytes) {
     lua_pushcfunction(L, p_push_object);
     lua_pushlightuserdata(L, obj);
     lua_pushinteger(L, kind);
-    lua_pushinteger(L, (lua_Integer)(extbytes / 1024));
+    lua_pushinteger(L, (lua_Integer)extbytes);
     int st = lua_pcall(L, 3, 1, 0);
     // If the userdata was created before the failure, its obj field was not yet set: the caller
     // still owns obj. If the failure came from the GC step, the object is owned by Lua already;
