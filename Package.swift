@@ -19,11 +19,14 @@ let package = Package(
         // C side of the REPL's line editing (libedit's globals and callbacks): history, tab completion.
         .target(name: "CLineEdit", dependencies: ["CLua54", "CEditLine"], path: "Sources/CLineEdit"),
         .target(name: "DBMCore", dependencies: ["CBLAS"], path: "Sources/DBMCore"),
-        .target(name: "DBMLua", dependencies: ["DBMCore", "CLua", "CLua54", "CLineEdit"], path: "Sources/DBMLua",
+        // Reverse-mode autodiff (the tape) and the differentiable ops as Swift kernels (issue 4).
+        .target(name: "DBMNN", dependencies: ["DBMCore", "CBLAS"], path: "Sources/DBMNN"),
+        .target(name: "DBMLua", dependencies: ["DBMCore", "DBMNN", "CLua", "CLua54", "CLineEdit"], path: "Sources/DBMLua",
                 resources: [.embedInCode("LuaLib")]),
         .executableTarget(name: "dbm-lua", dependencies: ["DBMLua"], path: "Sources/dbm-lua"),
-        .executableTarget(name: "dbm-bench", dependencies: ["DBMLua", "DBMCore", "CBLAS", "CLua"], path: "Sources/dbm-bench"),
+        .executableTarget(name: "dbm-bench", dependencies: ["DBMLua", "DBMCore", "DBMNN", "CBLAS", "CLua"], path: "Sources/dbm-bench"),
         .testTarget(name: "DBMCoreTests", dependencies: ["DBMCore"], path: "Tests/DBMCoreTests"),
+        .testTarget(name: "DBMNNTests", dependencies: ["DBMNN", "DBMCore"], path: "Tests/DBMNNTests"),
         .testTarget(name: "DBMLuaTests", dependencies: ["DBMLua", "DBMCore"], path: "Tests/DBMLuaTests",
                     resources: [.copy("lua")]),
     ]

@@ -347,7 +347,8 @@ extension Npy {
                 }
                 shape.append(value)
             }
-            if (try? checkedCount(shape)) == nil {
+            // Strides multiply the non-zero sizes, so they must fit even when a zero size empties the shape.
+            if (try? checkedCount(shape)) == nil || (try? checkedCount(shape.map { max($0, 1) })) == nil {
                 throw DBMError("file '\(path)': shape \(formatShape(shape)) has too many elements")
             }
             return Header(descr: descr, element: element, fortranOrder: fortranOrder, shape: shape)

@@ -60,6 +60,14 @@ public final class Tensor: @unchecked Sendable {
     public let strides: [Int]   // in elements
     public let offset: Int      // in elements
 
+    // Autograd state, used only by DBMNN's tape (the core knows nothing of its types):
+    /// True for a tensor whose gradient is wanted: a parameter (a leaf), or the result of a recorded op.
+    public var requiresGrad = false
+    /// The accumulated gradient of a leaf after `backward` (same shape and dtype).
+    public var grad: Tensor? = nil
+    /// The tape node of the op that produced this tensor (nil for leaves and untracked tensors).
+    public var gradFn: AnyObject? = nil
+
     public init(storage: Storage, dtype: DType, shape: [Int], strides: [Int], offset: Int) {
         self.storage = storage; self.dtype = dtype; self.shape = shape; self.strides = strides; self.offset = offset
     }
@@ -67,6 +75,7 @@ public final class Tensor: @unchecked Sendable {
     /// A new contiguous tensor (zero-filled unless `zeroed` is false).
     public convenience init(shape: [Int], dtype: DType = .float32, zeroed: Bool = true) throws {
         let n = try checkedCount(shape)
+        _ = try checkedCount(shape.map { max($0, 1) })   // the strides, also for shapes with a zero size
         let (bytes, o) = n.multipliedReportingOverflow(by: dtype.byteSize)
         if o { throw DBMError("expected a shape whose size in bytes fits in 64 bits, got \(formatShape(shape))") }
         let storage = try Storage(byteCount: bytes, zeroed: zeroed)

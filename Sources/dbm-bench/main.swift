@@ -105,6 +105,8 @@ enum Bench {
         let method = try luaSeconds("local t = dbm.zeros(1)", "for i = 1, \(calls) do local n = t:numel() end", reps: 5)
         print(String(format: "trivial call dbm.numel(t) from Lua: %.1f ns per call (%.1f ns above a Lua function call; target <= 100 ns); as a method t:numel(): %.1f ns",
                      trivial / Double(calls) * 1e9, (trivial - empty) / Double(calls) * 1e9, method / Double(calls) * 1e9))
+        try DiagnosticsBench.run(lua: lua)
+        try NNBench.run(referenceGflops: refGflops)
     }
 }
 

@@ -1,2 +1,333 @@
--- dbm.diagnostics: being written
-return {}
+-- dbm.diagnostics: the runner of the random-matrix diagnostic plugins (DESIGN §8).
+--
+-- A plugin is a Lua file NAME.lua in a folder of $DBM_LUA_PATH or in the project's plugins/ (the
+-- search path is dbm.plugin_path, read at each lookup: a test or a script may prepend its own folder,
+-- "DIR/?.lua;" .. dbm.plugin_path). It returns {name = "NAME", doc = "...", run = function(ctx) ... end};
+-- `run` returns a table of named scalars (numbers, booleans, strings) and arrays (tensors or Lua arrays
+-- of numbers; a record of such arrays one level deep, e.g. histogram = {counts = ..., edges = ...}).
+--
+-- All plugins named for one matrix share one context, so one eigendecomposition per matrix and per
+-- record:
+--   ctx.matrix       the 2-D tensor, or nil when levels were given directly
+--   ctx.eigenvalues  ascending Float64 1-D tensor: eigvalsh of the matrix when ctx.symmetric, else of the
+--                    smaller Gram matrix dbm.gram(W) (WᵀW or WWᵀ); or the given levels, sorted
+--   ctx.levels       the same as a plain Lua array (made on first use; each plugin gets its own copy)
+--   ctx.shape        {rows, cols} of the matrix, or nil
+--   ctx.symmetric    true when the matrix was marked symmetric
+--   ctx.options      the caller's options table ({} by default), the same for every plugin
+--   ctx:eigenvectors() -> vectors, values: eigh of the matrix when symmetric, else of the Gram matrix
+--                    (so the columns are the right singular vectors v_i of W when rows ≥ cols, the left
+--                    ones u_i otherwise); computed once on first call, ascending like ctx.eigenvalues.
+--
+-- Errors: a plugin that cannot be found or loaded (syntax error, bad table) is an error at load time,
+-- naming the file and line. A plugin whose run raises an error or returns garbage is a *failure*: D.run
+-- returns it with a message naming the plugin's file and line, and goes on with the other plugins.
+local dbm = require "dbm"
+
+local D = {}
+
+local tensor_mt = getmetatable(dbm.zeros(1))
+local function is_tensor(v) return getmetatable(v) == tensor_mt end
+
+-- ---------------------------------------------------------------- loading
+
+local cache = {}           -- name or path -> plugin table
+
+local function search_folders()
+  local dirs = {}
+  for template in dbm.plugin_path:gmatch("[^;]+") do dirs[#dirs + 1] = (template:gsub("/%?%.lua$", "")) end
+  return table.concat(dirs, ", ")
+end
+
+local function validate(p, where)
+  if type(p) ~= "table" then
+    return nil, ("%s: expected the plugin to return {name = ..., doc = ..., run = function(ctx) ... end}, got %s")
+      :format(where, p == nil and "nothing" or type(p))
+  end
+  local missing = {}
+  if type(p.name) ~= "string" or p.name == "" then missing[#missing + 1] = "name (a string)" end
+  if type(p.doc) ~= "string" then missing[#missing + 1] = "doc (a string)" end
+  if type(p.run) ~= "function" then missing[#missing + 1] = "run (a function of ctx)" end
+  if #missing > 0 then
+    return nil, ("%s: the plugin table lacks %s"):format(where, table.concat(missing, ", "))
+  end
+  return p
+end
+
+--- D.load(name) -> plugin table {name, doc, run, file}, cached. `name` is a plugin name (searched in
+--- dbm.plugin_path), a path to a .lua file, or a plugin table given directly (validated, file "(table)").
+function D.load(name)
+  if type(name) == "table" then
+    local p, err = validate(name, "diagnostic table")
+    if not p then error(err, 2) end
+    p.file = p.file or "(table)"
+    return p
+  end
+  if type(name) ~= "string" then
+    error("diagnostics: expected a plugin name, a path to a .lua file or a plugin table, got " .. type(name), 2)
+  end
+  if cache[name] then return cache[name] end
+  local path = name
+  local by_path = name:find("/", 1, true) or name:match("%.lua$")
+  if not by_path then
+    path = dbm.find_plugin(name)
+    if not path then
+      error(("diagnostics: no plugin '%s': no file %s.lua in %s"):format(name, name, search_folders()), 2)
+    end
+  end
+  local chunk, err = loadfile(path)
+  if not chunk then error(("diagnostics: cannot load plugin '%s': %s"):format(name, err), 2) end
+  local ok, p = xpcall(chunk, debug.traceback)
+  if not ok then error(("diagnostics: plugin file %s raised an error when loaded: %s"):format(path, tostring(p)), 2) end
+  local valid, why = validate(p, path)
+  if not valid then error("diagnostics: " .. why, 2) end
+  local stem = path:match("([^/]+)%.lua$")
+  if not by_path and p.name ~= name then
+    error(("diagnostics: %s declares name = '%s'; a plugin's name must be its file name ('%s')"):format(path, p.name, name), 2)
+  end
+  p.file = path
+  cache[name] = p
+  if stem ~= name then cache[path] = p end
+  return p
+end
+
+--- D.clear(): forget the loaded plugins (the next D.load reads the files again).
+function D.clear() cache = {} end
+
+--- D.available() -> sorted names of the plugins in the search path (first folder wins).
+function D.available()
+  local names, seen = {}, {}
+  for template in dbm.plugin_path:gmatch("[^;]+") do
+    local dir = template:match("^(.*)/%?%.lua$")
+    if dir then
+      local ls = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+      if ls then
+        for file in ls:lines() do
+          local n = file:match("^([%w_%-]+)%.lua$")
+          if n and not seen[n] then seen[n] = true; names[#names + 1] = n end
+        end
+        ls:close()
+      end
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+-- ---------------------------------------------------------------- the shared context
+
+local Context = {}
+local context_mt = {}
+
+function context_mt.__index(ctx, key)
+  if key == "levels" then
+    local levels = ctx.eigenvalues:totable()
+    rawset(ctx, "levels", levels)
+    return levels
+  end
+  return Context[key]
+end
+
+--- ctx:eigenvectors() -> vectors (columns, Float64), values: eigh of the matrix (symmetric) or of its
+--- smaller Gram matrix; computed once.
+function Context:eigenvectors()
+  local base = self._base
+  if not base._vectors then
+    if not base.matrix then error("ctx:eigenvectors(): no matrix (the levels were given directly)", 2) end
+    local values, vectors = dbm.eigh(base.symmetric and base.matrix or base._gram or dbm.gram(base.matrix))
+    base._vectors, base._vector_values = vectors, values
+  end
+  return base._vectors, base._vector_values
+end
+
+-- Symmetry is checked, not assumed: eigvalsh reads one triangle only and would silently give the
+-- levels of a different matrix. Tolerances allow the rounding of a product like XᵀX in each dtype.
+local function check_symmetric(x)
+  local scale = x:abs():max()
+  if scale == 0 then return end
+  local asym = (x - x:t()):abs():max()
+  local tol = x:dtype() == "float32" and 1e-4 or 1e-10
+  if asym > tol * scale then
+    return ("marked symmetric, but max|A - Aᵀ| = %.3g (%.3g of max|A|): symmetrise it, (A + Aᵀ)/2, or watch it as general")
+      :format(asym, asym / scale)
+  end
+end
+
+local function sorted_levels(t)
+  return (dbm.sort(t:to("float64")))
+end
+
+--- D.context(x, opts) -> ctx for the plugins (see the top of this file). x: a 2-D tensor (a matrix),
+--- a 1-D tensor or a Lua array of numbers (levels). opts: {symmetric = bool, options = table}.
+function D.context(x, opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("diagnostics.context: argument 2 (opts): expected a table, got " .. type(opts), 2) end
+  local ctx = {symmetric = opts.symmetric and true or false, options = opts.options or {}}
+  ctx._base = ctx
+  if is_tensor(x) then
+    local d = x:dim()
+    if d == 2 then
+      local shape = x:shape()
+      ctx.matrix, ctx.shape = x, {shape[1], shape[2]}
+      if ctx.symmetric then
+        if shape[1] ~= shape[2] then
+          error(("diagnostics: a matrix marked symmetric must be square, got %d×%d"):format(shape[1], shape[2]), 2)
+        end
+        local why = check_symmetric(x)
+        if why then error("diagnostics: " .. why, 2) end
+        ctx.eigenvalues = dbm.eigvalsh(x)
+      else
+        ctx._gram = dbm.gram(x)
+        ctx.eigenvalues = dbm.eigvalsh(ctx._gram)
+      end
+    elseif d == 1 then
+      ctx.eigenvalues = sorted_levels(x)
+    else
+      error(("diagnostics: expected a matrix (2-D tensor) or levels (1-D tensor or array), got a %d-D tensor"):format(d), 2)
+    end
+  elseif type(x) == "table" and getmetatable(x) == nil then
+    for i = 1, #x do
+      if type(x[i]) ~= "number" then
+        error(("diagnostics: levels must be numbers, entry %d is a %s"):format(i, type(x[i])), 2)
+      end
+    end
+    ctx.eigenvalues = sorted_levels(dbm.tensor(x, {dtype = "float64"}))
+  else
+    error("diagnostics: expected a matrix (2-D tensor) or levels (1-D tensor or array of numbers), got " .. type(x), 2)
+  end
+  return setmetatable(ctx, context_mt)
+end
+
+local function is_context(x) return getmetatable(x) == context_mt end
+D.is_context = is_context
+
+-- Each plugin sees the shared context through a view: reads go to the shared one, writes stay in the
+-- view, and ctx.levels is the view's own copy, so one plugin sorting or editing it cannot disturb the next.
+local function plugin_view(ctx)
+  local own_levels
+  return setmetatable({}, {__index = function(_, key)
+    if key == "levels" then
+      if not own_levels then local l = ctx.levels; own_levels = table.move(l, 1, #l, 1, {}) end
+      return own_levels
+    end
+    return ctx[key]
+  end})
+end
+
+-- ---------------------------------------------------------------- running and checking
+
+-- Why a value cannot be a result field, or nil when it can.
+local function garbage_in(v, key, depth)
+  local kind = type(v)
+  if kind == "number" or kind == "boolean" or kind == "string" or is_tensor(v) then return nil end
+  if kind ~= "table" or getmetatable(v) ~= nil then
+    return ("field '%s' is a %s"):format(key, kind)
+  end
+  local n = #v
+  for k, x in pairs(v) do
+    if math.type(k) == "integer" and k >= 1 and k <= n then
+      if type(x) ~= "number" then
+        return ("field '%s' is an array with a %s at index %d (arrays must hold numbers)"):format(key, type(x), k)
+      end
+    elseif type(k) == "string" and depth == 0 and n == 0 then
+      local why = garbage_in(x, key .. "." .. k, 1)
+      if why then return why end
+    elseif type(k) == "string" and depth > 0 then
+      return ("field '%s' nests tables more than one level deep"):format(key)
+    elseif type(k) == "string" then
+      return ("field '%s' mixes array entries and named fields"):format(key)
+    else
+      return ("field '%s' is a table with the key %s (neither an array index nor a name)"):format(key, tostring(k))
+    end
+  end
+  return nil
+end
+
+--- D.check(result) -> nil when result is a valid plugin result, else the reason it is garbage.
+function D.check(result)
+  if type(result) ~= "table" or getmetatable(result) ~= nil then
+    return ("returned %s; expected a table of named scalars and arrays"):format(
+      is_tensor(result) and "a tensor" or result == nil and "nothing" or "a " .. type(result))
+  end
+  for k, v in pairs(result) do
+    if type(k) ~= "string" then
+      return ("returned a table with the key %s; results are named (string keys)"):format(tostring(k))
+    end
+    local why = garbage_in(v, k, 0)
+    if why then return "returned garbage: " .. why .. "; expected a number, boolean, string, tensor or array of numbers" end
+  end
+  return nil
+end
+
+-- The message handler of a plugin run: the innermost line of the plugin's file on the stack.
+local function failure_handler(plugin)
+  local source = "@" .. plugin.file
+  return function(err)
+    local line
+    for level = 2, 100 do
+      local info = debug.getinfo(level, "Sl")
+      if not info then break end
+      if info.source == source and info.currentline > 0 then line = info.currentline; break end
+    end
+    return {message = tostring(err), line = line}
+  end
+end
+
+local function run_line(plugin)
+  local info = debug.getinfo(plugin.run, "S")
+  return info.linedefined
+end
+
+-- One plugin on a context: result, or nil and the failure message (naming file and line).
+local function run_plugin(plugin, ctx)
+  local ok, res = xpcall(plugin.run, failure_handler(plugin), plugin_view(ctx))
+  if not ok then
+    local line = res.line or run_line(plugin)
+    local where = plugin.file .. ":" .. line
+    local msg = res.message
+    if msg:sub(1, #where + 2) == where .. ": " then msg = msg:sub(#where + 3) end
+    return nil, ("diagnostic '%s' failed at %s: %s"):format(plugin.name, where, msg)
+  end
+  local why = D.check(res)
+  if why then
+    return nil, ("diagnostic '%s' (%s:%d, its run function) %s"):format(plugin.name, plugin.file, run_line(plugin), why)
+  end
+  return res
+end
+
+--- D.run(names, x, opts) -> results {[name] = table}, failures {[name] = message}, ctx.
+--- names: list of plugin names, paths or tables; x: a matrix, levels, or a ctx from D.context;
+--- opts as for D.context. One context (one eigendecomposition) serves all the plugins.
+function D.run(names, x, opts)
+  if type(names) ~= "table" then error("diagnostics.run: argument 1 (names): expected a list of plugin names, got " .. type(names), 2) end
+  local plugins = {}
+  for i, n in ipairs(names) do
+    local ok, p = pcall(D.load, n)
+    if not ok then error(p, 2) end
+    plugins[i] = p
+  end
+  local ctx = x
+  if not is_context(x) then
+    local ok, c = pcall(D.context, x, opts)
+    if not ok then error(c, 2) end
+    ctx = c
+  end
+  local results, failures = {}, {}
+  for _, p in ipairs(plugins) do
+    local res, err = run_plugin(p, ctx)
+    if res then results[p.name] = res else failures[p.name] = err end
+  end
+  return results, failures, ctx
+end
+
+--- D.scalars(result) -> a table of the result's numeric scalars only (for observables.jsonl).
+function D.scalars(result)
+  local out = {}
+  for k, v in pairs(result) do
+    if type(k) == "string" and type(v) == "number" then out[k] = v end
+  end
+  return out
+end
+
+D.is_tensor = is_tensor
+return D

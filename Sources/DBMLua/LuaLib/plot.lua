@@ -1,2 +1,470 @@
--- dbm.plot: being written
-return {}
+-- dbm.plot: figures of spectra through gnuplot (Debian gnuplot-nox; scripts/setup installs it).
+--
+-- Each function takes a base path without extension, writes BASE.dat (plain text columns, blocks
+-- separated by two blank lines, a '#' header naming the columns) and BASE.gp (a gnuplot script that
+-- reads BASE.dat by its file name, so the pair can be moved and re-run by hand: `gnuplot BASE.gp`),
+-- then runs gnuplot in BASE's folder to make BASE.png (pngcairo, or png where cairo is missing) and
+-- BASE.svg. It returns the list of files written. Without gnuplot it says so once on stderr and
+-- leaves the data and scripts; a gnuplot failure is reported on stderr and never raises.
+--
+--   P.density(base, levels | {levels1, levels2, ...}, {labels=, mp=, semicircle=, title=, xlabel=, bins=, logy=, clip=true})
+--   P.spacing(base, spacings, {title=, bins=})
+--   P.flow(base, steps, levels_by_step, {title=, ylabel=, max_lines=200, logy=auto})
+--   P.series(base, steps, {name = values, ...}, {title=, logy=, ylabel=, panels=})
+-- Levels and values are Lua arrays or tensors; a nil or non-finite value is a missing point.
+local dbm = require "dbm"
+
+local P = {}
+
+P.gnuplot = "gnuplot"      -- the command run (a test may point it elsewhere)
+P.width, P.height = 960, 640
+P.font = "DejaVu Sans,12"
+P.report = function(msg) io.stderr:write(msg, "\n") end
+
+local tensor_mt = getmetatable(dbm.zeros(1))
+local is_tensor = function(v) return getmetatable(v) == tensor_mt end
+
+-- ---------------------------------------------------------------- files and gnuplot
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local function gp_quote(s) return "'" .. tostring(s):gsub("'", "''") .. "'" end
+P.shell_quote = shell_quote
+
+local function split_path(base)
+  local dir, name = base:match("^(.*)/([^/]+)$")
+  if not dir then return ".", base end
+  return dir == "" and "/" or dir, name
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close(); return true end
+  return false
+end
+
+-- Writes text to path through a temporary file and a rename, so a reader never sees half a file.
+local function write_atomic(path, text)
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "wb")
+  if not f then error("dbm.plot: cannot write " .. path .. ": " .. tostring(err), 0) end
+  f:write(text)
+  f:close()
+  local ok, rerr = os.rename(tmp, path)
+  if not ok then error("dbm.plot: cannot rename " .. tmp .. " to " .. path .. ": " .. tostring(rerr), 0) end
+end
+P.write_atomic = write_atomic
+
+local function ensure_dir(dir)
+  if not os.rename(dir, dir) then os.execute("mkdir -p " .. shell_quote(dir)) end
+end
+
+local probed, available, png_terminal, warned = nil, false, "png", false
+
+-- Whether gnuplot runs here, and which PNG terminal it has (checked once per command).
+function P.available()
+  if probed ~= P.gnuplot then
+    probed = P.gnuplot
+    available = os.execute("command -v " .. shell_quote(P.gnuplot) .. " >/dev/null 2>&1") == true
+    if available then
+      local f = io.popen(shell_quote(P.gnuplot) .. " -e 'set terminal' 2>&1")
+      local text = f and f:read("a") or ""
+      if f then f:close() end
+      png_terminal = text:find("pngcairo", 1, true) and "pngcairo" or "png"
+    end
+  end
+  return available
+end
+
+local function format_number(v)
+  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then return "NaN" end
+  return ("%.10g"):format(v)
+end
+
+local function terminal(kind, height)
+  if kind == "png" then
+    local font = png_terminal == "pngcairo" and (" font " .. gp_quote(P.font)) or ""
+    return ("set terminal %s size %d,%d noenhanced%s\n"):format(png_terminal, P.width, height, font)
+  end
+  return ("set terminal svg size %d,%d noenhanced font %s background rgb 'white'\n"):format(P.width, height, gp_quote(P.font))
+end
+
+-- Writes BASE.dat and BASE.gp and renders BASE.png and BASE.svg. `body` is the plot commands, run
+-- once per terminal.
+local function render(base, data, body, height)
+  local dir, name = split_path(base)
+  ensure_dir(dir)
+  height = height or P.height
+  local have_gnuplot = P.available()   -- also picks the PNG terminal the script names
+  write_atomic(base .. ".dat", data)
+  local script = {"# gnuplot script written by dbm-lua; run in this folder: gnuplot " .. name .. ".gp\n"}
+  for _, kind in ipairs({"png", "svg"}) do
+    script[#script + 1] = terminal(kind, height)
+    script[#script + 1] = "set output " .. gp_quote(name .. "." .. kind) .. "\n"
+    script[#script + 1] = "reset session\nset datafile missing NaN\nset encoding utf8\n"
+    script[#script + 1] = body
+    script[#script + 1] = "unset multiplot\nunset output\n"
+  end
+  write_atomic(base .. ".gp", table.concat(script))
+  local files = {base .. ".dat", base .. ".gp"}
+  if not have_gnuplot then
+    if not warned then
+      warned = true
+      P.report(("dbm.plot: gnuplot not found (%s): the plot data and scripts are in %s; install gnuplot-nox and run `gnuplot NAME.gp` there")
+        :format(P.gnuplot, dir))
+    end
+    return files
+  end
+  os.remove(base .. ".png"); os.remove(base .. ".svg")
+  local cmd = ("cd %s && %s %s 2>&1"):format(shell_quote(dir), shell_quote(P.gnuplot), shell_quote(name .. ".gp"))
+  local pipe = io.popen(cmd)
+  local out = pipe:read("a")
+  local ok = pipe:close()
+  if not ok then
+    P.report(("dbm.plot: gnuplot failed on %s.gp: %s"):format(base, (out:gsub("%s+$", ""))))
+  end
+  for _, kind in ipairs({"png", "svg"}) do
+    if exists(base .. "." .. kind) then files[#files + 1] = base .. "." .. kind end
+  end
+  return files
+end
+P.render = render
+
+-- ---------------------------------------------------------------- data helpers
+
+local function to_array(v, what)
+  if is_tensor(v) then return v:to("float64"):contiguous():reshape(v:numel()):totable() end
+  if type(v) == "table" then return v end
+  error(("dbm.plot: %s: expected a tensor or an array of numbers, got %s"):format(what, type(v)), 3)
+end
+
+local function finite(x) return type(x) == "number" and x == x and x ~= math.huge and x ~= -math.huge end
+
+local function finite_values(values)
+  local out = {}
+  for i = 1, #values do if finite(values[i]) then out[#out + 1] = values[i] end end
+  return out
+end
+
+-- Histogram as a density on [lo, hi]: rows "centre density width", normalised by the full count n
+-- (levels outside the range lower the area below 1 rather than bend the shape).
+local function density_rows(values, lo, hi, bins)
+  local counts = {}
+  for b = 1, bins do counts[b] = 0 end
+  local width = (hi - lo) / bins
+  for _, x in ipairs(values) do
+    if x >= lo and x <= hi then
+      local b = math.min(bins, math.floor((x - lo) / width) + 1)
+      counts[b] = counts[b] + 1
+    end
+  end
+  local rows, peak = {}, 0
+  for b = 1, bins do
+    local d = counts[b] / (#values * width)
+    peak = math.max(peak, d)
+    rows[b] = ("%s %s %s"):format(format_number(lo + (b - 0.5) * width), format_number(d), format_number(width))
+  end
+  return table.concat(rows, "\n"), peak
+end
+
+local function curve_rows(f, lo, hi, points)
+  local rows = {}
+  for i = 0, points do
+    local x = lo + (hi - lo) * i / points
+    rows[#rows + 1] = format_number(x) .. " " .. format_number(f(x))
+  end
+  return table.concat(rows, "\n")
+end
+
+local function default_bins(n)
+  return math.max(10, math.min(80, math.floor(1.5 * math.sqrt(n) + 0.5)))
+end
+
+local function list_of(x)
+  if x == nil or next(x) == nil then return {} end
+  if x[1] ~= nil then return x end
+  return {x}
+end
+
+local palette = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"}
+P.palette = palette
+
+-- Marchenko–Pastur density of the eigenvalues of WᵀW (W of n×m iid entries of variance σ²; levels of
+-- the smaller Gram matrix): ρ(x) = √((x₊ − x)(x − x₋)) / (2π σ² N q x), x± = N σ² (1 ± √q)² (DESIGN §2).
+function P.marchenko_pastur(sigma2, n, m)
+  local N, M = math.max(n, m), math.min(n, m)
+  local q = M / N
+  local lo, hi = N * sigma2 * (1 - math.sqrt(q)) ^ 2, N * sigma2 * (1 + math.sqrt(q)) ^ 2
+  return function(x)
+    if x <= lo or x >= hi or x <= 0 then return 0 end
+    return math.sqrt((hi - x) * (x - lo)) / (2 * math.pi * sigma2 * N * q * x)
+  end, lo, hi
+end
+
+-- Wigner semicircle ρ(x) = (2/(πR²)) √(R² − (x − κ)²).
+function P.semicircle(center, radius)
+  return function(x)
+    local u = x - center
+    if math.abs(u) >= radius then return 0 end
+    return 2 / (math.pi * radius ^ 2) * math.sqrt(radius ^ 2 - u ^ 2)
+  end, center - radius, center + radius
+end
+
+-- ---------------------------------------------------------------- the figures
+
+--- P.density(base, levels | {levels, ...}, opts) -> files. A histogram as a density per level set
+--- (opts.labels names them), with theory curves overlaid: opts.mp = {sigma2=, n=, m= [, label=]}
+--- (or a list of them), opts.semicircle = {center=, radius= [, label=]} (or a list).
+function P.density(base, levels, opts)
+  opts = opts or {}
+  local sets = {}
+  if is_tensor(levels) or type(levels) == "table" and type(levels[1]) ~= "table" and not is_tensor(levels[1]) then
+    sets[1] = finite_values(to_array(levels, "levels"))
+  else
+    for i, l in ipairs(levels) do sets[i] = finite_values(to_array(l, "levels set " .. i)) end
+  end
+  local labels = opts.labels or {}
+  -- A set whose levels all coincide (H = 0 at the start) is a spike that would flatten every other
+  -- histogram: it is named in the title instead of drawn (unless nothing else is left).
+  local spikes, kept, kept_labels = {}, {}, {}
+  for i, s in ipairs(sets) do
+    local a, b = math.huge, -math.huge
+    for _, x in ipairs(s) do a = math.min(a, x); b = math.max(b, x) end
+    if #s > 1 and a == b then
+      spikes[#spikes + 1] = ("%s: all %d levels at %.4g"):format(labels[i] or "set " .. i, #s, a)
+    else
+      kept[#kept + 1], kept_labels[#kept + 1] = s, labels[i]
+    end
+  end
+  if #kept > 0 and #spikes > 0 then sets, labels = kept, kept_labels else spikes = {} end
+  local lo, hi, nmax = math.huge, -math.huge, 0
+  for _, s in ipairs(sets) do
+    for _, x in ipairs(s) do lo = math.min(lo, x); hi = math.max(hi, x) end
+    nmax = math.max(nmax, #s)
+  end
+  if lo > hi then lo, hi = 0, 1 end
+  if lo == hi then lo, hi = lo - 0.5, hi + 0.5 end
+  local curves = {}
+  for _, mp in ipairs(list_of(opts.mp)) do
+    local f, a, b = P.marchenko_pastur(mp.sigma2, mp.n, mp.m)
+    curves[#curves + 1] = {f = f, lo = a, hi = b,
+      label = mp.label or ("Marchenko–Pastur, σ² = %.4g, %d×%d"):format(mp.sigma2, mp.n, mp.m)}
+  end
+  for _, sc in ipairs(list_of(opts.semicircle)) do
+    local f, a, b = P.semicircle(sc.center, sc.radius)
+    curves[#curves + 1] = {f = f, lo = a, hi = b,
+      label = sc.label or ("semicircle, centre %.4g, radius %.4g"):format(sc.center, sc.radius)}
+  end
+  -- A few outliers far beyond the bulk (a spike above the MP edge) would squeeze the bulk into one
+  -- bin: then the axis ends a little after the bulk (98% of the levels, and the theory curves) and
+  -- the title says how many levels lie beyond it. opts.clip = false keeps the full range.
+  local note = #spikes > 0 and (" (" .. table.concat(spikes, "; ") .. ")") or ""
+  if opts.clip ~= false then
+    local pooled = {}
+    for _, s in ipairs(sets) do table.move(s, 1, #s, #pooled + 1, pooled) end
+    table.sort(pooled)
+    local bulk = #pooled > 0 and pooled[math.max(1, math.ceil(0.98 * #pooled))] or hi
+    for _, c in ipairs(curves) do bulk = math.max(bulk, c.hi) end
+    if bulk > lo and hi - lo > 2 * (bulk - lo) then
+      local cut = bulk + 0.15 * (bulk - lo)
+      local beyond = 0
+      for _, x in ipairs(pooled) do if x > cut then beyond = beyond + 1 end end
+      note = note .. (" (%d level%s beyond the axis, up to %.4g)"):format(beyond, beyond == 1 and "" or "s", hi)
+      hi = cut
+    end
+  end
+  local bins = opts.bins or default_bins(nmax)
+  local width = (hi - lo) / bins
+  local xlo, xhi = lo - width, hi + width
+  local _, name = split_path(base)
+  local blocks, plots, ymax = {}, {}, 0
+  for i, s in ipairs(sets) do
+    local label = labels[i] and ("%s (%d levels)"):format(labels[i], #s) or ("%d levels"):format(#s)
+    local rows, peak = density_rows(s, lo, hi, bins)
+    ymax = math.max(ymax, peak)
+    blocks[#blocks + 1] = ("# set %d: %s\n# centre density width\n"):format(i, label) .. rows
+    plots[#plots + 1] = ("%s index %d using 1:2:3 with boxes fs transparent solid 0.4 noborder lc rgb '%s' title %s")
+      :format(i == 1 and gp_quote(name .. ".dat") or "''", i - 1, palette[(i - 1) % #palette + 1], gp_quote(label))
+  end
+  -- The y range follows the histograms and the curves away from their edges: an MP density with
+  -- q = 1 diverges like x^{-1/2} at 0 and would squash everything else.
+  for i, c in ipairs(curves) do
+    xlo, xhi = math.min(xlo, c.lo), math.max(xhi, c.hi)
+    for j = 1, 49 do local y = c.f(c.lo + (c.hi - c.lo) * j / 50); if y > ymax then ymax = y end end
+    blocks[#blocks + 1] = ("# curve %d: %s\n# x density\n"):format(i, c.label) .. curve_rows(c.f, c.lo, c.hi, 600)
+    plots[#plots + 1] = ("'' index %d using 1:2 with lines lw 2.5 lc rgb '%s' title %s")
+      :format(#sets + i - 1, i == 1 and "black" or palette[(#sets + i - 1) % #palette + 1], gp_quote(c.label))
+  end
+  local body = ("set title %s\nset xlabel %s\nset ylabel %s\nset key top right\nset grid\nset xrange [%s:%s]\n")
+    :format(gp_quote((opts.title or "spectral density") .. note), gp_quote(opts.xlabel or "eigenvalue"),
+            gp_quote(opts.logy and "density (log scale)" or "density"), format_number(xlo), format_number(xhi))
+  if opts.logy then
+    body = body .. "set logscale y\n"
+  else
+    -- headroom for the key: one line per histogram and curve
+    local room = 1.1 + 0.07 * (#sets + #curves)
+    body = body .. ("set yrange [0:%s]\n"):format(format_number(ymax > 0 and room * ymax or 1))
+  end
+  body = body .. "plot " .. table.concat(plots, ", \\\n     ") .. "\n"
+  return render(base, table.concat(blocks, "\n\n\n") .. "\n", body)
+end
+
+--- P.spacing(base, spacings, opts) -> files. Histogram of unfolded spacings s (mean 1) with the GOE
+--- Wigner surmise P(s) = (πs/2) e^{−πs²/4} and the Poisson law P(s) = e^{−s}.
+function P.spacing(base, spacings, opts)
+  opts = opts or {}
+  local s = finite_values(to_array(spacings, "spacings"))
+  local hi = 4
+  local bins = opts.bins or math.max(8, math.min(40, math.floor(math.sqrt(#s) + 0.5)))
+  local wigner = function(x) return math.pi * x / 2 * math.exp(-math.pi * x * x / 4) end
+  local poisson = function(x) return math.exp(-x) end
+  local data = ("# unfolded spacings (%d)\n# centre density width\n"):format(#s) .. (#s > 0 and (density_rows(s, 0, hi, bins)) or "0 0 0.1")
+    .. "\n\n\n# Wigner surmise (GOE)\n# s P(s)\n" .. curve_rows(wigner, 0, hi, 400)
+    .. "\n\n\n# Poisson\n# s P(s)\n" .. curve_rows(poisson, 0, hi, 400) .. "\n"
+  local _, name = split_path(base)
+  local body = ("set title %s\nset xlabel 's (unfolded spacing, mean 1)'\nset ylabel 'P(s)'\nset key top right\nset grid\n"
+    .. "set xrange [0:%d]\nset yrange [0:*]\n"
+    .. "plot %s index 0 using 1:2:3 with boxes fs transparent solid 0.35 noborder lc rgb '%s' title %s, \\\n"
+    .. "     '' index 1 using 1:2 with lines lw 2.5 lc rgb 'black' title 'Wigner surmise (GOE): (πs/2) exp(−πs²/4)', \\\n"
+    .. "     '' index 2 using 1:2 with lines lw 2.5 dt 2 lc rgb '%s' title 'Poisson: exp(−s)'\n")
+    :format(gp_quote(opts.title or "level spacings"), hi, gp_quote(name .. ".dat"), palette[1],
+            gp_quote(("spacings (%d)"):format(#s)), palette[2])
+  return render(base, data, body)
+end
+
+local function rows_of(levels)
+  if is_tensor(levels) then
+    if levels:dim() ~= 2 then error("dbm.plot.flow: expected a 2-D tensor (rows = steps), got " .. levels:dim() .. "-D", 3) end
+    return levels:to("float64"):totable()
+  end
+  if type(levels) ~= "table" then error("dbm.plot.flow: expected a 2-D tensor or an array of rows, got " .. type(levels), 3) end
+  local rows = {}
+  for i, r in ipairs(levels) do rows[i] = to_array(r, "row " .. i) end
+  return rows
+end
+
+--- P.flow(base, steps, levels, opts) -> files. Each eigenvalue against the step (rows of `levels` are
+--- the records at `steps`, columns the levels): the picture of Dyson Brownian motion. At most
+--- opts.max_lines (200) levels are drawn, evenly chosen, coloured by their index; the y axis is
+--- logarithmic when the levels are positive and the top one exceeds 10× the median (opts.logy decides).
+function P.flow(base, steps, levels, opts)
+  opts = opts or {}
+  steps = to_array(steps, "steps")
+  local rows = rows_of(levels)
+  if #rows ~= #steps then
+    error(("dbm.plot.flow: %d steps but %d rows of levels"):format(#steps, #rows), 2)
+  end
+  local k = rows[1] and #rows[1] or 0
+  local stride = math.max(1, math.ceil(k / (opts.max_lines or 200)))
+  local cols = {}
+  for j = 1, k, stride do cols[#cols + 1] = j end
+  if k > 0 and cols[#cols] ~= k then cols[#cols + 1] = k end   -- keep the top level: outliers live there
+  local lines = {("# eigenvalue flow: %d records of %d levels; columns: step, then levels %s\n"):format(#rows, k,
+    stride == 1 and "1.." .. k or table.concat(cols, " "))}
+  for i, r in ipairs(rows) do
+    local parts = {format_number(steps[i])}
+    for _, j in ipairs(cols) do parts[#parts + 1] = format_number(r[j]) end
+    lines[#lines + 1] = table.concat(parts, " ") .. "\n"
+  end
+  if #rows == 0 then lines[#lines + 1] = "0 NaN\n" end
+  local _, name = split_path(base)
+  local shown = #cols == k and ("%d levels"):format(k) or ("%d of %d levels"):format(#cols, k)
+  local title = (opts.title or "eigenvalue flow") .. " (" .. shown .. ")"
+  local n = math.max(#cols, 1)
+  -- Positive levels with an outlier far above the bulk (a spike leaving the MP sea) read better on a
+  -- log scale: the bulk keeps its width. opts.logy = true/false decides instead.
+  local logy = opts.logy
+  if logy == nil and #rows > 0 and k > 1 then
+    local positive, top = true, -math.huge
+    for _, r in ipairs(rows) do
+      for j = 1, k do if not (r[j] > 0) then positive = false end end
+      top = math.max(top, r[k])
+    end
+    local last = rows[#rows]
+    logy = positive and top > 10 * last[(k + 1) // 2]
+  end
+  local ylabel = (opts.ylabel or "eigenvalue") .. (logy and " (log scale)" or "")
+  local body = (logy and "set logscale y\n" or "") .. ("set title %s\nset xlabel 'step'\nset ylabel %s\nset grid\nset key off\n"
+    .. "set palette defined (0 '#3b4cc0', 0.5 '#8a8a8a', 1 '#b40426')\nset cbrange [1:%d]\nset cblabel 'level index'\n"
+    .. "set colorbox\n"
+    .. "plot for [i=2:%d] %s using 1:i:(%s[i-1]) with %s lc palette lw 1 notitle\n")
+    :format(gp_quote(title), gp_quote(ylabel), math.max(k, 2),
+            n + 1, gp_quote(name .. ".dat"), "cols", (#rows > 60 or #cols > 40) and "lines" or "linespoints pt 7 ps 0.4")
+  body = ("array cols[%d] = [%s]\n"):format(n, table.concat(#cols > 0 and cols or {1}, ",")) .. body
+  return render(base, table.concat(lines), body)
+end
+
+--- P.series(base, steps, {name = values, ...}, opts) -> files. Scalar series against the step; a nil
+--- or non-finite value is a missing point (lines join across it). opts.panels = {{names = {...},
+--- ylabel=, logy=, hlines = {{value, label}, ...}}, ...} stacks panels sharing the step axis; by default
+--- one panel with every series (opts.logy, opts.ylabel, opts.hlines apply to it).
+function P.series(base, steps, series, opts)
+  opts = opts or {}
+  steps = to_array(steps, "steps")
+  if type(series) ~= "table" then error("dbm.plot.series: argument 3: expected {name = values, ...}, got " .. type(series), 2) end
+  local names = {}
+  local values = {}
+  for name, v in pairs(series) do names[#names + 1] = name; values[name] = to_array(v, "series " .. name) end
+  table.sort(names)
+  series = values
+  local panels = opts.panels or {{names = names, ylabel = opts.ylabel, logy = opts.logy, hlines = opts.hlines}}
+  local column, header = {}, {"step"}
+  for _, name in ipairs(names) do header[#header + 1] = name; column[name] = #header end
+  local lines = {"# " .. table.concat(header, " ") .. "\n"}
+  for i = 1, #steps do
+    local parts = {format_number(steps[i])}
+    for _, name in ipairs(names) do parts[#parts + 1] = format_number(series[name][i]) end
+    lines[#lines + 1] = table.concat(parts, " ") .. "\n"
+  end
+  local _, file = split_path(base)
+  local body = {}
+  local k = #panels
+  if k > 1 then
+    body[#body + 1] = ("set multiplot layout %d,1 title %s\n"):format(k, gp_quote(opts.title or ""))
+  else
+    body[#body + 1] = "set title " .. gp_quote(opts.title or "") .. "\n"
+  end
+  -- fixed margins keep the step axes of stacked panels aligned; an opaque key and some headroom keep
+  -- the legend legible over the curves
+  body[#body + 1] = "set grid\nset key top right opaque box width 2\nset lmargin 12\nset rmargin 4\nset offsets 0, 0, graph 0.2, 0\n"
+  for p, panel in ipairs(panels) do
+    local plots = {}
+    for _, name in ipairs(panel.names) do
+      local c = column[name]
+      if c then
+        local count = 0
+        for i = 1, #steps do if finite(series[name][i]) then count = count + 1 end end
+        local style = count > 80 and "lines lw 1.5" or "linespoints lw 1.5 pt 7 ps 0.6"
+        plots[#plots + 1] = ("%s using 1:%d with %s lc rgb '%s' title %s"):format(
+          #plots == 0 and gp_quote(file .. ".dat") or "''", c, style, palette[(#plots) % #palette + 1], gp_quote(name))
+      end
+    end
+    for j, h in ipairs(panel.hlines or {}) do
+      plots[#plots + 1] = ("%s with lines dt 2 lw 1.5 lc rgb '%s' title %s"):format(
+        format_number(h[1]), j == 1 and "#555555" or "#aaaaaa", gp_quote(h[2] or ""))
+    end
+    if #plots == 0 then plots[1] = "NaN notitle" end
+    -- A constant series (a fixed learning rate) would get tics that all read the same number.
+    local ymin, ymax = math.huge, -math.huge
+    for _, name in ipairs(panel.names) do
+      for i = 1, #steps do
+        local v = series[name] and series[name][i]
+        if finite(v) then ymin, ymax = math.min(ymin, v), math.max(ymax, v) end
+      end
+    end
+    for _, h in ipairs(panel.hlines or {}) do ymin, ymax = math.min(ymin, h[1]), math.max(ymax, h[1]) end
+    local yrange = "set autoscale y\n"
+    if ymin == ymax then
+      local d = ymin ~= 0 and math.abs(ymin) * 0.5 or 1
+      yrange = ("set yrange [%s:%s]\n"):format(format_number(ymin - d), format_number(ymax + d))
+      if panel.logy then yrange = ("set yrange [%s:%s]\n"):format(format_number(ymin / 2), format_number(ymax * 2)) end
+    end
+    body[#body + 1] = yrange .. (panel.logy and "set logscale y\n" or "unset logscale y\n")
+      .. "set ylabel " .. gp_quote(panel.ylabel or (#panel.names == 1 and panel.names[1] or "value")) .. "\n"
+      .. "set xlabel " .. gp_quote(p == k and "step" or "") .. "\n"
+      .. "plot " .. table.concat(plots, ", \\\n     ") .. "\n"
+  end
+  local height = k > 1 and math.max(P.height, 300 * k) or P.height
+  return render(base, table.concat(lines), table.concat(body), height)
+end
+
+return P

@@ -1,2 +1,668 @@
--- dbm.recorder: being written
-return {}
+-- dbm.recorder: one run directory per run (DESIGN §8), filled while a run goes on.
+--
+--   local rec = dbm.recorder{out_dir = ..., config = cfg, name = ..., plots = true, report = fn}
+--   rec:watch(name, tensor_or_function, {diagnostics = {...}, every = N | steps = {...} | when = fn,
+--                                       symmetric = bool, options = {...}})
+--        a tensor is read at each record (so it must be updated in place); a function is called at
+--        each record and returns the tensor (or 1-D levels). No cadence: every step. `options` is
+--        ctx.options for the plugins (e.g. {mp_sigma2 = 0.02^2}). Plugins are loaded here, so a
+--        missing or broken plugin is an error at this line, before any training.
+--   rec:step(step, {train_loss = ..., lr = ...})   -- logs the scalars; records the matrices that are due
+--   rec:record(step [, name])                      -- records now, whatever the cadence
+--   rec:close()                                    -- plots, then DONE; idempotent
+--
+-- The run directory (default runs/<script>-<YYYYmmdd-HHMMSS>, made unique with -2, -3, ...):
+--   config.json        the experiment's config, seed, dbm-lua version, git commit (and whether the tree
+--                      had uncommitted changes), start time (ISO 8601 UTC), host, script and arguments,
+--                      and the watched matrices (rewritten at each watch)
+--   metrics.jsonl      per rec:step: step, time (seconds since the recorder was made), then the scalars
+--   observables.jsonl  per record and diagnostic: step, matrix, diagnostic, then its numeric scalars
+--   spectra/<matrix>.npy  Float64, rows = the records of that matrix, columns = its ascending levels
+--   spectra/steps.npy  int64, the steps of the records; a matrix recorded at other steps than the others
+--                      also gets spectra/<matrix>.steps.npy
+--   plots/             made by close(): for each matrix its density at the first and last record
+--                      (MP curve where mp ran, semicircle where semicircle ran), spacings at the last
+--                      record, eigenvalue flow, and its observables (r_mean, alpha, mp_outliers,
+--                      lambda_max, semicircle_radius) against the step; metrics (loss etc.) against the step
+--   DONE               written last by an explicit rec:close()
+--
+-- Durability: JSON lines are appended and flushed one by one; .npy and .json files are written to a
+-- temporary file and renamed. A killed run leaves every file valid up to its last record: rows of
+-- spectra/<matrix>.npy are written before spectra/steps.npy, so row i of a spectra file belongs to
+-- steps[i] for every i ≤ len(steps) (after a kill a spectra file may hold one row more).
+-- dbm.on_exit closes the recorder after an error or Ctrl-C (plots included, no DONE); closing cuts
+-- rows and steps to agree exactly, should Ctrl-C have landed inside a record.
+-- Messages (plugin failures, gnuplot missing, closing without DONE) go to opts.report (stderr).
+--
+-- A plugin that fails (raises or returns garbage) is reported once per (matrix, diagnostic) on
+-- stderr, with the plugin's file and line, and the run goes on; rec.failures[matrix][diagnostic]
+-- holds the first message. A matrix with non-finite entries is reported once and not recorded.
+local dbm = require "dbm"
+local D = require "dbm.diagnostics"
+local P = require "dbm.plot"
+
+local Recorder = {}
+Recorder.__index = Recorder
+
+local M = {Recorder = Recorder}
+
+local is_tensor = D.is_tensor
+
+-- ---------------------------------------------------------------- files
+
+local shell_quote = P.shell_quote
+
+local function exists(path) return os.rename(path, path) ~= nil end
+
+local write_atomic = P.write_atomic
+
+local function mkdir_p(dir)
+  if exists(dir) then return true end
+  return os.execute("mkdir -p " .. shell_quote(dir) .. " 2>/dev/null") == true
+end
+
+local function save_steps(path, steps)
+  dbm.save_npy(path, dbm.tensor(#steps > 0 and steps or {}, {dtype = "float64"}), {dtype = "int64"})
+end
+
+local function same_steps(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
+local function read_command(cmd)
+  local f = io.popen(cmd .. " 2>/dev/null")
+  if not f then return nil end
+  local out = f:read("a")
+  f:close()
+  out = out and out:gsub("%s+$", "")
+  return out ~= "" and out or nil
+end
+
+local function hostname()
+  local f = io.open("/proc/sys/kernel/hostname")
+  if f then
+    local h = f:read("l"); f:close()
+    if h and h ~= "" then return h end
+  end
+  return os.getenv("HOSTNAME") or read_command("uname -n")
+end
+
+local function script_path()
+  local a = _G.arg and _G.arg[0]
+  if type(a) == "string" and a:match("%.lua$") then return a end
+  return nil
+end
+
+-- The git commit of the script's folder (or the working directory), and whether tracked files differ
+-- from it. `--no-optional-locks` keeps `git status` from writing the index.
+local function git_state()
+  local script = script_path()
+  local dir = script and script:match("^(.*)/[^/]*$") or "."
+  local git = "git -C " .. shell_quote(dir)
+  local commit = read_command(git .. " rev-parse HEAD")
+  if not commit or not commit:match("^%x+$") then return nil, nil end
+  local status = read_command(git .. " --no-optional-locks status --porcelain --untracked-files=no")
+  return commit, status ~= nil
+end
+
+-- Values JSON can hold: functions and other objects become their description.
+local function plain(v, depth)
+  if type(v) == "table" and not is_tensor(v) then
+    if depth > 8 then return tostring(v) end
+    local out = {}
+    for k, x in pairs(v) do
+      if type(k) == "string" or math.type(k) == "integer" then out[k] = plain(x, depth + 1) end
+    end
+    return out
+  elseif type(v) == "function" or type(v) == "userdata" and not is_tensor(v) or type(v) == "thread" then
+    return tostring(v)
+  end
+  return v
+end
+
+-- JSON text of a config.json field; an empty table is an object ({}) only where one is expected.
+local function encode(v, object)
+  if object and type(v) == "table" and not is_tensor(v) and next(v) == nil then return "{}" end
+  return dbm.json_encode(v)
+end
+
+-- ---------------------------------------------------------------- creation
+
+local function default_dir(name)
+  local stem = "runs/" .. name .. "-" .. os.date("%Y%m%d-%H%M%S")
+  local dir, k = stem, 1
+  while exists(dir) do k = k + 1; dir = stem .. "-" .. k end
+  return dir
+end
+
+local known_options = {out_dir = true, config = true, name = true, plots = true, report = true}
+
+--- M.new(opts) -> recorder (dbm.recorder calls this).
+function M.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("dbm.recorder: expected a table of options {out_dir=, config=, name=}, got " .. type(opts), 2) end
+  for k in pairs(opts) do
+    if not known_options[k] then
+      error(("dbm.recorder: unknown option '%s' (known: out_dir, config, name, plots, report)"):format(tostring(k)), 2)
+    end
+  end
+  if opts.out_dir ~= nil and (type(opts.out_dir) ~= "string" or opts.out_dir == "") then
+    error("dbm.recorder: option 'out_dir': expected a folder name, got " .. type(opts.out_dir), 2)
+  end
+  if opts.config ~= nil and type(opts.config) ~= "table" then
+    error("dbm.recorder: option 'config': expected the experiment's config table, got " .. type(opts.config), 2)
+  end
+  -- the run's name: the script's file name without .lua ("dbm-lua" in the REPL or with -e)
+  local arg0 = _G.arg and type(_G.arg[0]) == "string" and _G.arg[0] or "run"
+  local default_name = arg0:match("([^/]*)$"):gsub("%.lua$", ""):gsub("[^%w_%.%-]", "_")
+  if default_name == "" or default_name:match("^[_%.%-]*$") then default_name = "run" end
+  local name = opts.name or default_name
+  if type(name) ~= "string" or not name:match("^[%w_%.%-]+$") then
+    error("dbm.recorder: option 'name': expected a name of letters, digits, '_', '-' or '.', got " .. tostring(name), 2)
+  end
+  local dir = opts.out_dir or default_dir(name)
+  dir = dir:gsub("/+$", "")
+  if not mkdir_p(dir .. "/spectra") then
+    error("dbm.recorder: cannot create the run directory " .. dir, 2)
+  end
+  if exists(dir .. "/config.json") then os.remove(dir .. "/DONE") end   -- a run directory used again
+
+  local rec = setmetatable({
+    dir = dir, name = name, config = opts.config or {},
+    make_plots = opts.plots ~= false,
+    report = opts.report or function(msg) io.stderr:write(msg, "\n") end,
+    t0 = dbm.clock(),
+    watched = {}, by_name = {},
+    steps = {}, step_seen = {},           -- union of the recorded steps, in order
+    metric_steps = {}, metrics = {}, metric_names = {},
+    failures = {}, reported = {},
+    closed = false,
+  }, Recorder)
+  local cfg = rec.config
+  local commit, dirty = git_state()
+  rec.meta = {
+    name = name,
+    script = _G.arg and _G.arg[0],
+    args = _G.arg and table.move(_G.arg, 1, #_G.arg, 1, {}) or {},
+    config = plain(cfg, 0),
+    seed = type(cfg.seed) == "number" and cfg.seed or nil,
+    dbm_lua_version = dbm.version,
+    git_commit = commit, git_dirty = dirty,
+    start_time = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    host = hostname(),
+    watch = {},
+  }
+  local ok, err = pcall(rec._write_config, rec)
+  if not ok then error("dbm.recorder: cannot write " .. dir .. "/config.json: " .. tostring(err), 2) end
+  save_steps(dir .. "/spectra/steps.npy", {})   -- there from the start, empty until the first record
+  rec.metrics_file = dbm.jsonl(dir .. "/metrics.jsonl", {append = false})
+  rec.observables_file = dbm.jsonl(dir .. "/observables.jsonl", {append = false})
+  dbm.on_exit(function() if not rec.closed then rec:_close(false) end end)
+  return rec
+end
+
+local config_keys = {"name", "script", "args", "config", "seed", "dbm_lua_version", "git_commit", "git_dirty",
+                     "start_time", "host", "watch"}
+
+function Recorder:_write_config()
+  local lines = {}
+  for _, k in ipairs(config_keys) do
+    local v = self.meta[k]
+    if v ~= nil then lines[#lines + 1] = "  " .. dbm.json_encode(k) .. ": " .. encode(v, k == "config") end
+  end
+  write_atomic(self.dir .. "/config.json", "{\n" .. table.concat(lines, ",\n") .. "\n}\n")
+end
+
+-- ---------------------------------------------------------------- watch
+
+local function check_self(self, method)
+  if getmetatable(self) ~= Recorder then
+    error(("rec:%s: call it with a colon, rec:%s(...)"):format(method, method), 3)
+  end
+  if self.closed then error(("rec:%s: the recorder is closed (%s)"):format(method, self.dir), 3) end
+end
+
+local watch_options = {diagnostics = true, every = true, steps = true, when = true, symmetric = true, options = true}
+
+--- rec:watch(name, tensor_or_function, opts): record this matrix (or levels) on a cadence.
+function Recorder:watch(name, source, opts)
+  check_self(self, "watch")
+  if type(name) ~= "string" or not name:match("^[%w_%-][%w_%.%-]*$") then
+    error("rec:watch: argument 1 (name): expected a name of letters, digits, '_', '-' or '.' (it names spectra/<name>.npy), got "
+      .. (type(name) == "string" and ("'" .. name .. "'") or type(name)), 2)
+  end
+  if self.by_name[name] then error(("rec:watch: a matrix named '%s' is already watched"):format(name), 2) end
+  if not (is_tensor(source) or type(source) == "function") then
+    error("rec:watch: argument 2: expected a tensor or a function returning one, got " .. type(source), 2)
+  end
+  opts = opts or {}
+  if type(opts) ~= "table" then error("rec:watch: argument 3 (opts): expected a table, got " .. type(opts), 2) end
+  for k in pairs(opts) do
+    if not watch_options[k] then
+      error(("rec:watch: unknown option '%s' (known: diagnostics, every, steps, when, symmetric, options)"):format(tostring(k)), 2)
+    end
+  end
+  local cadences = (opts.every ~= nil and 1 or 0) + (opts.steps ~= nil and 1 or 0) + (opts.when ~= nil and 1 or 0)
+  if cadences > 1 then error("rec:watch: give one cadence: every = N, steps = {...} or when = function(step)", 2) end
+  local w = {name = name, source = source, symmetric = opts.symmetric and true or false,
+             options = opts.options or {}, plugins = {}, rows = 0, steps = {}, obs_steps = {}, obs = {}}
+  if opts.every ~= nil then
+    if math.type(opts.every) ~= "integer" and not (type(opts.every) == "number" and opts.every == math.floor(opts.every)) or opts.every < 1 then
+      error("rec:watch: option 'every': expected a positive integer, got " .. tostring(opts.every), 2)
+    end
+    local every = math.tointeger(opts.every)
+    w.due = function(step) return step % every == 0 end
+    w.cadence = {every = every}
+  elseif opts.steps ~= nil then
+    if type(opts.steps) ~= "table" then error("rec:watch: option 'steps': expected a list of steps, got " .. type(opts.steps), 2) end
+    local set = {}
+    for i, s in ipairs(opts.steps) do
+      if type(s) ~= "number" then error(("rec:watch: option 'steps': entry %d is a %s, expected a step number"):format(i, type(s)), 2) end
+      set[s] = true
+    end
+    w.due = function(step) return set[step] == true end
+    w.cadence = {steps = opts.steps}
+  elseif opts.when ~= nil then
+    if type(opts.when) ~= "function" then error("rec:watch: option 'when': expected a function(step) -> boolean, got " .. type(opts.when), 2) end
+    w.due = opts.when
+    w.cadence = {when = "function"}
+  else
+    w.due = function() return true end
+    w.cadence = {every = 1}
+  end
+  if opts.diagnostics ~= nil and type(opts.diagnostics) ~= "table" then
+    error("rec:watch: option 'diagnostics': expected a list of plugin names, got " .. type(opts.diagnostics), 2)
+  end
+  if type(w.options) ~= "table" then error("rec:watch: option 'options': expected a table, got " .. type(w.options), 2) end
+  local names = {}
+  for i, d in ipairs(opts.diagnostics or {}) do
+    local ok, p = pcall(D.load, d)
+    if not ok then error("rec:watch: " .. tostring(p), 2) end
+    w.plugins[i] = p
+    names[i] = p.name
+  end
+  self.watched[#self.watched + 1] = w
+  self.by_name[name] = w
+  local entry = {name = name, diagnostics = names, symmetric = w.symmetric}
+  for k, v in pairs(w.cadence) do entry[k] = v end
+  if next(w.options) then entry.options = plain(w.options, 0) end
+  self.meta.watch[#self.meta.watch + 1] = entry
+  self:_write_config()
+  return self
+end
+
+-- ---------------------------------------------------------------- step and record
+
+local function check_step(step, method)
+  if math.type(step) ~= "integer" and not (type(step) == "number" and step == math.floor(step) and step == step) then
+    error(("rec:%s: argument 1 (step): expected an integer step number, got %s"):format(method,
+      type(step) == "number" and tostring(step) or type(step)), 3)
+  end
+  return math.tointeger(step)
+end
+
+local function report_once(self, key, msg)
+  if self.reported[key] then return end
+  self.reported[key] = true
+  self.report("dbm.recorder: " .. msg)
+end
+
+-- Appends one row of levels to the matrix's in-memory table (doubling its capacity as needed).
+local function append_row(w, levels)
+  local k = levels:numel()
+  if not w.buf or w.rows == w.buf:shape()[1] then
+    local grown = dbm.zeros(math.max(16, 2 * w.rows), k, {dtype = "float64"})
+    if w.rows > 0 then grown:narrow(1, 1, w.rows):copy(w.buf:narrow(1, 1, w.rows)) end
+    w.buf = grown
+  end
+  w.rows = w.rows + 1
+  if k > 0 then w.buf:row(w.rows):copy(levels) end
+end
+
+-- Records one matrix at `step`: the diagnostics into observables.jsonl, the levels into spectra/.
+-- Returns {diagnostic = result} or nil when the matrix could not be recorded. `level` locates errors.
+function Recorder:_record(w, step, level)
+  local x = w.source
+  if type(x) == "function" then
+    x = x()
+    if not (is_tensor(x) or type(x) == "table") then
+      error(("rec:step: the function watched as '%s' returned %s; expected a tensor"):format(w.name, type(x)), level)
+    end
+  end
+  local ok, ctx = pcall(D.context, x, {symmetric = w.symmetric, options = w.options})
+  if not ok then
+    local msg = tostring(ctx)
+    if msg:find("finite", 1, true) then
+      report_once(self, w.name .. "\0nonfinite", ("matrix '%s' at step %d: %s; not recorded (reported once, the run goes on)")
+        :format(w.name, step, msg:gsub("^diagnostics: ", "")))
+      return nil
+    end
+    error(("rec:step: matrix '%s': %s"):format(w.name, (msg:gsub("^diagnostics: ", ""))), level)
+  end
+  local levels = ctx.eigenvalues
+  local k = levels:numel()
+  if w.nlevels and k ~= w.nlevels then
+    error(("rec:step: matrix '%s' has %d levels at step %d but had %d before; spectra/%s.npy needs a fixed count (watch it under another name)")
+      :format(w.name, k, step, w.nlevels, w.name), level)
+  end
+  w.nlevels = k
+  if w.shape == nil then w.shape = ctx.shape end
+
+  local results, failures = D.run(w.plugins, ctx)
+  local obs_index = #w.obs_steps + 1
+  w.obs_steps[obs_index] = step
+  for _, p in ipairs(w.plugins) do
+    local res = results[p.name]
+    if res then
+      local line = D.scalars(res)
+      line.step, line.matrix, line.diagnostic = step, w.name, p.name
+      self.observables_file:write(line)
+      for key, v in pairs(line) do
+        if type(v) == "number" and key ~= "step" then
+          w.obs[key] = w.obs[key] or {}
+          w.obs[key][obs_index] = v
+        end
+      end
+    else
+      local msg = failures[p.name]
+      local where = self.failures[w.name] or {}
+      self.failures[w.name] = where
+      where[p.name] = where[p.name] or msg
+      report_once(self, w.name .. "\0" .. p.name, ("%s (matrix '%s', step %d; reported once, the run goes on)"):format(msg, w.name, step))
+    end
+  end
+
+  append_row(w, levels)
+  w.steps[#w.steps + 1] = step
+  local snapshot = {step = step, levels = levels, results = results}
+  if not w.first then w.first = snapshot end
+  w.last = snapshot
+  local spectra = self.dir .. "/spectra/"
+  dbm.save_npy(spectra .. w.name .. ".npy", w.buf:narrow(1, 1, w.rows))
+  if not self.step_seen[step] then
+    self.step_seen[step] = true
+    self.steps[#self.steps + 1] = step
+  end
+  -- A matrix whose steps have matched the union so far (both lists only grow) still does when both
+  -- have the same length and last entry; once it differs it keeps its own steps file for good.
+  local union = self.steps
+  for _, other in ipairs(self.watched) do
+    if other.rows > 0 then
+      if not other.own_steps and not (#other.steps == #union and other.steps[#other.steps] == union[#union]) then
+        other.own_steps = true
+      end
+      if other.own_steps and other.own_written ~= #other.steps then
+        save_steps(spectra .. other.name .. ".steps.npy", other.steps)
+        other.own_written = #other.steps
+      end
+    end
+  end
+  save_steps(spectra .. "steps.npy", union)
+  return results
+end
+
+-- Makes memory and files agree at close: Ctrl-C can land between two statements of _record, leaving
+-- a row without its step (or a step without its row). Rows and steps are cut to the shorter, the
+-- union is rebuilt, and every spectra file is written once more.
+function Recorder:_finalise()
+  local spectra = self.dir .. "/spectra/"
+  local present = {}
+  for _, w in ipairs(self.watched) do
+    local n = math.min(w.rows, #w.steps)
+    w.rows = n
+    for i = #w.steps, n + 1, -1 do w.steps[i] = nil end
+    for _, s in ipairs(w.steps) do present[s] = true end
+  end
+  local union, seen = {}, {}
+  for _, s in ipairs(self.steps) do
+    if present[s] and not seen[s] then seen[s] = true; union[#union + 1] = s end
+  end
+  for _, w in ipairs(self.watched) do
+    for _, s in ipairs(w.steps) do
+      if not seen[s] then seen[s] = true; union[#union + 1] = s end
+    end
+  end
+  self.steps = union
+  for _, w in ipairs(self.watched) do
+    if w.rows > 0 then
+      dbm.save_npy(spectra .. w.name .. ".npy", w.buf:narrow(1, 1, w.rows))
+      if w.own_steps or not same_steps(w.steps, union) then
+        w.own_steps = true
+        save_steps(spectra .. w.name .. ".steps.npy", w.steps)
+      end
+    end
+  end
+  save_steps(spectra .. "steps.npy", union)
+end
+
+local function scalar_value(key, v)
+  local kind = type(v)
+  if kind == "number" or kind == "boolean" or kind == "string" then return v end
+  if is_tensor(v) then
+    if v:numel() ~= 1 then
+      error(("rec:step: scalar '%s' is a tensor of %d elements; log a number (t:item(), t:mean())"):format(key, v:numel()), 3)
+    end
+    return v:item()
+  end
+  error(("rec:step: scalar '%s' is a %s; expected a number, boolean or string"):format(key, kind), 3)
+end
+
+--- rec:step(step, scalars) -> {matrix = {diagnostic = result}} of the matrices recorded now.
+function Recorder:step(step, scalars)
+  check_self(self, "step")
+  step = check_step(step, "step")
+  if scalars ~= nil and type(scalars) ~= "table" then
+    error("rec:step: argument 2 (scalars): expected a table {name = number, ...}, got " .. type(scalars), 2)
+  end
+  local line = {}
+  for k, v in pairs(scalars or {}) do
+    if type(k) ~= "string" then error("rec:step: argument 2 (scalars): keys must be names, got " .. tostring(k), 2) end
+    if k == "step" or k == "time" then error(("rec:step: the scalar name '%s' is reserved"):format(k), 2) end
+    line[k] = scalar_value(k, v)
+  end
+  line.step, line.time = step, dbm.clock() - self.t0
+  self.metrics_file:write(line)
+  local i = #self.metric_steps + 1
+  self.metric_steps[i] = step
+  for k, v in pairs(line) do
+    if type(v) == "number" and k ~= "step" and k ~= "time" then
+      if not self.metrics[k] then self.metrics[k] = {}; self.metric_names[#self.metric_names + 1] = k end
+      self.metrics[k][i] = v
+    end
+  end
+  local recorded = {}
+  for _, w in ipairs(self.watched) do
+    if w.due(step) then recorded[w.name] = self:_record(w, step, 3) end
+  end
+  return recorded
+end
+
+--- rec:record(step [, name]) -> results: records every watched matrix (or the one named) now.
+function Recorder:record(step, name)
+  check_self(self, "record")
+  step = check_step(step, "record")
+  if name ~= nil and not self.by_name[name] then
+    error(("rec:record: no watched matrix named '%s'"):format(tostring(name)), 2)
+  end
+  local recorded = {}
+  for _, w in ipairs(self.watched) do
+    if name == nil or w.name == name then recorded[w.name] = self:_record(w, step, 3) end
+  end
+  return recorded
+end
+
+-- ---------------------------------------------------------------- plots and close
+
+-- Spacings of the bulk (central 80% of the levels), each divided by the mean of the spacings around
+-- it (a window of ±w): a local unfolding, used when no plugin returned `spacings`.
+function M.local_spacings(levels)
+  local n = #levels
+  local cut = math.floor(0.1 * n)
+  local d = {}
+  for i = cut + 1, n - cut - 1 do d[#d + 1] = levels[i + 1] - levels[i] end
+  local m = #d
+  if m < 5 then return {} end
+  local w = math.max(2, math.min(10, m // 10))
+  local prefix = {[0] = 0}
+  for i = 1, m do prefix[i] = prefix[i - 1] + d[i] end
+  local s = {}
+  for i = 1, m do
+    local a, b = math.max(1, i - w), math.min(m, i + w)
+    local mean = (prefix[b] - prefix[a - 1]) / (b - a + 1)
+    if mean > 0 then s[#s + 1] = d[i] / mean end
+  end
+  return s
+end
+
+local function find_number(results, keys)
+  for _, key in ipairs(keys) do
+    for _, res in pairs(results or {}) do
+      if type(res[key]) == "number" and res[key] == res[key] then return res[key] end
+    end
+  end
+end
+
+local function find_array(results, key, preferred)
+  if results[preferred] and results[preferred][key] ~= nil then return results[preferred][key] end
+  for _, res in pairs(results) do if res[key] ~= nil then return res[key] end end
+end
+
+local function gram_label(w)
+  if w.symmetric or not w.shape then return "eigenvalue" end
+  return w.shape[1] >= w.shape[2] and "eigenvalue of W^T W" or "eigenvalue of W W^T"
+end
+
+local function shape_text(w)
+  return w.shape and (" (%d×%d)"):format(w.shape[1], w.shape[2]) or ""
+end
+
+function Recorder:_plot_matrix(w, dir)
+  local base = dir .. "/" .. w.name
+  local first, last = w.first, w.last
+  -- density at the first and the last record, with the theory curves fitted at each
+  local sets, labels = {first.levels}, {"step " .. first.step}
+  if last ~= first then sets[2], labels[2] = last.levels, "step " .. last.step end
+  -- theory curves fitted at the first and the last record (the last only where it differs by > 2%)
+  local mp, semicircle = {}, {}
+  local function close_to(a, b) return a and b and math.abs(a - b) <= 0.02 * math.abs(a) end
+  for i, snap in ipairs(last ~= first and {first, last} or {first}) do
+    local sigma2 = find_number(snap.results, {"mp_sigma2"})
+    if sigma2 and sigma2 > 0 and w.shape and not w.symmetric and not (i == 2 and close_to(mp[1] and mp[1].sigma2, sigma2)) then
+      mp[#mp + 1] = {sigma2 = sigma2, n = w.shape[1], m = w.shape[2],
+                     label = ("Marchenko–Pastur at step %d (σ² = %.4g)"):format(snap.step, sigma2)}
+    end
+    local radius = find_number(snap.results, {"semicircle_radius", "radius"})
+    local center = find_number(snap.results, {"semicircle_center", "semicircle_centre", "center", "centre"}) or 0
+    local prev = semicircle[1]
+    if radius and radius > 0 and not (i == 2 and prev and close_to(prev.radius, radius) and math.abs(prev.center - center) <= 0.02 * radius) then
+      semicircle[#semicircle + 1] = {center = center, radius = radius,
+                                     label = ("semicircle at step %d (radius %.4g)"):format(snap.step, radius)}
+    end
+  end
+  P.density(base .. "_density", sets, {labels = labels, mp = mp, semicircle = semicircle,
+    title = w.name .. shape_text(w) .. ": spectral density", xlabel = gram_label(w)})
+  -- spacings at the last record
+  local spacings = find_array(last.results, "spacings", "spacing")
+  local how = "unfolded by the spacing plugin"
+  if not (is_tensor(spacings) or type(spacings) == "table") then
+    spacings = M.local_spacings(last.levels:totable())
+    how = "bulk, local unfolding ±10 spacings"
+  end
+  local r = find_number(last.results, {"r_mean"})
+  P.spacing(base .. "_spacing", spacings, {
+    title = ("%s: spacings at step %d (%s)%s"):format(w.name, last.step, how, r and (", ⟨r⟩ = %.4f"):format(r) or "")})
+  -- eigenvalue flow
+  P.flow(base .. "_flow", w.steps, w.buf:narrow(1, 1, w.rows), {title = w.name .. ": eigenvalue flow", ylabel = gram_label(w)})
+  -- observables against the step
+  local panels, series = {}, {}
+  local wanted = {
+    {key = "r_mean", ylabel = "⟨r⟩ (spacing ratio)", hlines = {{0.5307, "GOE 0.5307"}, {0.386, "Poisson 0.386"}}},
+    {key = "alpha", ylabel = "α (tail exponent)"},
+    {key = "mp_outliers", ylabel = "MP outliers"},
+    {key = "lambda_max", ylabel = "λ_max"},
+    {key = "semicircle_radius", ylabel = "semicircle radius"},
+  }
+  for _, want in ipairs(wanted) do
+    if w.obs[want.key] then
+      series[want.key] = {}
+      for i = 1, #w.obs_steps do series[want.key][i] = w.obs[want.key][i] end
+      panels[#panels + 1] = {names = {want.key}, ylabel = want.ylabel, hlines = want.hlines}
+    end
+  end
+  if #panels > 0 then
+    P.series(base .. "_observables", w.obs_steps, series, {title = w.name .. ": observables", panels = panels})
+  end
+end
+
+function Recorder:_plot_metrics(dir)
+  if #self.metric_names == 0 then return end
+  local names = table.move(self.metric_names, 1, #self.metric_names, 1, {})
+  table.sort(names)
+  -- losses share a panel; every other scalar gets its own; at most six panels per figure
+  local panels, loss = {}, {}
+  for _, n in ipairs(names) do if n:find("loss") then loss[#loss + 1] = n end end
+  if #loss > 0 then panels[1] = {names = loss, ylabel = "loss"} end
+  for _, n in ipairs(names) do if not n:find("loss") then panels[#panels + 1] = {names = {n}} end end
+  local series = {}
+  for _, n in ipairs(names) do
+    local v = {}
+    for i = 1, #self.metric_steps do v[i] = self.metrics[n][i] end
+    series[n] = v
+  end
+  for f = 1, math.ceil(#panels / 6) do
+    local part = table.move(panels, 6 * (f - 1) + 1, math.min(#panels, 6 * f), 1, {})
+    P.series(dir .. "/metrics" .. (f > 1 and ("_" .. f) or ""), self.metric_steps, series,
+      {title = self.name .. ": metrics", panels = part})
+  end
+end
+
+function Recorder:_make_plots()
+  local dir = self.dir .. "/plots"
+  local saved = P.report
+  P.report = self.report       -- gnuplot's messages go where the recorder's go
+  local ok, err = pcall(self._make_plots_in, self, dir)
+  P.report = saved
+  if not ok then error(err, 0) end
+end
+
+function Recorder:_make_plots_in(dir)
+  local function attempt(what, f, ...)
+    local ok, err = xpcall(f, debug.traceback, ...)
+    if not ok then self.report(("dbm.recorder: could not plot %s: %s"):format(what, tostring(err))) end
+  end
+  for _, w in ipairs(self.watched) do
+    if w.rows > 0 then attempt("matrix '" .. w.name .. "'", self._plot_matrix, self, w, dir) end
+  end
+  attempt("the metrics", self._plot_metrics, self, dir)
+end
+
+function Recorder:_close(completed)
+  if self.closed then return self.dir end
+  self.closed = true
+  pcall(self.metrics_file.close, self.metrics_file)
+  pcall(self.observables_file.close, self.observables_file)
+  local ok, err = xpcall(self._finalise, debug.traceback, self)
+  if not ok then self.report("dbm.recorder: could not finish the spectra files: " .. tostring(err)) end
+  if self.make_plots then self:_make_plots() end
+  if completed then
+    write_atomic(self.dir .. "/DONE", os.date("!%Y-%m-%dT%H:%M:%SZ") .. "\n")
+  else
+    self.report(("dbm.recorder: the run ended before rec:close() (an error, Ctrl-C, or no close call): %s closed without DONE")
+      :format(self.dir))
+  end
+  return self.dir
+end
+
+--- rec:close() -> the run directory: makes the plots and writes DONE. A second call does nothing.
+function Recorder:close()
+  if getmetatable(self) ~= Recorder then error("rec:close: call it with a colon, rec:close()", 2) end
+  return self:_close(true)
+end
+
+function Recorder:__tostring()
+  return ("dbm.Recorder(%s, %d matrices watched%s)"):format(self.dir, #self.watched, self.closed and ", closed" or "")
+end
+
+return M

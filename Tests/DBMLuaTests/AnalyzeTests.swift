@@ -1,0 +1,290 @@
+import Foundation
+import Testing
+import DBMCore
+
+/// `dbm-lua analyze` as a user runs it: on weights written by numpy and by Python's safetensors, as a
+/// table and as JSON lines, with plots, and on every kind of bad file (one line on stderr, status 1).
+@Suite("dbm-lua analyze")
+struct AnalyzeTests {
+    func tempDir() throws -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("dbm-analyze-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    func python(_ script: String, _ args: [String]) throws -> ProcessResult {
+        try runProcess("/usr/bin/env", ["python3", "-c", script] + args)
+    }
+
+    /// Gaussian weights (σ = 0.02, the nano-GPT init) written by the reference writers: W.npy (1000×500)
+    /// and ckpt.safetensors with two matrices (one wider than tall), a 1-D LayerNorm weight, optimizer
+    /// and RNG state, and metadata.
+    func writeGaussianWeights(_ dir: String) throws {
+        let script = #"""
+import sys, numpy as np
+from safetensors.numpy import save_file
+d = sys.argv[1]
+rng = np.random.default_rng(12)
+np.save(f'{d}/W.npy', (0.02 * rng.standard_normal((1000, 500))).astype('<f4'))
+save_file({
+    'transformer.h.0.attn.c_attn.weight': (0.02 * rng.standard_normal((1200, 400))).astype('<f4'),
+    'transformer.h.0.mlp.c_proj.weight': (0.02 * rng.standard_normal((300, 900))).astype('<f4'),
+    'transformer.h.0.ln_1.weight': np.ones(400, dtype='<f4'),
+    'optim.m.transformer.h.0.attn.c_attn.weight': np.zeros((1200, 400), dtype='<f4'),
+    'rng.state': np.arange(4, dtype='<i8'),
+}, f'{d}/ckpt.safetensors', metadata={'n_layer': '1'})
+print('OK')
+"""#
+        let r = try python(script, [dir])
+        try #require(r.status == 0 && r.stdout.contains("OK"), "python failed: \(r.stdout) \(r.stderr)")
+    }
+
+    @Test("the table lists every 2-D tensor with its diagnostics and the skipped tensors")
+    func table() throws {
+        let bin = try dbmLuaBinary(), dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeGaussianWeights(dir)
+
+        let r = try runProcess(bin, ["analyze", "\(dir)/ckpt.safetensors"])
+        #expect(r.status == 0 && r.stderr.isEmpty, "\(r.stdout)\n\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first?.contains("5 tensors, 2 analyzed") == true, "\(r.stdout)")
+        for heading in ["name", "shape", "λ_max", "MP σ²", "outliers", "⟨r⟩", "KS GOE", "α", "stable rank"] {
+            #expect(lines.count > 1 && lines[1].contains(heading), "column \(heading): \(r.stdout)")
+        }
+        let attn = lines.first { $0.hasPrefix("transformer.h.0.attn.c_attn.weight ") }
+        #expect(attn?.contains("(1200, 400)") == true, "\(r.stdout)")
+        #expect(lines.contains { $0.hasPrefix("transformer.h.0.mlp.c_proj.weight ") && $0.contains("(300, 900)") })
+        #expect(lines.contains("skipped transformer.h.0.ln_1.weight (400): 1-D, not a matrix"), "\(r.stdout)")
+        #expect(lines.contains("skipped 2 optimizer/RNG state tensors (optim.*, rng.*)"), "\(r.stdout)")
+        #expect(!r.stdout.contains("optim.m.") && !r.stdout.contains("rng.state"))
+        // The columns line up: every row of the table is as wide as the heading (in characters).
+        let width = lines[1].count
+        #expect(lines[2].count == width && (attn?.count ?? 0) == width, "\(r.stdout)")
+
+        let npy = try runProcess(bin, ["analyze", "\(dir)/W.npy"])
+        #expect(npy.status == 0 && npy.stdout.contains("1 tensor, 1 analyzed") && npy.stdout.contains("\nW "), "\(npy.stdout)\n\(npy.stderr)")
+    }
+
+    @Test("--json: one object per tensor with the DESIGN §8 keys; Gaussian weights are MP with GOE spacings")
+    func json() throws {
+        let bin = try dbmLuaBinary(), dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeGaussianWeights(dir)
+        for file in ["ckpt.safetensors", "W.npy"] {
+            let r = try runProcess(bin, ["analyze", "\(dir)/\(file)", "--json"])
+            #expect(r.status == 0, "\(r.stderr)")
+            try r.stdout.write(toFile: "\(dir)/\(file).jsonl", atomically: true, encoding: .utf8)
+            if file.hasSuffix(".safetensors") {
+                // Skipped tensors are reported on stderr, so stdout stays pure JSON lines.
+                #expect(r.stderr.contains("skipped transformer.h.0.ln_1.weight (400): 1-D"), "\(r.stderr)")
+            }
+        }
+        let script = #"""
+import sys, json, math
+d = sys.argv[1]
+keys = ['name', 'shape', 'lambda_max', 'r_mean', 'ks_goe', 'ks_poisson', 'mp_sigma2', 'mp_edge_minus', 'mp_edge_plus',
+        'mp_ks', 'mp_outliers', 'alpha', 'alpha_err', 'alpha_xmin', 'alpha_D', 'alpha_ntail', 'stable_rank',
+        'spectral_norm', 'frobenius_norm', 'entropy']
+expected = {'ckpt.safetensors': [('transformer.h.0.attn.c_attn.weight', [1200, 400]), ('transformer.h.0.mlp.c_proj.weight', [300, 900])],
+            'W.npy': [('W', [1000, 500])]}
+problems, r_values = [], []
+for file, tensors in expected.items():
+    lines = open(f'{d}/{file}.jsonl').read().splitlines()
+    records = [json.loads(l) for l in lines]   # every line is one JSON object
+    if [(x['name'], x['shape']) for x in records] != tensors:
+        problems.append(f'{file}: tensors {[(x["name"], x["shape"]) for x in records]}')
+    for x in records:
+        if list(x)[:2] != ['name', 'shape']: problems.append(f'{x["name"]}: name and shape do not lead')
+        missing = [k for k in keys if k not in x]
+        if missing: problems.append(f'{x["name"]}: missing {missing}')
+        if missing: continue
+        n, m = max(x['shape']), min(x['shape'])
+        s2 = 0.02 ** 2
+        edge = n * s2 * (1 + math.sqrt(m / n)) ** 2
+        if x['mp_outliers'] != 0: problems.append(f'{x["name"]}: {x["mp_outliers"]} MP outliers in Gaussian weights')
+        if abs(x['mp_sigma2'] / s2 - 1) > 0.03: problems.append(f'{x["name"]}: mp_sigma2 {x["mp_sigma2"]} vs {s2}')
+        if abs(x['lambda_max'] / edge - 1) > 0.05: problems.append(f'{x["name"]}: lambda_max {x["lambda_max"]} vs the MP edge {edge}')
+        if abs(x['frobenius_norm'] ** 2 / (n * m * s2) - 1) > 0.02: problems.append(f'{x["name"]}: frobenius_norm {x["frobenius_norm"]}')
+        if abs(x['spectral_norm'] ** 2 / x['lambda_max'] - 1) > 1e-3: problems.append(f'{x["name"]}: spectral_norm² != lambda_max')
+        if x['mp_ks'] > 0.05: problems.append(f'{x["name"]}: mp_ks {x["mp_ks"]}')
+        if abs(x['r_mean'] - 0.5307) > 0.04: problems.append(f'{x["name"]}: r_mean {x["r_mean"]}')
+        if not x['ks_goe'] < x['ks_poisson']: problems.append(f'{x["name"]}: spacings closer to Poisson than to GOE')
+        r_values.append(x['r_mean'])
+pooled = sum(r_values) / len(r_values)
+if abs(pooled - 0.5307) > 0.02: problems.append(f'pooled r_mean {pooled}')
+print('R', ' '.join(f'{r:.4f}' for r in r_values), 'pooled', f'{pooled:.4f}')
+print('PROBLEMS', problems)
+print('VERDICT', 'FAIL' if problems else 'OK')
+"""#
+        let check = try python(script, [dir])
+        print("analyze --json on Gaussian weights: " + (check.stdout.split(separator: "\n").first { $0.hasPrefix("R ") } ?? ""))
+        #expect(check.status == 0 && check.stdout.contains("VERDICT OK"), "\(check.stdout)\n\(check.stderr)")
+    }
+
+    @Test("--plots DIR writes the density and spacing plots of each tensor")
+    func plots() throws {
+        let bin = try dbmLuaBinary(), dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeGaussianWeights(dir)
+        let out = dir + "/plots/nested"
+        let r = try runProcess(bin, ["analyze", "\(dir)/ckpt.safetensors", "--plots", out])
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        let files = Set(try FileManager.default.contentsOfDirectory(atPath: out))
+        let gnuplot = try runProcess("/bin/sh", ["-c", "command -v gnuplot"]).status == 0
+        let kinds = gnuplot ? ["dat", "gp", "png", "svg"] : ["dat", "gp"]
+        for name in ["transformer.h.0.attn.c_attn.weight", "transformer.h.0.mlp.c_proj.weight"] {
+            for plot in ["density", "spacing"] {
+                for kind in kinds {
+                    let f = "\(name)_\(plot).\(kind)"
+                    #expect(files.contains(f), "missing \(f) in \(files.sorted())")
+                    if kind == "png" || kind == "svg" {
+                        let size = (try? FileManager.default.attributesOfItem(atPath: "\(out)/\(f)")[.size] as? Int) ?? 0
+                        #expect(size > 1000, "\(f) has \(size) bytes")
+                    }
+                }
+            }
+        }
+        // The density plot carries the Marchenko–Pastur curve fitted to the matrix.
+        let script = try String(contentsOfFile: "\(out)/transformer.h.0.attn.c_attn.weight_density.gp", encoding: .utf8)
+        #expect(script.contains("Marchenko–Pastur"), "\(script)")
+        #expect(!files.contains { $0.contains("optim") || $0.contains("ln_1") })
+    }
+
+    @Test("a plugin dropped into $DBM_LUA_PATH is used by --diagnostics, with no rebuild")
+    func temporaryPlugin() throws {
+        let bin = try dbmLuaBinary(), dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+        -- trace: the sum of the levels, which equals the squared Frobenius norm of the matrix.
+        return {name = "trace", doc = "sum of the levels", run = function(ctx)
+          local s = 0
+          for _, x in ipairs(ctx.levels) do s = s + x end
+          return {trace = s}
+        end}
+        """.write(toFile: dir + "/trace.lua", atomically: true, encoding: .utf8)
+        try "return {name = 'broken', doc = 'fails', run = function(ctx) error('no luck') end}"
+            .write(toFile: dir + "/broken.lua", atomically: true, encoding: .utf8)
+        let w = try Tensor.from([3, 0, 0, 4, 1, 2], shape: [3, 2], dtype: .float64)
+        try Npy.write(w, path: dir + "/w.npy")
+        var env = ProcessInfo.processInfo.environment
+        env["DBM_LUA_PATH"] = dir
+        let r = try runProcess(bin, ["analyze", dir + "/w.npy", "--json", "--diagnostics=trace,norms,broken"], environment: env)
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        let record = try JSONValue.parse(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(record["trace"].map { if case .number(let t) = $0 { abs(t - 30) < 1e-9 } else { false } } == true, "\(r.stdout)")
+        #expect(record["frobenius_norm"] != nil)
+        // The failing plugin is reported once, with its file and line, and the others still ran.
+        #expect(r.stderr.contains("w: diagnostic 'broken' failed at \(dir)/broken.lua:1: ") && r.stderr.contains("no luck"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+    }
+
+    @Test("bad files and bad arguments: one line on stderr, status 1 (2 for usage), never a crash or a traceback")
+    func badInput() throws {
+        let bin = try dbmLuaBinary(), dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeGaussianWeights(dir)
+        let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/ckpt.safetensors")))
+        let goodNpy = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/W.npy")))
+        func write(_ name: String, _ bytes: [UInt8]) throws -> String {
+            try Data(bytes).write(to: URL(fileURLWithPath: dir + "/" + name))
+            return dir + "/" + name
+        }
+        func safetensors(_ header: String, _ data: [UInt8] = []) -> [UInt8] {
+            let h = Array(header.utf8)
+            return (0..<8).map { UInt8(truncatingIfNeeded: h.count >> (8 * $0)) } + h + data
+        }
+        func npy(_ header: String, _ data: [UInt8] = []) -> [UInt8] {
+            var h = Array(header.utf8)
+            h += [UInt8](repeating: 0x20, count: (64 - (10 + h.count + 1) % 64) % 64) + [0x0A]
+            return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(h.count & 0xFF), UInt8(h.count >> 8)] + h + data
+        }
+        let oneD = try Tensor.zeros([5])
+        try Safetensors.write([("bias", oneD), ("optim.v.w", try Tensor.zeros([3, 3]))], path: dir + "/no2d.safetensors")
+        try Npy.write(oneD, path: dir + "/vector.npy")
+
+        let cases: [(String, [String], String)] = [
+            ("missing file", [dir + "/nope.safetensors"], "does not exist"),
+            ("missing file of another type", [dir + "/nope.txt"], "No such file"),
+            ("a text file", [try write("notes.txt", Array("hello, weights\n".utf8))], "neither a .npy nor a .safetensors file"),
+            ("a directory", [dir], "Is a directory"),
+            ("an empty .safetensors", [try write("empty.safetensors", [])], "fewer than the 8"),
+            ("a truncated .safetensors", [try write("trunc.safetensors", Array(good.prefix(good.count / 2)))], "reach past the end"),
+            ("a .safetensors cut in its header", [try write("cut.safetensors", Array(good.prefix(40)))], "truncated"),
+            ("a .safetensors whose header lies about sizes",
+             [try write("lie.safetensors", safetensors(#"{"w":{"dtype":"F32","shape":[100000,100000],"data_offsets":[0,16]}}"#, [UInt8](repeating: 0, count: 16)))],
+             "needs 40000000000 bytes"),
+            ("a .safetensors with overlapping tensors",
+             [try write("overlap.safetensors", safetensors(#"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}"#, [UInt8](repeating: 0, count: 16)))],
+             "overlaps"),
+            ("a .safetensors with a bad header", [try write("json.safetensors", safetensors("{\"w\": nope}"))], "not valid JSON"),
+            ("an .npy named .safetensors", [try write("npy.safetensors", goodNpy)], "not a safetensors file"),
+            ("a truncated .npy", [try write("trunc.npy", Array(goodNpy.prefix(goodNpy.count / 3)))], "needs 2000000"),
+            ("an .npy whose header lies", [try write("lie.npy", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000), }", [0, 0, 0, 0]))], "needs 80000000000"),
+            ("an .npy with a zero size and huge others", [try write("zero.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904, 4), }"))], "4611686018427387904"),
+            ("a .safetensors with no 2-D tensor", [dir + "/no2d.safetensors"], "holds no 2-D tensor"),
+            ("a 1-D .npy", [dir + "/vector.npy"], "holds no 2-D tensor"),
+            ("a .safetensors with no tensors", [try write("none.safetensors", safetensors("{}      "))], "holds no tensors"),
+        ]
+        for (what, args, fragment) in cases {
+            let r = try runProcess(bin, ["analyze"] + args)
+            let lines = r.stderr.split(separator: "\n")
+            #expect(r.status == 1, "\(what): status \(r.status)\n\(r.stderr)")
+            #expect(lines.count == 1 && lines[0].hasPrefix("dbm-lua analyze: ") && r.stderr.contains(fragment),
+                    "\(what): \(r.stderr)")
+            #expect(r.stdout.isEmpty, "\(what): \(r.stdout)")
+        }
+
+        let usage: [(String, [String], String)] = [
+            ("no file", [], "expected a .npy or .safetensors file"),
+            ("two files", ["a.npy", "b.npy"], "expected one file"),
+            ("an unknown option", [dir + "/W.npy", "--frobnicate"], "unknown option '--frobnicate'"),
+            ("--plots without a directory", [dir + "/W.npy", "--plots"], "--plots needs a value"),
+            ("an unknown diagnostic", [dir + "/W.npy", "--diagnostics=spectrum,nonesuch"], "unknown diagnostic 'nonesuch'"),
+        ]
+        for (what, args, fragment) in usage {
+            let r = try runProcess(bin, ["analyze"] + args)
+            #expect(r.status == 2 && r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(fragment), "\(what): \(r.status) \(r.stderr)")
+        }
+        let help = try runProcess(bin, ["analyze", "--help"])
+        #expect(help.status == 0 && help.stdout.contains("usage: dbm-lua analyze FILE") && help.stdout.contains("--plots DIR"))
+    }
+
+    @Test("mutated files through the command: every run ends with status 0 or 1, never a signal")
+    func mutatedFilesNeverCrashTheCommand() throws {
+        let bin = try dbmLuaBinary(), dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let g = Generator(seed: 404)
+        try Safetensors.write([("w", try Tensor.randn([6, 4], generator: g)), ("b", try Tensor.randn([4], generator: g))],
+                              metadata: ["n_layer": "1"], path: dir + "/base.safetensors")
+        try Npy.write(try Tensor.randn([5, 3], dtype: .float64, generator: g), path: dir + "/base.npy")
+        var tried = 0, analyzed = 0, rejected = 0
+        for ext in ["safetensors", "npy"] {
+            let base = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(dir)/base.\(ext)")))
+            let headerEnd = ext == "npy" ? 128 : 8 + (Int(base[0]) | Int(base[1]) << 8)
+            for _ in 0..<100 {
+                var file = base
+                for _ in 0...g.below(3) {
+                    // Most edits land in the header, where the parsing is; the rest anywhere (data too).
+                    let at = g.below(3) == 0 ? g.below(file.count) : g.below(min(headerEnd, file.count))
+                    switch g.below(4) {
+                    case 0: file[at] = UInt8(g.below(256))
+                    case 1: file[at] ^= UInt8(1 << g.below(8))
+                    case 2: file = Array(file.prefix(g.below(file.count + 1)))
+                    default: file.insert(Array("0123456789,-[]{}()\"".utf8)[g.below(19)], at: at)
+                    }
+                    if file.isEmpty { break }
+                }
+                let path = "\(dir)/fuzz.\(ext)"
+                try Data(file).write(to: URL(fileURLWithPath: path))
+                let r = try runProcess(bin, ["analyze", path, "--json"])
+                tried += 1
+                if r.status == 0 { analyzed += 1 } else { rejected += 1 }
+                #expect(r.status == 0 || (r.status == 1 && r.stderr.hasPrefix("dbm-lua analyze: ") && !r.stderr.contains("traceback")),
+                        "\(ext) mutation: status \(r.status): \(r.stderr.prefix(300))")
+            }
+        }
+        print("analyze fuzz: \(tried) mutated files through the command, \(analyzed) analyzed, \(rejected) rejected with one message")
+        #expect(analyzed > 0 && rejected > 0)
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+import DBMCore
+import DBMLua
+
+@Suite("Diagnostics plugins against random-matrix theory")
+struct DiagnosticsTests {
+    @Test("plugins: GOE and Poisson level statistics, Marchenko–Pastur with BBP spikes, Pareto tails, semicircle, IPR, norms, degenerate input")
+    func pluginsAgainstKnownCases() throws { try LuaScriptTests().runScript("plugins.lua") }
+
+    @Test("the power-law scan's KS distances match a direct evaluation with pow to 1e-12")
+    func powerLawScanMatchesDirectFormula() throws {
+        // Levels with a heavy tail and a bulk, ascending.
+        let g = Generator(seed: 42)
+        let x = (0..<300).map { _ in pow(1 - g.uniform(), -1 / 1.7) * (0.5 + g.uniform()) }.sorted()
+        let (alpha, ks) = x.withUnsafeBufferPointer { Spectral.powerLawScan($0, minTail: 10) }
+        var checked = 0
+        for k in x.indices where !ks[k].isNaN {
+            let tail = x[k...], n = Double(tail.count)
+            let a = 1 + n / tail.reduce(0) { $0 + log($1 / x[k]) }
+            var d = 0.0
+            for (j, xj) in tail.enumerated() {
+                let p = 1 - pow(xj / x[k], 1 - a)
+                d = max(d, Double(j + 1) / n - p, p - Double(j) / n)
+            }
+            #expect(abs(alpha[k] - a) <= 1e-12 * a && abs(ks[k] - d) <= 1e-12, "x_min = levels[\(k)]: α \(alpha[k]) vs \(a), D \(ks[k]) vs \(d)")
+            checked += 1
+        }
+        #expect(checked == 291, "every level but the last 9 is a candidate (minTail 10)")
+        // The pruned scan keeps the minimum (and only +∞ elsewhere).
+        let pruned = x.withUnsafeBufferPointer { Spectral.powerLawScan($0, minTail: 10, exhaustive: false) }
+        let best = ks.filter { !$0.isNaN }.min()!
+        #expect(pruned.ks.filter { !$0.isNaN }.min()! == best)
+        #expect(pruned.ks.allSatisfy { $0.isNaN || $0 == .infinity || ks.contains($0) })
+    }
+}

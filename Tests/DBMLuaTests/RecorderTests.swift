@@ -1,0 +1,261 @@
+import Foundation
+import Testing
+import DBMCore
+import DBMLua
+
+/// The recorder as a user meets it: diagnostics plugins dropped into $DBM_LUA_PATH with no rebuild,
+/// failing plugins reported once with their file and line, run directories that python reads back,
+/// a run killed with SIGKILL or stopped with Ctrl-C, plots, and the matrix Brownian motion demo.
+@Suite("Recorder, diagnostics runner, plots, progress")
+struct RecorderTests {
+    func tempDir() throws -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("dbm-rec-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    /// Reads a run directory back with python: config.json, every line of metrics.jsonl and
+    /// observables.jsonl, spectra/*.npy (2-D Float64, rows = records, ascending levels; rows match
+    /// steps.npy or the matrix's own .steps.npy, one more row allowed after a kill). Prints a summary.
+    static let validator = """
+    import json, os, sys
+    import numpy as np
+    d = sys.argv[1]
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    for key in ("config", "dbm_lua_version", "start_time", "host", "watch"):
+        assert key in cfg, "config.json lacks " + key
+    lines = {}
+    for name in ("metrics.jsonl", "observables.jsonl"):
+        rows = [json.loads(l) for l in open(os.path.join(d, name))]
+        assert all("step" in r for r in rows), name
+        lines[name] = rows
+    assert all(list(r)[:2] == ["step", "time"] for r in lines["metrics.jsonl"])
+    assert all(list(r)[:3] == ["step", "matrix", "diagnostic"] for r in lines["observables.jsonl"])
+    sp = os.path.join(d, "spectra")
+    steps = np.load(os.path.join(sp, "steps.npy"))
+    assert steps.ndim == 1 and steps.dtype == np.int64
+    shapes = {}
+    for f in sorted(os.listdir(sp)):
+        if not f.endswith(".npy") or f == "steps.npy" or f.endswith(".steps.npy"):
+            continue
+        a = np.load(os.path.join(sp, f))
+        own = os.path.join(sp, f[:-4] + ".steps.npy")
+        st = np.load(own) if os.path.exists(own) else steps
+        assert a.ndim == 2 and a.dtype == np.float64, (f, a.shape, a.dtype)
+        assert len(st) <= a.shape[0] <= len(st) + 1, (f, a.shape, len(st))
+        assert np.all(np.diff(a, axis=1) >= 0), f + ": levels not ascending"
+        shapes[f[:-4]] = list(a.shape)
+    print(json.dumps({"metrics": len(lines["metrics.jsonl"]), "observables": len(lines["observables.jsonl"]),
+                      "steps": len(steps), "last_step": int(steps[-1]) if len(steps) else None, "spectra": shapes}))
+    """
+
+    func validate(_ dir: String) throws -> [String: Any] {
+        let script = dir + "/../validate.py"
+        try RecorderTests.validator.write(toFile: script, atomically: true, encoding: .utf8)
+        let r = try runProcess("/usr/bin/env", ["python3", script, dir])
+        #expect(r.status == 0, "python could not read the run directory \(dir):\n\(r.stdout)\n\(r.stderr)")
+        let line = r.stdout.split(separator: "\n").last.map(String.init) ?? "{}"
+        return (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    static var haveGnuplot: Bool {
+        (try? runProcess("/bin/sh", ["-c", "command -v gnuplot"]).status) == 0
+    }
+
+    /// Temporary plugins in a folder for $DBM_LUA_PATH: one good, one raising on line 3, one garbage.
+    func writePlugins(_ dir: String) throws {
+        try """
+        return {name = "tmp_scalar", doc = "the largest level and the count", run = function(ctx)
+          local x = ctx.levels
+          return {tmp_top = x[#x], tmp_count = #x, spacings = {1, 1, 1}}
+        end}
+        """.write(toFile: dir + "/tmp_scalar.lua", atomically: true, encoding: .utf8)
+        try """
+        return {name = "tmp_raise", doc = "always raises", run = function(ctx)
+          local broken = nil
+          return {x = broken.field}
+        end}
+        """.write(toFile: dir + "/tmp_raise.lua", atomically: true, encoding: .utf8)
+        try """
+        return {name = "tmp_garbage", doc = "returns garbage",
+          run = function(ctx)
+            return {x = {1, "two", 3}}
+          end}
+        """.write(toFile: dir + "/tmp_garbage.lua", atomically: true, encoding: .utf8)
+    }
+
+    func environment(pluginDir: String) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["DBM_LUA_PATH"] = pluginDir
+        env["DBM_PROGRESS"] = "plain"
+        return env
+    }
+
+    @Test("runner, recorder, run directory, plots and progress from Lua (temporary plugins, python reads every file)")
+    func luaScript() throws {
+        let state = try LuaState()
+        let err = state.runFile(luaTestFolder + "/recorder.lua")
+        #expect(err == nil, "recorder.lua: \(err ?? "")")
+    }
+
+    @Test("a plugin file dropped into $DBM_LUA_PATH is recorded with no rebuild; failing plugins reported once with file and line")
+    func pluginOnSearchPath() throws {
+        let dir = try tempDir(), plugins = dir + "/plugins", run = dir + "/run"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: plugins, withIntermediateDirectories: true)
+        try writePlugins(plugins)
+        let script = dir + "/exp.lua"
+        try """
+        local cfg = dbm.config({steps = 30, out_dir = "", seed = 4})
+        dbm.seed(cfg.seed)
+        local rec = dbm.recorder{out_dir = cfg.out_dir, config = cfg}
+        local W = dbm.randn(50, 20, {dtype = "float64"})
+        rec:watch("W", function() return W end, {diagnostics = {"tmp_scalar", "tmp_raise", "tmp_garbage"}, every = 3})
+        for step = 0, cfg.steps do
+          W = W + dbm.randn(50, 20, {dtype = "float64", std = 0.02})
+          rec:step(step, {loss = 1 / (step + 1)})
+        end
+        print("closed " .. rec:close())
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        let r = try runProcess(try dbmLuaBinary(), [script, "--out_dir=" + run], environment: environment(pluginDir: plugins))
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("closed " + run))
+        let raised = r.stderr.components(separatedBy: "diagnostic 'tmp_raise' failed at \(plugins)/tmp_raise.lua:3:").count - 1
+        let garbage = r.stderr.components(separatedBy: "diagnostic 'tmp_garbage' (\(plugins)/tmp_garbage.lua:2").count - 1
+        #expect(raised == 1 && garbage == 1, "each failing plugin reported once, with file and line:\n\(r.stderr)")
+        #expect(r.stderr.contains("returned garbage: field 'x' is an array with a string at index 2"), "\(r.stderr)")
+        let summary = try validate(run)
+        #expect(summary["metrics"] as? Int == 31 && summary["observables"] as? Int == 11, "\(summary)")
+        #expect((summary["spectra"] as? [String: [Int]])?["W"] == [11, 20], "\(summary)")
+        let obs = try String(contentsOfFile: run + "/observables.jsonl", encoding: .utf8)
+        #expect(obs.hasPrefix("{\"step\":0,\"matrix\":\"W\",\"diagnostic\":\"tmp_scalar\",\"tmp_count\":20,\"tmp_top\":"), "\(obs.prefix(200))")
+        #expect(FileManager.default.fileExists(atPath: run + "/DONE"))
+        if RecorderTests.haveGnuplot {
+            for base in ["W_density", "W_spacing", "W_flow", "metrics"] {
+                for ext in ["png", "svg"] {
+                    #expect(FileManager.default.fileExists(atPath: "\(run)/plots/\(base).\(ext)"), "plots/\(base).\(ext)")
+                }
+            }
+        }
+    }
+
+    /// A script that records a small matrix at every step, forever.
+    func writeEndlessRun(_ dir: String) throws -> String {
+        let script = dir + "/endless.lua"
+        try """
+        local cfg = dbm.config({out_dir = ""})
+        local rec = dbm.recorder{out_dir = cfg.out_dir, config = cfg}
+        local W = dbm.randn(48, 24, {dtype = "float64"})
+        rec:watch("W", function() return W end, {diagnostics = {"tmp_scalar"}, every = 1})
+        local H = dbm.zeros(16, 16, {dtype = "float64"})
+        rec:watch("H", function() return H end, {diagnostics = {"tmp_scalar"}, every = 2, symmetric = true})
+        local step = 0
+        while true do
+          W = W + dbm.randn(48, 24, {dtype = "float64", std = 0.01})
+          local G = dbm.randn(16, 16, {dtype = "float64"}); H = H + (G + G:t()) * 0.05
+          rec:step(step, {loss = 1 / (step + 1)})
+          step = step + 1
+        end
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        return script
+    }
+
+    /// Starts the endless run and waits until observables.jsonl has `lines` lines (at most 60 s).
+    func startEndlessRun(_ dir: String, until lines: Int) throws -> (Process, Pipe) {
+        let plugins = dir + "/plugins"
+        try FileManager.default.createDirectory(atPath: plugins, withIntermediateDirectories: true)
+        try writePlugins(plugins)
+        let script = try writeEndlessRun(dir)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try dbmLuaBinary())
+        p.arguments = [script, "--out_dir=" + dir + "/run"]
+        p.environment = environment(pluginDir: plugins)
+        let errPipe = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = errPipe
+        try p.run()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && p.isRunning {
+            let text = (try? String(contentsOfFile: dir + "/run/observables.jsonl", encoding: .utf8)) ?? ""
+            if text.split(separator: "\n").count >= lines { break }
+            usleep(50_000)
+        }
+        return (p, errPipe)
+    }
+
+    @Test("a run killed with SIGKILL mid-way leaves every file valid up to its last record")
+    func killedRun() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (p, _) = try startEndlessRun(dir, until: 150)
+        #expect(p.isRunning, "the run ended by itself")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        #expect(p.terminationReason == .uncaughtSignal)
+        let summary = try validate(dir + "/run")
+        let steps = summary["steps"] as? Int ?? 0
+        print("killed run: \(summary)")
+        #expect(steps >= 50 && (summary["metrics"] as? Int ?? 0) >= steps, "\(summary)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/run/DONE"), "no DONE after a kill")
+    }
+
+    @Test("Ctrl-C ends a run cleanly: files complete, plots written, no DONE")
+    func interruptedRun() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (p, errPipe) = try startEndlessRun(dir, until: 60)
+        #expect(p.isRunning, "the run ended by itself")
+        kill(p.processIdentifier, SIGINT)
+        let deadline = Date().addingTimeInterval(60)
+        while p.isRunning && Date() < deadline { usleep(50_000) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        let err = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationStatus == 1 && err.contains("interrupted"), "\(err)")
+        #expect(err.contains("closed without DONE"), "\(err)")
+        let summary = try validate(dir + "/run")
+        let spectra = summary["spectra"] as? [String: [Int]] ?? [:]
+        #expect(spectra["W"]?[0] == summary["steps"] as? Int, "after Ctrl-C the spectra and steps agree exactly: \(summary)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/run/DONE"))
+        if RecorderTests.haveGnuplot {
+            for base in ["W_density", "W_spacing", "W_flow", "H_density", "H_flow", "metrics"] {
+                for ext in ["png", "svg"] {
+                    #expect(FileManager.default.fileExists(atPath: "\(dir)/run/plots/\(base).\(ext)"), "plots/\(base).\(ext)")
+                }
+            }
+        }
+    }
+
+    @Test("experiments/matrix_brownian.lua runs in seconds: GOE-like spacings, plots, progress")
+    func matrixBrownianDemo() throws {
+        guard let root = LuaState.projectRoot else { Issue.record("project root not found"); return }
+        let dir = try tempDir(), run = dir + "/run"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let start = Date()
+        var env = ProcessInfo.processInfo.environment
+        env["DBM_PROGRESS"] = "plain"
+        let r = try runProcess(try dbmLuaBinary(), [root + "/experiments/matrix_brownian.lua", "--out_dir=" + run], environment: env)
+        let seconds = Date().timeIntervalSince(start)
+        print("matrix_brownian.lua: \(String(format: "%.1f", seconds)) s; \(r.stdout.split(separator: "\n").last ?? "")")
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        #expect(seconds < 60)
+        #expect(r.stdout.contains("400/400") && r.stdout.contains("run directory: " + run), "\(r.stdout)")
+        let summary = try validate(run)
+        #expect((summary["spectra"] as? [String: [Int]])?["H"] == [101, 60], "\(summary)")
+        // ⟨r⟩ over the second half of the records: levels that repel (GOE 0.5307), not Poisson (0.386).
+        let obs = try String(contentsOfFile: run + "/observables.jsonl", encoding: .utf8)
+        let rs = obs.split(separator: "\n").compactMap { line -> (Int, Double)? in
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let r = o["r_mean"] as? Double, let s = o["step"] as? Int else { return nil }
+            return (s, r)
+        }.filter { $0.0 >= 200 }.map(\.1)
+        let mean = rs.reduce(0, +) / Double(max(rs.count, 1))
+        print("matrix_brownian.lua: <r> = \(String(format: "%.4f", mean)) over \(rs.count) records (GOE 0.5307, Poisson 0.386)")
+        #expect(rs.count == 51 && abs(mean - 0.5307) < 0.05, "<r> = \(mean)")
+        if RecorderTests.haveGnuplot {
+            for base in ["H_density", "H_spacing", "H_flow", "H_observables", "metrics"] {
+                #expect(FileManager.default.fileExists(atPath: "\(run)/plots/\(base).png"), "plots/\(base).png")
+            }
+        }
+    }
+}

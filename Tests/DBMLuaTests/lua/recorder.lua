@@ -1,0 +1,307 @@
+-- The diagnostics runner, the recorder and its run directory, plots and progress, in one Lua state.
+-- Temporary plugins are written into a temporary folder put in front of dbm.plugin_path (the search
+-- path dbm.find_plugin reads at each lookup), exactly as a user drops a file into $DBM_LUA_PATH:
+-- nothing is rebuilt. Every file of the run directory is read back by python3 (json, numpy).
+local D = require "dbm.diagnostics"
+local P = require "dbm.plot"
+
+local tmp = os.tmpname(); os.remove(tmp)
+assert(os.execute("mkdir -p " .. tmp .. "/plugins"))
+local function write(path, text)
+  local f = assert(io.open(path, "w")); f:write(text); f:close()
+end
+local function exists(path) local f = io.open(path, "rb"); if f then f:close() end; return f ~= nil end
+local function python(code, ...)
+  local script = tmp .. "/check.py"
+  write(script, "import json, os, sys\nimport numpy as np\n" .. code)
+  local args = table.concat({...}, " ")
+  local ok = os.execute("python3 " .. script .. " " .. args)
+  assert(ok, "python3 check failed:\n" .. code)
+end
+local function throws(f, ...)   -- runs f(), returns its error message (asserting it raised)
+  local ok, err = pcall(f)
+  assert(not ok, "expected an error")
+  err = tostring(err)
+  for _, part in ipairs({...}) do
+    assert(err:find(part, 1, true), ("error message %q lacks %q"):format(err, part))
+  end
+  return err
+end
+local this_file = debug.getinfo(1, "S").short_src:match("[^/]+$")
+
+local pdir = tmp .. "/plugins"
+dbm.plugin_path = pdir .. "/?.lua;" .. dbm.plugin_path
+
+-- Plugins: a good one that also checks the context it gets, one that raises on line 3, one that
+-- returns garbage, one with a syntax error, one whose name is not its file's.
+write(pdir .. "/tmp_good.lua", [[
+return {name = "tmp_good", doc = "largest level, count, a histogram record", run = function(ctx)
+  local x = ctx.levels
+  seen_eigenvalues = seen_eigenvalues or {}
+  seen_eigenvalues[#seen_eigenvalues + 1] = ctx.eigenvalues
+  x[1] = 1e300   -- a plugin scribbling on its levels must not disturb the next one
+  return {lambda_max = x[#x], n_levels = #x, label = "ok", finite = true, levels = ctx.eigenvalues,
+          histogram = {counts = {1, 2}, edges = {0, 1, 2}}, scale = ctx.options.scale}
+end}
+]])
+write(pdir .. "/tmp_second.lua", [[
+return {name = "tmp_second", doc = "sees the same eigenvalues", run = function(ctx)
+  seen_eigenvalues[#seen_eigenvalues + 1] = ctx.eigenvalues
+  return {first_level = ctx.levels[1]}
+end}
+]])
+write(pdir .. "/tmp_boom.lua", [[
+return {name = "tmp_boom", doc = "raises", run = function(ctx)
+  local t = nil
+  return {x = t.field}
+end}
+]])
+write(pdir .. "/tmp_junk.lua", [[
+return {name = "tmp_junk", doc = "returns garbage",
+  run = function(ctx)
+    return {x = function() end}
+  end}
+]])
+write(pdir .. "/tmp_syntax.lua", "return {name = 'tmp_syntax',\n  doc = 'broken' run = 1}\n")
+write(pdir .. "/tmp_misnamed.lua", "return {name = 'other', doc = '', run = function() return {} end}\n")
+write(pdir .. "/tmp_notable.lua", "return 42\n")
+
+-- ---------------------------------------------------------------- loading
+
+local good = D.load("tmp_good")
+assert(good.name == "tmp_good" and good.file == pdir .. "/tmp_good.lua" and D.load("tmp_good") == good, "loaded once, with its file")
+throws(function() D.load("tmp_syntax") end, "tmp_syntax.lua:2:", "cannot load plugin 'tmp_syntax'")
+throws(function() D.load("tmp_misnamed") end, "tmp_misnamed.lua", "name = 'other'")
+throws(function() D.load("tmp_notable") end, "tmp_notable.lua", "got number")
+throws(function() D.load("no_such_plugin") end, "no plugin 'no_such_plugin'", pdir)
+assert(D.load(pdir .. "/tmp_boom.lua").name == "tmp_boom", "a plugin by its path")
+local listed = table.concat(D.available(), ",")
+assert(listed:find("tmp_good", 1, true) and listed:find("tmp_junk", 1, true), "D.available lists the plugin files: " .. listed)
+
+-- ---------------------------------------------------------------- context
+
+dbm.seed(11)
+local W = dbm.randn(30, 12, {dtype = "float64"})
+local ctx = D.context(W)
+assert(ctx.eigenvalues:numel() == 12 and ctx.shape[1] == 30 and ctx.shape[2] == 12 and not ctx.symmetric)
+local g = dbm.eigvalsh(dbm.gram(W))
+assert((ctx.eigenvalues - g):abs():max() == 0, "general matrix: eigvalsh of the smaller Gram matrix")
+assert(#ctx.levels == 12 and ctx.levels[1] == g[1], "ctx.levels is the same as an array")
+for i = 2, 12 do assert(ctx.levels[i] >= ctx.levels[i - 1], "ascending") end
+local vecs, vals = ctx:eigenvectors()
+assert(vecs:shape()[1] == 12 and select(1, ctx:eigenvectors()) == vecs, "eigenvectors of the Gram matrix, computed once")
+assert((dbm.gram(W):matmul(vecs) - vecs * vals):abs():max() < 1e-9 * vals:max(), "G v = λ v")
+assert(D.context(W:t()).eigenvalues:numel() == 12, "a wide matrix: the smaller Gram matrix WWᵀ")
+
+local A = dbm.randn(20, 20, {dtype = "float64"}); local H = (A + A:t()) / 2
+local sctx = D.context(H, {symmetric = true, options = {scale = 3}})
+assert((sctx.eigenvalues - dbm.eigvalsh(H)):abs():max() == 0 and sctx.symmetric and sctx.options.scale == 3)
+throws(function() D.context(A, {symmetric = true}) end, "marked symmetric", "max|A - Aᵀ|")
+throws(function() D.context(W, {symmetric = true}) end, "must be square", "30×12")
+throws(function() D.context(dbm.zeros(2, 2, 2)) end, "3-D tensor")
+throws(function() D.context({3, "x"}) end, "entry 2 is a string")
+local lctx = D.context({3, 1, 2})
+assert(lctx.matrix == nil and lctx.shape == nil and table.concat(lctx.levels, ",") == "1.0,2.0,3.0", "levels given directly, sorted")
+throws(function() lctx:eigenvectors() end, "no matrix")
+assert(D.context(dbm.tensor({2, 1})).levels[1] == 1, "a 1-D tensor of levels")
+
+-- ---------------------------------------------------------------- running
+
+seen_eigenvalues = {}
+local results, failures = D.run({"tmp_good", "tmp_second", "tmp_boom", "tmp_junk"}, W)
+assert(results.tmp_good and results.tmp_second and not results.tmp_boom and not results.tmp_junk)
+assert(rawequal(seen_eigenvalues[1], seen_eigenvalues[2]), "plugins share one eigendecomposition")
+assert(results.tmp_second.first_level == g[1], "a plugin's edits of ctx.levels stay its own")
+assert(failures.tmp_boom:find(pdir .. "/tmp_boom.lua:3: attempt to index a nil value", 1, true), failures.tmp_boom)
+assert(failures.tmp_junk:find(pdir .. "/tmp_junk.lua:2", 1, true) and failures.tmp_junk:find("field 'x' is a function", 1, true), failures.tmp_junk)
+local sc = D.scalars(results.tmp_good)
+assert(sc.lambda_max and sc.n_levels == 12 and sc.label == nil and sc.finite == nil and sc.levels == nil, "only numeric scalars")
+assert(dbm.diagnostics({"tmp_second"}, {5, 4}).tmp_second.first_level == 4, "dbm.diagnostics on plain levels")
+throws(function() dbm.diagnostics({"no_such_plugin"}, W) end, this_file, "no plugin 'no_such_plugin'")
+
+-- What counts as garbage.
+assert(D.check({a = 1, b = "s", c = true, d = {1, 2}, e = dbm.zeros(3), f = {g = {1}}, h = {}}) == nil)
+for _, case in ipairs({
+  {nil, "returned nothing"}, {5, "returned a number"}, {dbm.zeros(2), "returned a tensor"},
+  {{1, 2}, "results are named"}, {{a = {1, "x"}}, "array with a string at index 2"},
+  {{a = print}, "field 'a' is a function"}, {{a = {b = {c = {1}}}}, "more than one level deep"},
+  {{a = {1, b = 2}}, "mixes array entries and named fields"}, {{a = io.stdout}, "field 'a' is a userdata"},
+}) do
+  local why = D.check(case[1])
+  assert(why and why:find(case[2], 1, true), ("D.check: expected %q, got %s"):format(case[2], tostring(why)))
+end
+
+-- ---------------------------------------------------------------- the recorder
+
+local dir = tmp .. "/run"
+local messages = {}
+local cfg = {lr = 0.1, seed = 5, name = "test"}
+local rec = dbm.recorder{out_dir = dir, config = cfg, report = function(m) messages[#messages + 1] = m end}
+assert(rec.dir == dir)
+local Wt = dbm.randn(24, 10, {dtype = "float64"})
+rec:watch("W", Wt, {diagnostics = {"tmp_good", "tmp_boom", "tmp_junk"}, every = 2, options = {scale = 2}})
+local Ht = dbm.zeros(8, 8, {dtype = "float64"})
+rec:watch("H", function() return Ht end, {diagnostics = {"tmp_second"}, steps = {0, 4, 9}, symmetric = true})
+rec:watch("levels", function() return {3, 1, 2} end, {diagnostics = {"tmp_good"}, when = function(s) return s == 5 end})
+
+-- argument checks, each naming this file's line
+throws(function() rec:watch(1, Wt) end, this_file, "rec:watch: argument 1 (name)")
+throws(function() rec:watch("bad/name", Wt) end, "rec:watch: argument 1 (name)")
+throws(function() rec:watch("W", Wt) end, "already watched")
+throws(function() rec:watch("X", "nope") end, "expected a tensor or a function")
+throws(function() rec:watch("X", Wt, {evry = 3}) end, "unknown option 'evry'")
+throws(function() rec:watch("X", Wt, {every = 0}) end, "positive integer")
+throws(function() rec:watch("X", Wt, {every = 2, steps = {1}}) end, "one cadence")
+throws(function() rec:watch("X", Wt, {diagnostics = {"tmp_syntax"}}) end, this_file, "tmp_syntax.lua:2:")
+throws(function() rec:watch("X", Wt, {diagnostics = {"nope_nope"}}) end, "no plugin 'nope_nope'")
+throws(function() rec.step(1) end, "call it with a colon")
+throws(function() rec:step(1.5) end, this_file, "integer step")
+throws(function() rec:step(1, {loss = dbm.zeros(3)}) end, this_file, "scalar 'loss' is a tensor of 3 elements")
+throws(function() rec:step(1, {loss = {}}) end, "scalar 'loss' is a table")
+throws(function() rec:step(1, {time = 3}) end, "reserved")
+throws(function() dbm.recorder{outdir = "x"} end, this_file, "unknown option 'outdir'")
+
+for step = 0, 9 do
+  Wt:copy(Wt + dbm.randn(24, 10, {dtype = "float64", std = 0.05}))   -- in place: watched as a tensor
+  local G = dbm.randn(8, 8, {dtype = "float64"}); Ht = Ht + (G + G:t()) * 0.1
+  local recorded = rec:step(step, {loss = 1 / (step + 1), lr = 0.1, val_loss = step % 3 == 0 and 2.0 or nil, tag = "a",
+                                   loss_tensor = dbm.tensor({0.5})})
+  assert((recorded.W ~= nil) == (step % 2 == 0), "W is recorded every 2 steps")
+  if recorded.W then assert(recorded.W.tmp_good.scale == 2 and recorded.W.tmp_boom == nil, "results per diagnostic") end
+end
+-- failures reported once each, with the plugin's file and line; the run went on
+assert(#messages == 2, "two failing plugins, two messages: " .. table.concat(messages, "\n"))
+assert(messages[1]:find(pdir .. "/tmp_boom.lua:3", 1, true) and messages[1]:find("reported once", 1, true), messages[1])
+assert(messages[2]:find(pdir .. "/tmp_junk.lua:2", 1, true) and messages[2]:find("garbage", 1, true), messages[2])
+assert(rec.failures.W.tmp_boom and rec.failures.W.tmp_junk)
+
+-- a matrix whose level count changes is an error naming it, at the caller's line
+local size = 4
+rec:watch("shrinking", function() size = size - 1; return dbm.eye(size, {dtype = "float64"}) end, {steps = {10, 11}, symmetric = true})
+rec:step(10)
+throws(function() rec:step(11) end, this_file, "matrix 'shrinking' has 2 levels at step 11 but had 3 before")
+-- a matrix with non-finite entries is reported once and skipped
+local nan = dbm.full({3, 3}, 0 / 0, {dtype = "float64"})
+rec:watch("diverged", function() return nan end, {steps = {12, 13}})
+rec:step(12); rec:step(13)
+assert(#messages == 3 and messages[3]:find("matrix 'diverged' at step 12", 1, true) and messages[3]:find("finite", 1, true), messages[3])
+rec:record(14, "W")
+throws(function() rec:record(15, "nope") end, "no watched matrix named 'nope'")
+
+local closed = rec:close()
+assert(closed == dir and rec:close() == dir, "close returns the directory, twice")
+throws(function() rec:step(20) end, "closed")
+assert(exists(dir .. "/DONE"), "an explicit close writes DONE")
+
+local W_rows = 8   -- every 2 steps: 0, 2, ..., 12, and the forced record at 14
+python([==[
+d = sys.argv[1]
+cfg = json.load(open(d + "/config.json"))
+assert cfg["config"] == {"lr": 0.1, "seed": 5, "name": "test"}, cfg
+assert cfg["seed"] == 5 and cfg["dbm_lua_version"] and cfg["start_time"].endswith("Z") and cfg["host"]
+assert [w["name"] for w in cfg["watch"]] == ["W", "H", "levels", "shrinking", "diverged"], cfg["watch"]
+assert cfg["watch"][0]["every"] == 2 and cfg["watch"][0]["diagnostics"] == ["tmp_good", "tmp_boom", "tmp_junk"]
+metrics = [json.loads(l) for l in open(d + "/metrics.jsonl")]
+assert [m["step"] for m in metrics] == list(range(14)), [m["step"] for m in metrics]
+assert list(metrics[0])[:2] == ["step", "time"] and metrics[0]["loss"] == 1.0 and metrics[0]["loss_tensor"] == 0.5
+assert "val_loss" in metrics[0] and "val_loss" not in metrics[1] and metrics[0]["tag"] == "a"
+assert all(b["time"] >= a["time"] for a, b in zip(metrics, metrics[1:]))
+obs = [json.loads(l) for l in open(d + "/observables.jsonl")]
+assert all(list(o)[:3] == ["step", "matrix", "diagnostic"] for o in obs)
+w = [o for o in obs if o["matrix"] == "W"]
+assert [o["step"] for o in w] == [0, 2, 4, 6, 8, 10, 12, 14] and all(o["diagnostic"] == "tmp_good" for o in w), w
+assert all(set(o) == {"step", "matrix", "diagnostic", "lambda_max", "n_levels", "scale"} for o in w), w[0]
+assert [o["step"] for o in obs if o["matrix"] == "H"] == [0, 4, 9]
+assert [o["step"] for o in obs if o["matrix"] == "levels"] == [5]
+S = np.load(d + "/spectra/W.npy"); steps = np.load(d + "/spectra/steps.npy")
+assert S.shape == (int(sys.argv[2]), 10) and S.dtype == np.float64, S.shape
+assert steps.dtype == np.int64 and list(steps) == [0, 2, 4, 5, 6, 8, 9, 10, 12, 14], list(steps)
+assert list(np.load(d + "/spectra/W.steps.npy")) == [0, 2, 4, 6, 8, 10, 12, 14]
+assert np.all(np.diff(S, axis=1) >= 0)
+assert [o["lambda_max"] for o in w] == list(S[:, -1])
+H = np.load(d + "/spectra/H.npy"); assert H.shape == (3, 8) and list(np.load(d + "/spectra/H.steps.npy")) == [0, 4, 9]
+L = np.load(d + "/spectra/levels.npy"); assert L.tolist() == [[1.0, 2.0, 3.0]]
+assert np.load(d + "/spectra/shrinking.npy").shape == (1, 3)
+assert not os.path.exists(d + "/spectra/diverged.npy")
+print("recorder.lua: run directory checked by python (json lines, npy shapes, steps)")
+]==], dir, W_rows)
+
+-- plots: PNG and SVG when gnuplot is here; the data and scripts always
+local plots = dir .. "/plots/"
+for _, base in ipairs({"W_density", "W_spacing", "W_flow", "H_density", "H_flow", "levels_density", "metrics"}) do
+  assert(exists(plots .. base .. ".dat") and exists(plots .. base .. ".gp"), "plot data and script " .. base)
+  if P.available() then
+    assert(exists(plots .. base .. ".png") and exists(plots .. base .. ".svg"), "plot images " .. base)
+  end
+end
+assert(exists(plots .. "W_observables.gp"), "W has lambda_max: an observables plot")
+if not P.available() then print("recorder.lua: gnuplot is not installed: plot images not checked") end
+
+-- Without gnuplot: said once, scripts and data left, the run does not fail.
+local saved = P.gnuplot
+P.gnuplot = "/nonexistent/gnuplot"
+local quiet = {}
+local rec2 = dbm.recorder{out_dir = tmp .. "/run2", report = function(m) quiet[#quiet + 1] = m end}
+rec2:watch("V", dbm.randn(10, 5, {dtype = "float64"}), {every = 1})
+for s = 0, 3 do rec2:step(s, {loss = s}) end
+rec2:close()
+P.gnuplot = saved
+assert(#quiet == 1 and quiet[1]:find("gnuplot not found", 1, true), table.concat(quiet, "\n"))
+assert(exists(tmp .. "/run2/plots/V_flow.gp") and not exists(tmp .. "/run2/plots/V_flow.png"))
+
+-- A run directory that exists already (config.json there): files start afresh, a stale DONE goes.
+local rec3 = dbm.recorder{out_dir = dir, report = function() end}
+assert(not exists(dir .. "/DONE"), "stale DONE removed")
+rec3:step(0, {x = 1})
+rec3:close()
+python([==[
+lines = open(sys.argv[1] + "/metrics.jsonl").read().splitlines()
+assert len(lines) == 1, lines
+]==], dir)
+
+-- The real plugins of plugins/, where they are, through the recorder: none fails.
+local real = {}
+for _, name in ipairs({"spectrum", "mp", "spacing", "powerlaw", "norms", "vectors"}) do
+  if dbm.find_plugin(name) then real[#real + 1] = name end
+end
+if #real > 0 then
+  local failed = {}
+  local rec4 = dbm.recorder{out_dir = tmp .. "/run4", report = function(m) failed[#failed + 1] = m end}
+  local Wg = dbm.randn(200, 80, {dtype = "float64", std = 0.1})
+  rec4:watch("Wg", function() return Wg end, {diagnostics = real, every = 5})
+  local sym = dbm.find_plugin("semicircle") and {"semicircle", "spacing"} or {}
+  local Hg = dbm.zeros(60, 60, {dtype = "float64"})
+  rec4:watch("Hg", function() return Hg end, {diagnostics = sym, every = 5, symmetric = true})
+  for s = 0, 20 do
+    Wg = Wg + dbm.randn(200, 80, {dtype = "float64", std = 0.01})
+    local G = dbm.randn(60, 60, {dtype = "float64"}); Hg = Hg + (G + G:t()) * 0.1
+    rec4:step(s, {loss = 1 / (s + 1)})
+  end
+  rec4:close()
+  assert(#failed == 0, "the plugins of plugins/ through the recorder:\n" .. table.concat(failed, "\n"))
+  if P.available() then
+    assert(exists(tmp .. "/run4/plots/Wg_density.png") and exists(tmp .. "/run4/plots/Hg_spacing.svg"))
+  end
+  print("recorder.lua: plugins " .. table.concat(real, ", ") .. (#sym > 0 and ", semicircle" or "") .. " recorded without failures")
+end
+
+-- ---------------------------------------------------------------- progress on a pipe or file
+
+local out = io.open(tmp .. "/progress.txt", "w")
+local p = dbm.progress{total = 5, label = "train", stream = out}
+assert(not p.tty, "a file is not a terminal")
+for s = 1, 5 do p:update(s, {loss = 1 / s}) end
+p:done()
+out:close()
+local text = io.open(tmp .. "/progress.txt"):read("a")
+local lines = {}
+for l in text:gmatch("[^\n]+") do lines[#lines + 1] = l end
+assert(#lines == 2, "plain lines: the first step and the last, got:\n" .. text)
+assert(lines[1]:find("train  1/5   20%", 1, true) and lines[1]:find("ETA", 1, true) and lines[1]:find("loss 1", 1, true), lines[1])
+assert(lines[2]:find("5/5  100%", 1, true) and lines[2]:find("in 0:00", 1, true) and lines[2]:find("loss 0.2", 1, true), lines[2])
+assert(not text:find("\r", 1, true), "no carriage returns off a terminal")
+throws(function() dbm.progress{totl = 3} end, this_file, "unknown option 'totl'")
+throws(function() p:update("x") end, "expected a number")
+
+os.execute("rm -rf " .. tmp)
+print("recorder.lua: all checks passed")

@@ -1,0 +1,131 @@
+import DBMCore
+import DBMNN
+import Foundation
+import Testing
+
+/// The causal attention of qkv (B,T,3C) composed from unfused ops (narrow, reshape, transpose, matmul,
+/// a −1e9 mask, softmax): an independent reference for the fused kernel.
+func unfusedAttention(_ qkv: Tensor, heads NH: Int) throws -> Tensor {
+    let (B, T, C3) = (qkv.shape[0], qkv.shape[1], qkv.shape[2])
+    let C = C3 / 3, hs = C / NH
+    func heads(_ i: Int) throws -> Tensor {   // (B,T,C) block i -> (B,NH,T,hs), contiguous
+        try NN.contiguous(try NN.transpose(try NN.reshape(try NN.contiguous(try NN.narrow(qkv, dim: 2, start: i * C, length: C)),
+                                                          [B, T, NH, hs]), 1, 2))
+    }
+    let (q, k, v) = (try heads(0), try heads(1), try heads(2))
+    let kt = try NN.contiguous(try NN.transpose(k, 2, 3))
+    let scores = try NN.scale(try NN.matmul(q, kt), 1 / Double(hs).squareRoot())
+    var maskValues = [Double](repeating: 0, count: T * T)
+    for i in 0..<T { for j in (i + 1)..<max(T, i + 1) { maskValues[i * T + j] = -1e9 } }
+    let mask = try Tensor.from(maskValues, shape: [T, T], dtype: qkv.dtype)
+    let att = try NN.softmax(try NN.add(scores, mask))
+    let y = try NN.matmul(att, v)   // (B,NH,T,hs)
+    return try NN.reshape(try NN.contiguous(try NN.transpose(y, 1, 2)), [B, T, C])
+}
+
+@Suite("Op values")
+struct OpValueTests {
+    @Test("fused attention equals the unfused composition, forward and gradient, for several shapes")
+    func attentionMatchesComposition() throws {
+        for (n, c) in [(2, 5, 12, 3), (1, 1, 4, 1), (1, 70, 8, 2), (3, 130, 4, 1)].enumerated() {
+            let g = Generator(seed: 60 + UInt64(n))
+            let x = try NN.parameter(randn([c.0, c.1, 3 * c.2], g))
+            let r = try randn([c.0, c.1, c.2], g)
+            let fused = try NN.causalSelfAttention(x, heads: c.3)
+            try NN.sum(try NN.mul(fused, r)).backward()
+            let gradFused = x.grad!.toDoubles()
+            x.grad = nil
+            let reference = try unfusedAttention(x, heads: c.3)
+            try NN.sum(try NN.mul(reference, r)).backward()
+            let dOut = relativeDifference(fused.toDoubles(), reference.toDoubles())
+            let dGrad = relativeDifference(gradFused, x.grad!.toDoubles())
+            print("attention B=\(c.0) T=\(c.1) C=\(c.2) heads=\(c.3): fused vs unfused output \(dOut), gradient \(dGrad)")
+            #expect(dOut < 1e-12 && dGrad < 1e-12)
+        }
+    }
+
+    @Test("known values: layer norm, GELU at 1, softmax, cross-entropy of uniform logits, sigmoid/tanh/relu")
+    func knownValues() throws {
+        let x = try Tensor.from([1, 2, 3, 4] as [Double], shape: [1, 4], dtype: .float64)
+        let ln = try NN.layerNorm(x, weight: try Tensor.full([4], 2, dtype: .float64), bias: try Tensor.full([4], 1, dtype: .float64))
+        let s = 1 / (1.25 + 1e-5).squareRoot()   // var of 1..4 is 1.25
+        #expect(relativeDifference(ln.toDoubles(), [-1.5, -0.5, 0.5, 1.5].map { 2 * $0 * s + 1 }) < 1e-14)
+        let one = try Tensor.from([1, -1] as [Double], shape: [2], dtype: .float64)
+        #expect(relativeDifference(try NN.gelu(one).toDoubles(), [0.8413447460685429, -0.15865525393145707]) < 1e-14)
+        #expect(relativeDifference(try NN.gelu(one, form: .tanh).toDoubles(), [0.8411919906082768, -0.15880800939172324]) < 1e-14)
+        #expect(relativeDifference(try NN.softmax(x).toDoubles(), [0.03205860328008499, 0.08714431874203257, 0.23688281808991013, 0.6439142598879722]) < 1e-14)
+        let uniform = try Tensor.zeros([3, 7], dtype: .float64)
+        #expect(abs(try NN.crossEntropy(uniform, targets: [0, 3, 6]).toDoubles()[0] - log(7.0)) < 1e-14)
+        #expect(try NN.sigmoid(one).toDoubles()[0] == 1 / (1 + exp(-1.0)))
+        #expect(abs(try NN.tanh(one).toDoubles()[1] - tanh(-1.0)) < 1e-15)
+        #expect(try NN.relu(one).toDoubles() == [1, 0])
+        // A −∞ (masked) logit gets probability exactly 0 in both precisions.
+        for dt in [DType.float32, .float64] {
+            let masked = try Tensor.from([0, -Double.infinity, 0], shape: [1, 3], dtype: dt)
+            #expect(try NN.softmax(masked).toDoubles() == [0.5, 0, 0.5])
+        }
+    }
+
+    @Test("dropout: p = 0 is the identity; the kept fraction is 1 − p, scaled by 1/(1 − p); same seed, same mask")
+    func dropoutStatistics() throws {
+        let x = try Tensor.full([200_000], 1, dtype: .float32)
+        #expect(try NN.dropout(x, p: 0, generator: Generator(seed: 1)) === x)
+        let y = try NN.dropout(x, p: 0.2, generator: Generator(seed: 1)).toDoubles()
+        let kept = y.filter { $0 != 0 }
+        let keptFraction = Double(kept.count) / 200_000, sigma: Double = (0.16 / 200_000).squareRoot()
+        #expect(abs(keptFraction - 0.8) < 5 * sigma)
+        #expect(kept.allSatisfy { abs($0 - 1.25) < 1e-6 })
+        #expect(try NN.dropout(x, p: 0.2, generator: Generator(seed: 1)).toDoubles() == y)
+        #expect(try NN.dropout(x, p: 0.2, generator: Generator(seed: 2)).toDoubles() != y)
+        #expect(try NN.dropout(x, p: 1, generator: Generator(seed: 1)).toDoubles().allSatisfy { $0 == 0 })
+    }
+
+    @Test("Float32 forward agrees with Float64 to ~1e-5 for every op and a whole block")
+    func float32MatchesFloat64() throws {
+        let g = Generator(seed: 70)
+        func compare(_ name: String, _ inputs: [Tensor], _ f: ([Tensor]) throws -> Tensor) throws {
+            let y64 = try f(inputs).toDoubles()
+            let y32 = try f(try inputs.map { try $0.copy(dtype: .float32) }).toDoubles()
+            let d = relativeDifference(y32, y64)
+            print("float32 vs float64 \(name): \(String(format: "%.1e", d))")
+            #expect(d < 1e-5, "\(name): \(d)")
+        }
+        try compare("linear", [try randn([8, 16, 32], g), try randn([48, 32], g, std: 0.2), try randn([48], g)]) {
+            try NN.linear($0[0], weight: $0[1], bias: $0[2])
+        }
+        try compare("matmul", [try randn([33, 40], g), try randn([40, 20], g)]) { try NN.matmul($0[0], $0[1]) }
+        try compare("add", [try randn([8, 9], g), try randn([9], g)]) { try NN.add($0[0], $0[1]) }
+        try compare("mul", [try randn([8, 9], g), try randn([8, 9], g)]) { try NN.mul($0[0], $0[1]) }
+        try compare("layer_norm", [try randn([50, 64], g, std: 3), try randn([64], g)]) { try NN.layerNorm($0[0], weight: $0[1]) }
+        try compare("gelu", [try randn([1000], g, std: 3)]) { try NN.gelu($0[0]) }
+        try compare("gelu tanh", [try randn([1000], g, std: 3)]) { try NN.gelu($0[0], form: .tanh) }
+        try compare("softmax", [try randn([20, 50], g, std: 3)]) { try NN.softmax($0[0]) }
+        try compare("sigmoid", [try randn([100], g, std: 3)]) { try NN.sigmoid($0[0]) }
+        try compare("tanh", [try randn([100], g, std: 3)]) { try NN.tanh($0[0]) }
+        try compare("cross_entropy", [try randn([30, 65], g, std: 2)]) { try NN.crossEntropy($0[0], targets: (0..<30).map { Int32($0 * 2) }) }
+        try compare("embedding", [try randn([10, 6], g)]) { try NN.embedding(ids: [1, 9, 3], weight: $0[0]) }
+        try compare("causal_self_attention", [try randn([2, 80, 3 * 16], g)]) { try NN.causalSelfAttention($0[0], heads: 4) }
+        let w = try GPTBlockWeights.random(C: 32, std: 0.1, dtype: .float64, generator: g)
+        try compare("gpt block", [try randn([2, 16, 32], g)] + w.all) { t in
+            try NN.gptBlock(t[0], GPTBlockWeights(ln1: t[1], cAttn: t[2], cProj: t[3], ln2: t[4], cFc: t[5], mlpProj: t[6]), heads: 4)
+        }
+    }
+
+    @Test("Float32 gradients of a block agree with Float64 ones at the benchmark's small size")
+    func float32GradientsMatch() throws {
+        let g = Generator(seed: 71)
+        let w64 = try GPTBlockWeights.random(C: 128, nLayer: 4, dtype: .float64, generator: g)
+        let x64 = try NN.parameter(randn([2, 64, 128], g))
+        let w32 = GPTBlockWeights(ln1: try w64.ln1.copy(dtype: .float32), cAttn: try w64.cAttn.copy(dtype: .float32),
+                                  cProj: try w64.cProj.copy(dtype: .float32), ln2: try w64.ln2.copy(dtype: .float32),
+                                  cFc: try w64.cFc.copy(dtype: .float32), mlpProj: try w64.mlpProj.copy(dtype: .float32))
+        let x32 = try NN.parameter(x64.copy(dtype: .float32))
+        for t in w32.all { NN.parameter(t) }
+        try NN.mean(try NN.gptBlock(x64, w64, heads: 4)).backward()
+        try NN.mean(try NN.gptBlock(x32, w32, heads: 4)).backward()
+        for (a, b) in zip([x32] + w32.all, [x64] + w64.all) {
+            let d = relativeDifference(a.grad!.toDoubles(), b.grad!.toDoubles())
+            #expect(d < 1e-4, "gradient of shape \(b.shape): \(d)")
+        }
+    }
+}
