@@ -246,7 +246,8 @@ void *dbm_toobject(lua_State *L, int idx, int kind) {
 }
 
 // __index of tensors, in C to keep method calls cheap: numbers index elements/rows through the
-// Swift function in upvalue 2; other keys are looked up in the methods table in upvalue 1.
+// Swift function in upvalue 2; other keys are looked up in the methods table in upvalue 1, then in
+// the properties table in upvalue 3 (key -> getter called with the tensor: t.grad, t.requires_grad).
 static int dbm_tensor_index(lua_State *L) {
     if (lua_type(L, 2) == LUA_TNUMBER) {
         lua_pushvalue(L, lua_upvalueindex(2));
@@ -255,15 +256,22 @@ static int dbm_tensor_index(lua_State *L) {
         return 1;
     }
     lua_settop(L, 2);
-    lua_rawget(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+    if (lua_type(L, lua_upvalueindex(3)) != LUA_TTABLE || lua_rawget(L, lua_upvalueindex(3)) == LUA_TNIL) return 1;
+    lua_insert(L, 1);   // getter t
+    lua_settop(L, 2);
+    lua_call(L, 1, 1);
     return 1;
 }
 
-static int dbm_make_indexer(lua_State *L) {   // (methods, index_function) -> __index function
+static int dbm_make_indexer(lua_State *L) {   // (methods, index_function [, properties]) -> __index function
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    lua_settop(L, 2);
-    lua_pushcclosure(L, dbm_tensor_index, 2);
+    if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 3);
+    lua_pushcclosure(L, dbm_tensor_index, 3);
     return 1;
 }
 

@@ -1,6 +1,7 @@
 import CLua
 import CLua54
 import DBMCore
+import DBMNN
 import Foundation
 
 /// The Swift functions of the `dbm` core table. Each has its Lua name (as the user sees it, for error
@@ -16,6 +17,7 @@ struct Binding: Sendable {
 
 enum Bindings {
     static let entries: [Binding] = creation + shapes + arithmetic + reductions + linalg + files + misc + safetensors + spectral
+        + autograd + functional
 
     /// The single C entry point of every binding: reads the binding's index from upvalue 2.
     static let dispatch: @convention(c) (OpaquePointer?) -> Int32 = { L in
@@ -210,7 +212,7 @@ enum Bindings {
             let t = try c.tensor(1)
             guard t.rank >= 1 else { throw c.fail("cannot index a 0-d tensor; use t:item()") }
             let i = try c.index(2, "index", size: t.shape[0])
-            if t.rank == 1 { c.push(try t.value(at: [i])) } else { try c.push(try t.select(0, i)) }
+            if t.rank == 1 { c.push(try t.value(at: [i])) } else { try c.push(try selected(t, 0, i)) }
             return 1
         },
         fn("setindex", "Tensor[]=", "t[i] = v: set element i of a 1-d tensor, or fill/copy row i") { c in
@@ -243,12 +245,17 @@ enum Bindings {
                 while !c.isNoneOrNil(i) { s.append(try c.integer(i, "size")); i += 1 }
             }
             guard !s.isEmpty || t.count == 1 else { throw c.argError(2, "sizes", expected: "sizes (integers or a table)") }
-            try c.push(try t.reshaped(s)); return 1
+            try c.push(tracked(t) ? try nnOp { try NN.reshape(t, s) } : try t.reshaped(s)); return 1
         },
-        fn("t", "Tensor:t", "t:t() -> transpose of a 2-d tensor (a view)") { c in try c.push(try c.tensor(1).t()); return 1 },
+        fn("t", "Tensor:t", "t:t() -> transpose of a 2-d tensor (a view)") { c in
+            let t = try c.tensor(1)
+            if tracked(t) && t.rank == 2 { try c.push(try nnOp { try NN.transpose(t, 0, 1) }); return 1 }
+            try c.push(try t.t()); return 1
+        },
         fn("transpose", "Tensor:transpose", "t:transpose(d1, d2) -> view with dimensions d1 and d2 swapped") { c in
             let t = try c.tensor(1)
-            try c.push(try t.transposed(try c.dim(2, rank: t.rank, "d1"), try c.dim(3, rank: t.rank, "d2"))); return 1
+            let (d1, d2) = (try c.dim(2, rank: t.rank, "d1"), try c.dim(3, rank: t.rank, "d2"))
+            try c.push(tracked(t) ? try nnOp { try NN.transpose(t, d1, d2) } : try t.transposed(d1, d2)); return 1
         },
         fn("narrow", "Tensor:narrow", "t:narrow(dim, start, length) -> view of elements start..start+length-1 along dim") { c in
             let t = try c.tensor(1)
@@ -257,12 +264,12 @@ enum Bindings {
             guard start >= 1, len >= 0, start - 1 + len <= t.shape[d] else {
                 throw c.fail("expected a range within 1..\(t.shape[d]) in dimension \(d + 1), got \(start)..\(start + len - 1)")
             }
-            try c.push(try t.narrow(d, start - 1, len)); return 1
+            try c.push(tracked(t) ? try nnOp { try NN.narrow(t, dim: d, start: start - 1, length: len) } : try t.narrow(d, start - 1, len)); return 1
         },
         fn("select", "Tensor:select", "t:select(dim, i) -> view of slice i along dim, that dimension removed") { c in
             let t = try c.tensor(1)
             let d = try c.dim(2, rank: t.rank)
-            try c.push(try t.select(d, try c.index(3, "index", size: t.shape[d]))); return 1
+            try c.push(try selected(t, d, try c.index(3, "index", size: t.shape[d]))); return 1
         },
         fn("index_select", "Tensor:index", "t:index(dim, {i1, i2, ...} | tensor) -> copy of the slices at those indices along dim") { c in
             let t = try c.tensor(1)
@@ -284,7 +291,8 @@ enum Bindings {
             try c.push(try t.indexSelect(d, idx.map { $0 - 1 })); return 1
         },
         fn("contiguous", "Tensor:contiguous", "t:contiguous() -> t if dense row-major, else a dense copy") { c in
-            try c.push(try c.tensor(1).contiguous()); return 1
+            let t = try c.tensor(1)
+            try c.push(tracked(t) ? try nnOp { try NN.contiguous(t) } : try t.contiguous()); return 1
         },
         fn("clone", "Tensor:clone", "t:clone() -> a dense copy") { c in try c.push(try c.tensor(1).copy()); return 1 },
         fn("to", "Tensor:to", "t:to(\"float32\" | \"float64\") -> t converted (t itself if already that dtype)") { c in
@@ -322,6 +330,7 @@ enum Bindings {
     static func binaryBinding(_ name: String, _ op: BinaryOp, _ symbol: String) -> Binding {
         fn(name, "dbm.\(name)", "dbm.\(name)(a, b) or a \(symbol) b: elementwise, numbers and broadcasting allowed") { c in
             let a = c.tensorOrNil(1), b = c.tensorOrNil(2)
+            if tracked(a, b) { try c.push(try differentiable(c, op, a, b)); return 1 }
             switch (a, b) {
             case let (x?, y?): try c.push(try x.binary(op, y))
             case let (x?, nil): try c.push(try x.binary(op, scalar: try c.number(2, "b")))
@@ -334,7 +343,9 @@ enum Bindings {
 
     static func unaryBinding(_ name: String, _ op: UnaryOp) -> Binding {
         fn(name, "dbm.\(name)", "dbm.\(name)(t) or t:\(name)() -> elementwise \(name)") { c in
-            try c.push(try c.tensor(1).unary(op)); return 1
+            let t = try c.tensor(1)
+            if tracked(t) { try c.push(try differentiable(c, op, t)); return 1 }
+            try c.push(try t.unary(op)); return 1
         }
     }
 
@@ -347,18 +358,25 @@ enum Bindings {
         unaryBinding("tanh", .tanh), unaryBinding("sigmoid", .sigmoid), unaryBinding("relu", .relu),
         fn("clamp", "dbm.clamp", "dbm.clamp(t, min, max) -> elements limited to [min, max] (nil: no limit)") { c in
             let t = try c.tensor(1)
+            if tracked(t) { throw notDifferentiable(c, 1) }
             try c.push(try t.clamped(min: try c.optNumber(2, "min", -.infinity), max: try c.optNumber(3, "max", .infinity))); return 1
         },
         fn("matmul", "dbm.matmul", "dbm.matmul(a, b) or a:matmul(b) -> matrix product (cblas; 1-d, 2-d and batched 3-d)") { c in
-            try c.push(try c.tensor(1, "a").matmul(try c.tensor(2, "b"))); return 1
+            let a = try c.tensor(1, "a"), b = try c.tensor(2, "b")
+            if tracked(a, b) { try c.push(try nnOp { try NN.matmul(a, b) }); return 1 }
+            try c.push(try a.matmul(b)); return 1
         },
     ]
 
     // ------------------------------------------------------------------ reductions and order
 
     static func reduceBinding(_ name: String, _ op: ReduceOp, _ what: String) -> Binding {
-        fn(name, "dbm.\(name)", "t:\(name)([dim]) -> \(what) of all elements (a number), or along dim (a tensor)") { c in
+        fn(name, "dbm.\(name)", "t:\(name)([dim]) -> \(what) of all elements (a number; a 0-d tensor when t is on the gradient tape), or along dim (a tensor)") { c in
             let t = try c.tensor(1)
+            if (op == .sum || op == .mean) && tracked(t) {   // on the tape: a tensor (0-d without dim), not a number
+                let d = c.isNoneOrNil(2) ? nil : try c.dim(2, rank: t.rank)
+                try c.push(try nnOp { op == .sum ? try NN.sum(t, dim: d) : try NN.mean(t, dim: d) }); return 1
+            }
             if c.isNoneOrNil(2) {
                 let r = try t.reduce(op)
                 c.push(r.toDoubles()[0] + (op == .argmax || op == .argmin ? 1 : 0)); return 1

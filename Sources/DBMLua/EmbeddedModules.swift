@@ -8,5 +8,17 @@ enum EmbeddedModules {
         ("dbm.plot", "plot.lua", PackageResources.plot_lua),
         ("dbm.analyze", "analyze.lua", PackageResources.analyze_lua),
         ("dbm.progress", "progress.lua", PackageResources.progress_lua),
+        ("dbm.nn", "nn.lua", PackageResources.nn_lua),
+        ("dbm.nn.Module", "nn/Module.lua", PackageResources.Module_lua),
+        ("dbm.nn.Linear", "nn/Linear.lua", PackageResources.Linear_lua),
+        ("dbm.nn.Embedding", "nn/Embedding.lua", PackageResources.Embedding_lua),
+        ("dbm.nn.LayerNorm", "nn/LayerNorm.lua", PackageResources.LayerNorm_lua),
+        ("dbm.nn.Dropout", "nn/Dropout.lua", PackageResources.Dropout_lua),
+        ("dbm.nn.GELU", "nn/GELU.lua", PackageResources.GELU_lua),
+        ("dbm.nn.ModuleList", "nn/ModuleList.lua", PackageResources.ModuleList_lua),
+        ("dbm.nn.Sequential", "nn/Sequential.lua", PackageResources.Sequential_lua),
+        ("dbm.nn.CausalSelfAttention", "nn/CausalSelfAttention.lua", PackageResources.CausalSelfAttention_lua),
+        ("dbm.nn.MLP", "nn/MLP.lua", PackageResources.MLP_lua),
+        ("dbm.nn.Block", "nn/Block.lua", PackageResources.Block_lua),
     ]
 }

@@ -54,6 +54,9 @@ struct LuaScriptTests {
     @Test("a few hundred bad calls are each caught as a Lua error naming the function and the line")
     func badInputNeverCrashes() throws { try runScript("errors.lua") }
 
+    @Test("gradients from Lua: dbm.F ops, tensor operators on the tape and nn modules against finite differences; misuse errors")
+    func autograd() throws { try runScript("autograd.lua") }
+
     @Test("spectra from Lua: eigvalsh and svdvals against numpy through .npy files, GOE and MP checks")
     func spectra() throws { try runScript("spectra.lua") }
 }

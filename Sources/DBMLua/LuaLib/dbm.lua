@@ -12,14 +12,19 @@ end
 -- Everything the core offers at the top level, except the object internals.
 local hidden = {generator_uniform = true, generator_normal = true, generator_permutation = true,
                 jsonl_write = true, jsonl_close = true, index = true, setindex = true,
-                jsonl_open = true}
+                jsonl_open = true, requires_grad = true, is_leaf = true, grad_fn = true, grad = true,
+                set_grad = true, backward = true, detach = true}
+--- dbm.F: the differentiable functional ops (core functions F_name), from which nn modules are built.
+dbm.F = {}
 for name, f in pairs(core) do
   if type(f) == "function" then
     help[f] = core._help[name]
-    if not hidden[name] then dbm[name] = f end
+    if name:sub(1, 2) == "F_" then dbm.F[name:sub(3)] = f
+    elseif not hidden[name] then dbm[name] = f end
   end
 end
 dbm.jsonl = core.jsonl_open
+for _, name in ipairs({"tanh", "sigmoid", "relu", "matmul"}) do dbm.F[name] = core[name] end
 
 -- ---------------------------------------------------------------- tensors
 
@@ -37,7 +42,11 @@ Tensor.index = core.index_select
 Tensor.view = core.reshape
 export("index_select", core.index_select)
 
+Tensor.backward, Tensor.detach, Tensor.zero_grad = core.backward, core.detach, core.zero_grad
+
 local function method(name, f, text) Tensor[name] = f; help[f] = text end
+method("requires_grad_", function(t, on) return core.parameter(t, on == nil or on) end,
+  "t:requires_grad_([on=true]) -> t, marked (or unmarked) as a parameter whose gradient backward() computes")
 method("row", function(t, i) return core.select(t, 1, i) end, "t:row(i) -> view of row i")
 method("col", function(t, j) return core.select(t, 2, j) end, "t:col(j) -> view of column j")
 method("double", function(t) return core.to(t, "float64") end, "t:double() -> t as float64")
@@ -46,10 +55,19 @@ method("save", function(t, path, opts) return core.save_npy(path, t, opts) end, 
 
 local tensor_mt = core._tensor_mt
 local index_core, setindex_core = core.index, core.setindex
-tensor_mt.__index = core._make_indexer(Tensor, index_core)   -- t[i] through index_core, else Tensor[k]
+-- Read-only fields of tensors, computed on access: t.grad, t.requires_grad, t.is_leaf, t.grad_fn.
+local properties = {grad = core.grad, requires_grad = core.requires_grad, is_leaf = core.is_leaf, grad_fn = core.grad_fn}
+tensor_mt.__index = core._make_indexer(Tensor, index_core, properties)   -- t[i]; else Tensor[k]; else properties
+local set_grad, set_parameter = core.set_grad, core.parameter
 tensor_mt.__newindex = function(t, k, v)
   if type(k) == "number" then return setindex_core(t, k, v) end
-  error("cannot set field '" .. tostring(k) .. "' of a tensor (use t[i] = v or t:set(i, j, v))", 2)
+  if k == "grad" then return set_grad(t, v) end
+  if k == "requires_grad" then
+    if type(v) ~= "boolean" then error("t.requires_grad = v: expected true or false, got " .. type(v), 2) end
+    set_parameter(t, v)
+    return
+  end
+  error("cannot set field '" .. tostring(k) .. "' of a tensor (use t[i] = v, t:set(i, j, v), t.grad = g or t.requires_grad = true)", 2)
 end
 tensor_mt.__add, tensor_mt.__sub, tensor_mt.__mul = core.add, core.sub, core.mul
 tensor_mt.__div, tensor_mt.__pow = core.div, core.pow
@@ -59,6 +77,20 @@ tensor_mt.__len = function(t)
   return core.size(t, 1)
 end
 tensor_mt.__tostring = core.tostring
+
+export("is_tensor", function(x) return getmetatable(x) == tensor_mt end, "dbm.is_tensor(x) -> whether x is a tensor")
+
+-- ---------------------------------------------------------------- gradients
+
+--- dbm.no_grad(f, ...) -> f(...) run with gradient recording off (evaluation), restored afterwards.
+export("no_grad", function(f, ...)
+  if type(f) ~= "function" then dbm._fail("dbm.no_grad: argument 1: expected a function, got %s", type(f)) end
+  local previous = core.set_grad_enabled(false)
+  local result = table.pack(pcall(f, ...))
+  core.set_grad_enabled(previous)
+  if not result[1] then error(result[2], 0) end
+  return table.unpack(result, 2, result.n)
+end, "dbm.no_grad(f, ...) -> f(...) with gradient recording off (evaluation: no graph is kept), restored afterwards, also after an error")
 
 -- ---------------------------------------------------------------- generators and writers
 
@@ -120,6 +152,19 @@ export("help", function(x)
   end
   return text
 end, "dbm.help([f | \"name\"]) -> the one-line help text of a dbm function (all of them without argument)")
+
+--- dbm._fail(fmt, ...): raises string.format(fmt, ...) as an error at the script's line: the first
+--- calling frame outside the embedded library (as the Swift functions do), whatever the depth inside it.
+function dbm._fail(fmt, ...)
+  local msg = select("#", ...) > 0 and string.format(fmt, ...) or fmt
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if info == nil then error(msg, 0) end
+    if info.what ~= "C" and info.source:sub(1, 6) ~= "=[dbm]" then error(msg, level) end
+    level = level + 1
+  end
+end
 
 -- Lua-defined functions register their help text here.
 function dbm._set_help(f, text) help[f] = text end
@@ -299,4 +344,5 @@ export("diagnostics", function(names, x, opts) return require("dbm.diagnostics")
 
 package.loaded.dbm = dbm
 _G.dbm = dbm
+dbm.nn = require("dbm.nn")
 return dbm

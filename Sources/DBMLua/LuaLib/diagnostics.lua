@@ -26,8 +26,7 @@ local dbm = require "dbm"
 
 local D = {}
 
-local tensor_mt = getmetatable(dbm.zeros(1))
-local function is_tensor(v) return getmetatable(v) == tensor_mt end
+local is_tensor = dbm.is_tensor
 
 -- ---------------------------------------------------------------- loading
 

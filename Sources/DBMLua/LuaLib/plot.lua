@@ -21,8 +21,7 @@ P.width, P.height = 960, 640
 P.font = "DejaVu Sans,12"
 P.report = function(msg) io.stderr:write(msg, "\n") end
 
-local tensor_mt = getmetatable(dbm.zeros(1))
-local is_tensor = function(v) return getmetatable(v) == tensor_mt end
+local is_tensor = dbm.is_tensor
 
 -- ---------------------------------------------------------------- files and gnuplot
 
