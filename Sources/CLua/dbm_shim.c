@@ -7,7 +7,7 @@
 
 static void (*dbm_release_hook)(void *obj) = NULL;
 static char dbm_kind_keys[DBM_KIND_COUNT];          // addresses used as registry keys of metatables
-static const char *const dbm_kind_names[DBM_KIND_COUNT] = {"?", "dbm.Tensor", "dbm.Generator", "dbm.Writer"};
+static const char *const dbm_kind_names[DBM_KIND_COUNT] = {"?", "dbm.Tensor", "dbm.Generator", "dbm.Writer", "dbm.Optimizer"};
 
 typedef struct { void *obj; int kind; } dbm_box;
 
@@ -199,10 +199,25 @@ void dbm_push_metatable(lua_State *L, int kind) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &dbm_kind_keys[kind]);
 }
 
-static int p_push_object(lua_State *L) {
+// The userdata of every Swift object Lua holds, keyed by the object's address, with weak values: pushing
+// an object Lua already holds pushes the same userdata, so identity (==, table keys) follows the Swift
+// object (model.weight == opt:parameters()[1]). An entry goes when its userdata is collected, which
+// happens before the object can be freed (the userdata holds it), so an address is never reused while
+// it is in the table.
+static char dbm_objects_key;
+
+static int p_push_object(lua_State *L) {   // (obj, kind, extbytes, reused_flag)
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &dbm_objects_key);
+    if (lua_rawgetp(L, -1, lua_touserdata(L, 1)) == LUA_TUSERDATA) {
+        *(int *)lua_touserdata(L, 4) = 1;
+        return 1;
+    }
+    lua_pop(L, 1);
     dbm_box *box = (dbm_box *)lua_newuserdatauv(L, sizeof(dbm_box), 1);
     box->obj = NULL;
     box->kind = (int)lua_tointeger(L, 2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, -3, lua_touserdata(L, 1));   // may fail (memory) while __gc owns nothing yet
     dbm_push_metatable(L, box->kind);
     lua_setmetatable(L, -2);
     box->obj = lua_touserdata(L, 1);   // set last: from here on __gc owns it
@@ -218,15 +233,18 @@ static int p_push_object(lua_State *L) {
     return 1;
 }
 
-int dbm_push_object(lua_State *L, void *obj, int kind, size_t extbytes) {
+int dbm_push_object(lua_State *L, void *obj, int kind, size_t extbytes, int *reused) {
+    *reused = 0;
     lua_pushcfunction(L, p_push_object);
     lua_pushlightuserdata(L, obj);
     lua_pushinteger(L, kind);
     lua_pushinteger(L, (lua_Integer)extbytes);
-    int st = lua_pcall(L, 3, 1, 0);
+    lua_pushlightuserdata(L, reused);
+    int st = lua_pcall(L, 4, 1, 0);
     // If the userdata was created before the failure, its obj field was not yet set: the caller
     // still owns obj. If the failure came from the GC step, the object is owned by Lua already;
     // a GC step does not raise errors in 5.4 (finalizer errors become warnings), so that cannot happen.
+    // When *reused is set, an existing userdata already owns obj: the caller keeps (and releases) its own reference.
     return st;
 }
 
@@ -302,6 +320,12 @@ static int p_open(lua_State *L) {
         lua_setfield(L, -2, "__metatable_owner");
         lua_rawsetp(L, LUA_REGISTRYINDEX, &dbm_kind_keys[k]);
     }
+    lua_createtable(L, 0, 64);           // dbm_objects: address -> userdata, weak values
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &dbm_objects_key);
     return 0;
 }
 

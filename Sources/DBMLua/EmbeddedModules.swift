@@ -8,6 +8,8 @@ enum EmbeddedModules {
         ("dbm.plot", "plot.lua", PackageResources.plot_lua),
         ("dbm.analyze", "analyze.lua", PackageResources.analyze_lua),
         ("dbm.progress", "progress.lua", PackageResources.progress_lua),
+        ("dbm.optim", "optim.lua", PackageResources.optim_lua),
+        ("dbm.checkpoint", "checkpoint.lua", PackageResources.checkpoint_lua),
         ("dbm.nn", "nn.lua", PackageResources.nn_lua),
         ("dbm.nn.Module", "nn/Module.lua", PackageResources.Module_lua),
         ("dbm.nn.Linear", "nn/Linear.lua", PackageResources.Linear_lua),

@@ -41,6 +41,7 @@ struct LuaCall {
             switch dbm_object_kind(L, i) {
             case Int32(DBM_KIND_GENERATOR): return "a generator"
             case Int32(DBM_KIND_WRITER): return "a writer"
+            case Int32(DBM_KIND_OPTIMIZER): return "an optimizer"
             default: return "a userdata"
             }
         default: return String(cString: lua_typename(L, lua_type(L, i)))
@@ -235,14 +236,16 @@ struct LuaCall {
 
     func push(_ t: Tensor) throws {
         let p = Unmanaged.passRetained(t).toOpaque()
-        let st = dbm_push_object(L, p, Int32(DBM_KIND_TENSOR), t.storage.byteCount)
-        if st != 0 { Unmanaged<Tensor>.fromOpaque(p).release(); try check(st) }
+        var reused: Int32 = 0
+        let st = dbm_push_object(L, p, Int32(DBM_KIND_TENSOR), t.storage.byteCount, &reused)
+        if st != 0 || reused != 0 { Unmanaged<Tensor>.fromOpaque(p).release(); try check(st) }
     }
 
     func push(object: AnyObject, kind: Int32) throws {
         let p = Unmanaged.passRetained(object).toOpaque()
-        let st = dbm_push_object(L, p, kind, 0)
-        if st != 0 { Unmanaged<AnyObject>.fromOpaque(p).release(); try check(st) }
+        var reused: Int32 = 0
+        let st = dbm_push_object(L, p, kind, 0, &reused)
+        if st != 0 || reused != 0 { Unmanaged<AnyObject>.fromOpaque(p).release(); try check(st) }
     }
 
     func push(numbers: [Double]) throws {

@@ -17,7 +17,7 @@ typedef int (*dbm_swift_fn)(lua_State *L);
 #define DBM_ERROR (-1)
 
 // Kinds of Swift objects held in userdata (one retained pointer each).
-enum { DBM_KIND_TENSOR = 1, DBM_KIND_GENERATOR = 2, DBM_KIND_WRITER = 3, DBM_KIND_COUNT = 4 };
+enum { DBM_KIND_TENSOR = 1, DBM_KIND_GENERATOR = 2, DBM_KIND_WRITER = 3, DBM_KIND_OPTIMIZER = 4, DBM_KIND_COUNT = 5 };
 
 // ---- Wrappers for the C-API macros Swift cannot import (none of these raise) ----
 static inline int dbm_upvalueindex(int i) { return lua_upvalueindex(i); }
@@ -59,7 +59,7 @@ int dbm_error(lua_State *L, const char *msg);
 // Pushes a full userdata holding obj (already retained for Lua) with the metatable of kind.
 // extbytes: memory held outside Lua, reported to the collector as a GC step (DESIGN §6).
 // On failure obj is not owned by Lua: the caller releases it.
-int dbm_push_object(lua_State *L, void *obj, int kind, size_t extbytes);
+int dbm_push_object(lua_State *L, void *obj, int kind, size_t extbytes, int *reused);
 void *dbm_toobject(lua_State *L, int idx, int kind);   // NULL if the value is not of that kind
 int dbm_object_kind(lua_State *L, int idx);            // 0 if not one of ours
 void dbm_push_metatable(lua_State *L, int kind);       // pushes the metatable of kind (no raise)

@@ -1,7 +1,7 @@
 -- The Lua half of the dbm library. Receives the core table of Swift functions and returns `dbm`.
 -- Errors raised here use error(msg, 2) so that they name the caller's line, like the Swift ones.
 local core = ...
-local dbm = {_VERSION = "dbm-lua " .. core._version, version = core._version}
+local dbm = {_VERSION = "dbm-lua " .. core._version, version = core._version, _core = core}
 local help = {}            -- function -> one-line help text
 
 local function export(name, f, text)
@@ -13,13 +13,15 @@ end
 local hidden = {generator_uniform = true, generator_normal = true, generator_permutation = true,
                 jsonl_write = true, jsonl_close = true, index = true, setindex = true,
                 jsonl_open = true, requires_grad = true, is_leaf = true, grad_fn = true, grad = true,
-                set_grad = true, backward = true, detach = true}
+                set_grad = true, backward = true, detach = true, clip_grad_norm = true,
+                generator_state = true, generator_set_state = true}
 --- dbm.F: the differentiable functional ops (core functions F_name), from which nn modules are built.
 dbm.F = {}
 for name, f in pairs(core) do
   if type(f) == "function" then
     help[f] = core._help[name]
     if name:sub(1, 2) == "F_" then dbm.F[name:sub(3)] = f
+    elseif name:sub(1, 6) == "optim_" then   -- used by dbm.optim (optim.lua)
     elseif not hidden[name] then dbm[name] = f end
   end
 end
@@ -96,6 +98,7 @@ end, "dbm.no_grad(f, ...) -> f(...) with gradient recording off (evaluation: no 
 
 local Generator = {
   uniform = core.generator_uniform, normal = core.generator_normal, permutation = core.generator_permutation,
+  state = core.generator_state, set_state = core.generator_set_state,
   randn = function(g, ...) return dbm.randn(dbm._with_generator(g, ...)) end,
   rand = function(g, ...) return dbm.rand(dbm._with_generator(g, ...)) end,
 }
@@ -345,4 +348,10 @@ export("diagnostics", function(names, x, opts) return require("dbm.diagnostics")
 package.loaded.dbm = dbm
 _G.dbm = dbm
 dbm.nn = require("dbm.nn")
+dbm.optim = require("dbm.optim")
+local checkpoint = require("dbm.checkpoint")
+export("save_checkpoint", checkpoint.save,
+  "dbm.save_checkpoint(path, {model=, prefix=, optimizer=, generators = {name = g}, step=, metadata = {}}): weights, optim.* and rng.* in one safetensors file")
+export("load_checkpoint", checkpoint.load,
+  "dbm.load_checkpoint(path, {model=, prefix=, optimizer=, generators = {name = g}}) -> step, metadata: restores what save_checkpoint wrote")
 return dbm

@@ -1,0 +1,112 @@
+-- Checkpoints: one safetensors file (DESIGN §8) with
+--   <parameter name>                 the model's parameters under their dotted names (after `prefix`)
+--   optim.<parameter name>.<state>   the optimizer's state of that parameter (exp_avg, exp_avg_sq, momentum_buffer)
+--   optim.step_count, optim.lr       the number of steps taken (0-d) and each group's learning rate (float64)
+--   rng.<name>                       each named generator's state (float64, 12 exact 32-bit halves)
+-- and the metadata strings `format` = "dbm-lua checkpoint", `step`, and the caller's own entries.
+-- Without an optimizer and generators the file holds the weights only (model.safetensors).
+-- Loading reads tensors and strings only: nothing in the file is ever executed.
+local dbm = require("dbm")
+local fail = dbm._fail
+
+local C = {}
+
+local function check_opts(what, opts)
+  if type(opts) ~= "table" then fail("%s: argument 2: expected a table {model = ..., optimizer = ..., generators = ...}, got %s", what, type(opts)) end
+  if opts.model == nil or type(opts.model) ~= "table" or type(opts.model.named_parameters) ~= "function" then
+    fail("%s: expected an nn module as 'model', got %s", what, type(opts.model))
+  end
+  if opts.generators ~= nil and type(opts.generators) ~= "table" then
+    fail("%s: 'generators': expected a table name -> generator, got %s", what, type(opts.generators))
+  end
+end
+
+local function metadata_string(what, key, v)
+  if type(v) == "string" then return v end
+  if math.type(v) == "integer" or type(v) == "boolean" then return tostring(v) end
+  if type(v) == "number" then return string.format("%.17g", v) end
+  fail("%s: metadata '%s': expected a string, number or boolean, got %s", what, tostring(key), type(v))
+end
+
+--- dbm.save_checkpoint(path, {model=, prefix="", optimizer=, generators = {name = g}, step=, metadata = {}})
+function C.save(path, opts)
+  local what = "dbm.save_checkpoint"
+  if type(path) ~= "string" then fail("%s: argument 1 (path): expected a string, got %s", what, type(path)) end
+  check_opts(what, opts)
+  local list, names_of = {}, {}
+  for name, p in opts.model:named_parameters(opts.prefix) do
+    list[#list + 1] = {name, p}
+    names_of[p] = name
+  end
+  local opt = opts.optimizer
+  if opt ~= nil then
+    for _, p in ipairs(opt:parameters()) do
+      local name = names_of[p]
+      if name == nil then fail("%s: the optimizer holds a tensor of shape (%s) that is not a parameter of the model", what, table.concat(p:shape(), ", ")) end
+      local state, keys = opt:state(p), {}
+      for k in pairs(state) do keys[#keys + 1] = k end
+      table.sort(keys)
+      for _, k in ipairs(keys) do list[#list + 1] = {"optim." .. name .. "." .. k, state[k]} end
+    end
+    list[#list + 1] = {"optim.step_count", dbm.tensor(opt:step_count(), {dtype = "float64"})}
+    local lrs = {}
+    for g = 1, opt:group_count() do lrs[g] = opt:lr(g) end
+    list[#list + 1] = {"optim.lr", dbm.tensor(lrs, {dtype = "float64"})}
+  end
+  local gnames = {}
+  for name in pairs(opts.generators or {}) do gnames[#gnames + 1] = name end
+  table.sort(gnames)
+  for _, name in ipairs(gnames) do
+    local g = opts.generators[name]
+    if getmetatable(g) ~= getmetatable(dbm.default_generator()) then fail("%s: generators.%s: expected a generator, got %s", what, tostring(name), type(g)) end
+    list[#list + 1] = {"rng." .. name, g:state()}
+  end
+  local meta = {format = "dbm-lua checkpoint"}
+  if opts.step ~= nil then meta.step = metadata_string(what, "step", opts.step) end
+  for k, v in pairs(opts.metadata or {}) do meta[k] = metadata_string(what, k, v) end
+  dbm.save_safetensors(path, list, meta)
+end
+
+--- dbm.load_checkpoint(path, {model=, prefix="", optimizer=, generators = {name = g}, strict=true}) -> step, metadata
+function C.load(path, opts)
+  local what = "dbm.load_checkpoint"
+  if type(path) ~= "string" then fail("%s: argument 1 (path): expected a string, got %s", what, type(path)) end
+  check_opts(what, opts)
+  local ok, tensors, meta = pcall(dbm.load_safetensors, path)
+  if not ok then fail("%s", (tostring(tensors):gsub("^.-dbm%.load_safetensors: ", what .. ": "))) end
+  local weights = {}
+  for name, t in pairs(tensors) do
+    if name:sub(1, 6) ~= "optim." and name:sub(1, 4) ~= "rng." then weights[name] = t end
+  end
+  local loaded, err = pcall(opts.model.load_state_dict, opts.model, weights, {strict = opts.strict, prefix = opts.prefix})
+  if not loaded then fail("%s: '%s': %s", what, path, (tostring(err):gsub("^.-load_state_dict: ", ""))) end
+  local opt = opts.optimizer
+  if opt ~= nil then
+    if tensors["optim.step_count"] == nil then fail("%s: '%s' holds no optimizer state (no optim.step_count)", what, path) end
+    local names_of = {}
+    for name, p in opts.model:named_parameters(opts.prefix) do names_of[p] = name end
+    for _, p in ipairs(opt:parameters()) do
+      local name = names_of[p]
+      if name == nil then fail("%s: the optimizer holds a tensor that is not a parameter of the model", what) end
+      local state, head = {}, "optim." .. name .. "."
+      for key, t in pairs(tensors) do
+        if key:sub(1, #head) == head and not key:sub(#head + 1):find("%.") then state[key:sub(#head + 1)] = t end
+      end
+      opt:load_state(p, state)
+    end
+    opt:set_step_count(math.tointeger(tensors["optim.step_count"]:item()))
+    local lrs = tensors["optim.lr"]
+    if lrs == nil or lrs:numel() ~= opt:group_count() then
+      fail("%s: '%s': expected optim.lr with %d learning rates, got %s", what, path, opt:group_count(), lrs and lrs:numel() or "none")
+    end
+    for g = 1, opt:group_count() do opt:set_lr(lrs[g], g) end
+  end
+  for name, g in pairs(opts.generators or {}) do
+    local t = tensors["rng." .. name]
+    if t == nil then fail("%s: '%s' holds no state for the generator '%s' (no rng.%s)", what, path, tostring(name), tostring(name)) end
+    g:set_state(t)
+  end
+  return meta.step and tonumber(meta.step), meta
+end
+
+return C
