@@ -164,6 +164,7 @@ function D.context(x, opts)
   local ctx = {symmetric = opts.symmetric and true or false, options = opts.options or {}}
   ctx._base = ctx
   if is_tensor(x) then
+    x = x:detach()   -- a measurement: plugins see the values, off the gradient tape
     local d = x:dim()
     if d == 2 then
       local shape = x:shape()

@@ -192,3 +192,9 @@ pcall(dbm.no_grad, function() error("inside") end)
 assert(dbm.is_grad_enabled(), "no_grad restores the mode after an error")
 
 print(("autograd.lua: %d finite-difference entries agree to 1e-6"):format(checked))
+
+-- diagnostics measure parameters in the middle of training (grad mode on), off the tape
+local Wd = dbm.parameter(dbm.randn(40, 20))
+local results = dbm.diagnostics({"spectrum", "mp", "norms", "spacing"}, Wd)
+assert(results.spectrum and results.spectrum.lambda_max > 0 and results.norms.frobenius_norm > 0)
+print("autograd.lua: diagnostics run on a parameter")

@@ -1,0 +1,364 @@
+import DBMCore
+
+/// First-order optimizers over leaf parameters: SGD (with momentum, dampening, Nesterov), Adam, AdamW,
+/// following the update rules PyTorch documents for torch.optim.SGD, Adam and AdamW (maximize = false,
+/// amsgrad = false). One `step()` updates every parameter whose `.grad` is set, in place on its storage.
+///
+/// Parameters come in groups (numbered from 1 in messages, as a person counts them), each with its own learning rate and weight decay (nanoGPT decays only the
+/// tensors of rank ≥ 2). A parameter is a leaf that requires a gradient (`NN.parameter(t)`), float32 or
+/// float64, contiguous, and appears once across all groups.
+///
+/// The update rules, for a parameter θ with gradient g, learning rate γ, weight decay λ, at step t:
+///
+///     SGD (momentum μ, dampening τ):   g ← g + λθ                                  (coupled: an L2 term)
+///                                      if μ ≠ 0:  b ← g                on the parameter's first step,
+///                                                 b ← μb + (1 − τ)g    afterwards
+///                                                 g ← g + μb if nesterov, else g ← b
+///                                      θ ← θ − γg
+///     Adam (β1, β2, ε):                g ← g + λθ                                  (coupled: an L2 term)
+///                                      m ← β1·m + (1 − β1)·g,   v ← β2·v + (1 − β2)·g²
+///                                      m̂ = m / (1 − β1ᵗ),       v̂ = v / (1 − β2ᵗ)
+///                                      θ ← θ − γ·m̂ / (√v̂ + ε)
+///     AdamW (β1, β2, ε):               θ ← θ·(1 − γλ)                              (decoupled)
+///                                      then the Adam step with λ = 0.
+///
+/// Adam's last line is computed as PyTorch computes it: θ ← θ − (γ / (1 − β1ᵗ))·m / (√v / √(1 − β2ᵗ) + ε).
+/// The bias corrections and the other coefficients are computed in Double, the per-element arithmetic
+/// in the parameter's dtype (as PyTorch does for float32).
+///
+/// Step counter: t is the optimizer's `stepCount`, incremented by every `step()`. PyTorch keeps one
+/// counter per parameter; the two agree as long as every parameter has a gradient at every step.
+/// A parameter whose `.grad` is nil is skipped: neither it nor its state changes (as in PyTorch), but the
+/// shared t still advances, so a parameter that starts late gets Adam's bias corrections of the current
+/// step rather than of its own first step.
+///
+/// State (PyTorch's names and values): SGD with momentum keeps "momentum_buffer", Adam and AdamW keep
+/// "exp_avg" (m) and "exp_avg_sq" (v), tensors of the parameter's shape and dtype created on the
+/// parameter's first step (m and v from zeros). `state(of:)`, `loadState(of:_:)` and `setStepCount(_:)`
+/// save and restore them for checkpoints.
+public final class Optimizer {
+    /// The update rule and its constants (PyTorch's defaults).
+    public enum Algorithm: Sendable, Equatable {
+        case sgd(momentum: Double = 0, dampening: Double = 0, nesterov: Bool = false)
+        case adam(beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8)
+        case adamW(beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8)
+
+        /// "sgd", "adam" or "adamw", for messages.
+        public var name: String {
+            switch self {
+            case .sgd: "sgd"
+            case .adam: "adam"
+            case .adamW: "adamw"
+            }
+        }
+
+        /// The names of the state tensors kept per parameter, in the order `state(of:)` returns them.
+        public var stateNames: [String] {
+            switch self {
+            case .sgd(let momentum, _, _): momentum == 0 ? [] : ["momentum_buffer"]
+            case .adam, .adamW: ["exp_avg", "exp_avg_sq"]
+            }
+        }
+
+        /// Throws unless the constants are in range: momentum, dampening finite ≥ 0, Nesterov only with
+        /// momentum > 0 and dampening 0; betas in [0, 1), eps finite > 0.
+        func validate() throws {
+            switch self {
+            case .sgd(let momentum, let dampening, let nesterov):
+                try requireNonNegative("sgd: momentum", momentum)
+                try requireNonNegative("sgd: dampening", dampening)
+                if nesterov && (momentum <= 0 || dampening != 0) {
+                    throw DBMError("sgd: nesterov momentum: expected momentum > 0 and dampening = 0, "
+                        + "got momentum \(momentum) and dampening \(dampening)")
+                }
+            case .adam(let beta1, let beta2, let eps), .adamW(let beta1, let beta2, let eps):
+                for (what, beta) in [("beta1", beta1), ("beta2", beta2)] where !(beta >= 0 && beta < 1) {
+                    throw DBMError("\(name): \(what): expected a number in [0, 1), got \(beta)")
+                }
+                guard eps.isFinite && eps > 0 else {
+                    throw DBMError("\(name): eps: expected a finite positive number, got \(eps)")
+                }
+            }
+        }
+    }
+
+    /// Parameters that share a learning rate γ and a weight decay λ (coupled for SGD and Adam, decoupled
+    /// for AdamW; 0 = none).
+    public struct ParamGroup {
+        public var params: [Tensor]
+        public var lr: Double
+        public var weightDecay: Double
+
+        public init(params: [Tensor], lr: Double, weightDecay: Double = 0) {
+            self.params = params; self.lr = lr; self.weightDecay = weightDecay
+        }
+    }
+
+    public let algorithm: Algorithm
+    /// The groups in the order given; their learning rates change through `setLearningRate`.
+    public private(set) var groups: [ParamGroup]
+    /// The number of `step()` calls so far (t of the bias corrections is stepCount after the increment).
+    public private(set) var stepCount = 0
+    /// Every parameter, group by group.
+    public var parameters: [Tensor] { groups.flatMap(\.params) }
+
+    /// Where each parameter sits (group, position), by identity.
+    private let positions: [ObjectIdentifier: (group: Int, position: Int)]
+    /// Each parameter's state tensors, in `algorithm.stateNames` order; absent before its first step.
+    private var states: [ObjectIdentifier: [Tensor]] = [:]
+
+    /// An optimizer over parameter groups. Throws unless every tensor is a contiguous leaf parameter that
+    /// appears once, there is at least one, every learning rate and weight decay is finite and ≥ 0, and
+    /// the algorithm's constants are in range (see `Algorithm`).
+    public init(groups: [ParamGroup], algorithm: Algorithm) throws {
+        try algorithm.validate()
+        var positions: [ObjectIdentifier: (group: Int, position: Int)] = [:]
+        for (gi, group) in groups.enumerated() {
+            try requireNonNegative("optimizer: learning rate of group \(gi + 1)", group.lr)
+            try requireNonNegative("optimizer: weight decay of group \(gi + 1)", group.weightDecay)
+            for (pi, p) in group.params.enumerated() {
+                let what = "a tensor of shape \(formatShape(p.shape)) (parameter \(pi + 1) of group \(gi + 1))"
+                if !p.requiresGrad {
+                    throw DBMError("optimizer: expected parameters (tensors with requires_grad and no producing op), "
+                        + "got \(what) that does not require a gradient")
+                }
+                if let node = p.gradFn {
+                    let op = (node as? GradNode).map { "'\($0.op)'" } ?? "an op"
+                    throw DBMError("optimizer: expected parameters (tensors with requires_grad and no producing op), "
+                        + "got \(what) that is the output of \(op), not a leaf")
+                }
+                if !p.isContiguous {   // (the dtype is float32 or float64: DType has no other case)
+                    throw DBMError("optimizer: expected contiguous parameters, got \(what) with strides "
+                        + "\(formatShape(p.strides))")
+                }
+                if let first = positions[ObjectIdentifier(p)] {
+                    throw DBMError("optimizer: expected each parameter once, got the same tensor of shape "
+                        + "\(formatShape(p.shape)) (parameter \(first.position + 1) of group \(first.group + 1)) "
+                        + "and again (parameter \(pi + 1) of group \(gi + 1))")
+                }
+                positions[ObjectIdentifier(p)] = (gi, pi)
+            }
+        }
+        guard !positions.isEmpty else {
+            throw DBMError("optimizer: expected at least one parameter, got \(groups.count) groups with none")
+        }
+        self.algorithm = algorithm
+        self.groups = groups
+        self.positions = positions
+    }
+
+    /// An optimizer over one group of parameters. (The weight decay defaults to 0 for every algorithm;
+    /// PyTorch's AdamW defaults to 0.01.)
+    public convenience init(_ params: [Tensor], algorithm: Algorithm, lr: Double, weightDecay: Double = 0) throws {
+        try self.init(groups: [ParamGroup(params: params, lr: lr, weightDecay: weightDecay)], algorithm: algorithm)
+    }
+
+    // ------------------------------------------------------------------ settings
+
+    /// Sets the learning rate of one group (0-based), or of every group when group is nil (schedules).
+    public func setLearningRate(_ lr: Double, group: Int? = nil) throws {
+        try requireNonNegative("learning rate", lr)
+        if let g = group {
+            guard groups.indices.contains(g) else {
+                throw DBMError("learning rate: expected a group index in 0..<\(groups.count), got \(g)")
+            }
+            groups[g].lr = lr
+        } else {
+            for g in groups.indices { groups[g].lr = lr }
+        }
+    }
+
+    /// Sets the step counter (when resuming from a checkpoint): the next step uses t = n + 1.
+    public func setStepCount(_ n: Int) throws {
+        guard n >= 0 else { throw DBMError("step count: expected a non-negative integer, got \(n)") }
+        stepCount = n
+    }
+
+    /// Drops every parameter's gradient (.grad = nil, PyTorch's default set_to_none).
+    public func zeroGrad() {
+        NN.zeroGrad(parameters, setToNil: true)
+    }
+
+    // ------------------------------------------------------------------ state for checkpoints
+
+    /// The state of one parameter as (name, tensor) pairs in `algorithm.stateNames` order: empty before
+    /// the parameter's first step (and for a tensor the optimizer does not hold). The tensors are the
+    /// optimizer's own, updated in place by later steps: copy them to keep a snapshot.
+    public func state(of param: Tensor) -> [(name: String, tensor: Tensor)] {
+        guard let tensors = states[ObjectIdentifier(param)] else { return [] }
+        return Array(zip(algorithm.stateNames, tensors))
+    }
+
+    /// Replaces the state of one parameter by copies of the given tensors: either exactly the entries
+    /// the algorithm keeps (`algorithm.stateNames`), each of the parameter's shape and dtype (any
+    /// layout), or none (the parameter then starts afresh on its next step).
+    public func loadState(of param: Tensor, _ state: [String: Tensor]) throws {
+        guard positions[ObjectIdentifier(param)] != nil else {
+            throw DBMError("optimizer state: expected one of the optimizer's parameters, got a tensor of shape "
+                + "\(formatShape(param.shape)) that it does not hold")
+        }
+        if state.isEmpty { states[ObjectIdentifier(param)] = nil; return }
+        let names = algorithm.stateNames
+        guard Set(state.keys) == Set(names) else {
+            throw DBMError("optimizer state (\(algorithm.name)): expected the entries "
+                + "\(names.isEmpty ? "(none)" : names.joined(separator: ", ")), "
+                + "got \(state.keys.sorted().joined(separator: ", "))")
+        }
+        var tensors: [Tensor] = []
+        for name in names {
+            let t = state[name]!
+            guard t.shape == param.shape && t.dtype == param.dtype else {
+                throw DBMError("optimizer state: expected '\(name)' of the parameter's shape \(formatShape(param.shape)) "
+                    + "and dtype \(param.dtype.rawValue), got \(formatShape(t.shape)) \(t.dtype.rawValue)")
+            }
+            tensors.append(try t.copy())
+        }
+        states[ObjectIdentifier(param)] = tensors
+    }
+
+    // ------------------------------------------------------------------ the step
+
+    /// One parameter's share of a step: the tensors the kernel reads and writes, and its group's settings.
+    private struct Update {
+        let param: Tensor, grad: Tensor, state: [Tensor]
+        let firstStep: Bool   // the state was just created
+        let lr: Double, weightDecay: Double
+    }
+
+    /// Increments stepCount (t of this step) and updates every parameter that has a gradient, in place.
+    /// Every gradient is checked
+    /// (the parameter's shape and dtype) and missing state is allocated before anything changes, so a
+    /// step that throws leaves the parameters, their state and the counter as they were.
+    public func step() throws {
+        var updates: [Update] = []
+        for (gi, group) in groups.enumerated() {
+            for (pi, p) in group.params.enumerated() {
+                guard let g = p.grad else { continue }
+                guard g.shape == p.shape && g.dtype == p.dtype else {
+                    throw DBMError("optimizer step: expected the gradient of parameter \(pi + 1) of group "
+                        + "\(gi + 1) to have its shape \(formatShape(p.shape)) and dtype \(p.dtype.rawValue), got "
+                        + "\(formatShape(g.shape)) \(g.dtype.rawValue)")
+                }
+                let existing = states[ObjectIdentifier(p)]
+                let state = try existing ?? algorithm.stateNames.map { _ in try Tensor(shape: p.shape, dtype: p.dtype) }
+                updates.append(Update(param: p, grad: try g.contiguous(), state: state, firstStep: existing == nil,
+                                      lr: group.lr, weightDecay: group.weightDecay))
+            }
+        }
+        stepCount += 1
+        for u in updates {
+            if u.firstStep && !u.state.isEmpty { states[ObjectIdentifier(u.param)] = u.state }
+            switch u.param.dtype {
+            case .float32: apply(Float.self, u)
+            case .float64: apply(Double.self, u)
+            }
+        }
+    }
+
+    private func apply<T: NNFloat>(_: T.Type, _ u: Update) {
+        let p = u.param.pointer(T.self), g = UnsafePointer(u.grad.pointer(T.self)), n = u.param.count
+        switch algorithm {
+        case .sgd(let momentum, let dampening, let nesterov):
+            let c = SGDCoefficients<T>(lr: T(u.lr), weightDecay: T(u.weightDecay), momentum: T(momentum),
+                                       oneMinusDampening: T(1 - dampening), nesterov: nesterov, firstStep: u.firstStep)
+            if momentum == 0 { sgdKernel(p, g, n, c) }
+            else { sgdMomentumKernel(p, g, u.state[0].pointer(T.self), n, c) }
+        case .adam(let beta1, let beta2, let eps):
+            let c = AdamCoefficients<T>(beta1: beta1, beta2: beta2, eps: eps, lr: u.lr, t: stepCount,
+                                        coupledWeightDecay: u.weightDecay, decay: 1)
+            adamKernel(p, g, u.state[0].pointer(T.self), u.state[1].pointer(T.self), n, c)
+        case .adamW(let beta1, let beta2, let eps):
+            let c = AdamCoefficients<T>(beta1: beta1, beta2: beta2, eps: eps, lr: u.lr, t: stepCount,
+                                        coupledWeightDecay: 0, decay: 1 - u.lr * u.weightDecay)
+            adamKernel(p, g, u.state[0].pointer(T.self), u.state[1].pointer(T.self), n, c)
+        }
+    }
+}
+
+/// Throws unless x is finite and ≥ 0: "<what>: expected a finite non-negative number, got <x>".
+private func requireNonNegative(_ what: String, _ x: Double) throws {
+    guard x.isFinite && x >= 0 else { throw DBMError("\(what): expected a finite non-negative number, got \(x)") }
+}
+
+// ---------------------------------------------------------------------- kernels
+// In place over contiguous storage, elementwise (so splitting across the cores changes no result). Below
+// 64k elements a tensor is updated on the calling thread. Two details keep the loops vectorised:
+// - the loop-invariant choices go through `select` (both sides evaluated): Swift's `?:` evaluates one
+//   side only, and a load inside it (p[i] for the weight decay, b[i] for the momentum) is a branch the
+//   loop vectorizer cannot remove;
+// - √v is taken of |v| (v ≥ 0 anyway; NaN stays NaN): the compiler then knows the argument is not
+//   negative and uses vector square roots, where it otherwise keeps a scalar check for negative inputs
+//   (which set errno).
+
+private let parallelGrain = 1 << 16
+
+/// condition ? a : b with both already evaluated (a branch-free select; see above).
+@inline(__always) private func select<T>(_ condition: Bool, _ a: T, _ b: T) -> T { condition ? a : b }
+
+private struct SGDCoefficients<T: NNFloat> {
+    let lr: T, weightDecay: T, momentum: T, oneMinusDampening: T
+    let nesterov: Bool, firstStep: Bool
+}
+
+/// SGD without momentum: θ ← θ − γ(g + λθ).
+private func sgdKernel<T: NNFloat>(_ p: UnsafeMutablePointer<T>, _ grad: UnsafePointer<T>, _ n: Int,
+                                   _ c: SGDCoefficients<T>) {
+    Parallel.chunks(n, grain: parallelGrain) { r, _ in
+        for i in r {
+            let g = select(c.weightDecay != 0, grad[i] + c.weightDecay * p[i], grad[i])
+            p[i] -= c.lr * g
+        }
+    }
+}
+
+/// SGD with momentum: g ← g + λθ; b ← g (first step) or μb + (1 − τ)g; θ ← θ − γ(g + μb or b).
+private func sgdMomentumKernel<T: NNFloat>(_ p: UnsafeMutablePointer<T>, _ grad: UnsafePointer<T>,
+                                           _ b: UnsafeMutablePointer<T>, _ n: Int, _ c: SGDCoefficients<T>) {
+    Parallel.chunks(n, grain: parallelGrain) { r, _ in
+        for i in r {
+            let g = select(c.weightDecay != 0, grad[i] + c.weightDecay * p[i], grad[i])
+            let buf = select(c.firstStep, g, c.momentum * b[i] + c.oneMinusDampening * g)
+            b[i] = buf
+            p[i] -= c.lr * select(c.nesterov, g + c.momentum * buf, buf)
+        }
+    }
+}
+
+/// Adam's constants for step t, computed in Double and rounded to T once.
+private struct AdamCoefficients<T: NNFloat> {
+    let beta1: T, oneMinusBeta1: T, beta2: T, oneMinusBeta2: T, eps: T
+    let stepSize: T              // γ / (1 − β1ᵗ)
+    let biasCorrection2Sqrt: T   // √(1 − β2ᵗ)
+    let coupledWeightDecay: T    // Adam's λ (added to the gradient); 0 for AdamW
+    let decay: T                 // AdamW's 1 − γλ (applied to θ first); 1 for Adam
+
+    init(beta1: Double, beta2: Double, eps: Double, lr: Double, t: Int, coupledWeightDecay: Double, decay: Double) {
+        let biasCorrection1 = 1 - Double.pow(beta1, Double(t))
+        let biasCorrection2 = 1 - Double.pow(beta2, Double(t))
+        self.beta1 = T(beta1); oneMinusBeta1 = T(1 - beta1)
+        self.beta2 = T(beta2); oneMinusBeta2 = T(1 - beta2)
+        self.eps = T(eps)
+        stepSize = T(lr / biasCorrection1)
+        biasCorrection2Sqrt = T(biasCorrection2.squareRoot())
+        self.coupledWeightDecay = T(coupledWeightDecay)
+        self.decay = T(decay)
+    }
+}
+
+/// Adam / AdamW: g ← g + λθ; m ← β1·m + (1 − β1)·g; v ← β2·v + (1 − β2)·g²;
+/// θ ← θ·decay − stepSize·m / (√v / √(1 − β2ᵗ) + ε).
+private func adamKernel<T: NNFloat>(_ p: UnsafeMutablePointer<T>, _ grad: UnsafePointer<T>,
+                                    _ m: UnsafeMutablePointer<T>, _ v: UnsafeMutablePointer<T>, _ n: Int,
+                                    _ c: AdamCoefficients<T>) {
+    Parallel.chunks(n, grain: parallelGrain) { r, _ in
+        for i in r {
+            let g = select(c.coupledWeightDecay != 0, grad[i] + c.coupledWeightDecay * p[i], grad[i])
+            let mi = c.beta1 * m[i] + c.oneMinusBeta1 * g
+            let vi = c.beta2 * v[i] + c.oneMinusBeta2 * (g * g)
+            m[i] = mi
+            v[i] = vi
+            let denom = vi.magnitude.squareRoot() / c.biasCorrection2Sqrt + c.eps
+            p[i] = p[i] * c.decay - c.stepSize * (mi / denom)
+        }
+    }
+}
