@@ -30,7 +30,7 @@ local function make(algorithm, params, opts, defaults)
       local known = {}
       for name in pairs(defaults.keys) do known[#known + 1] = name end
       table.sort(known)
-      fail("%s: unknown option '%s' (known: %s)", what, tostring(k), table.concat(known, ", "))
+      fail("%s: unknown option '%s': expected one of %s", what, tostring(k), table.concat(known, ", "))
     end
   end
   if opts.schedule ~= nil and type(opts.schedule) ~= "function" then

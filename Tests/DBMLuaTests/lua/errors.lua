@@ -140,6 +140,58 @@ for _, name in ipairs({"shape", "numel", "sum", "matmul", "reshape", "t", "totab
   line = L(); check(name, line, pcall(t[name], "not a tensor"))
 end
 
+-- The differentiable ops and the optimizers, given every wrong value in every argument position.
+local x3, W3 = dbm.parameter(dbm.randn(2, 3)), dbm.parameter(dbm.randn(4, 3))
+local good_args = {
+  {"dbm.F.linear", dbm.F.linear, {x3, W3}},
+  {"dbm.F.embedding", dbm.F.embedding, {{1, 2}, W3}},
+  {"dbm.F.layer_norm", dbm.F.layer_norm, {x3, dbm.ones(3)}},
+  {"dbm.F.gelu", dbm.F.gelu, {x3, {approximate = "tanh"}}},
+  {"dbm.F.softmax", dbm.F.softmax, {x3}},
+  {"dbm.F.dropout", dbm.F.dropout, {x3, 0.5}},
+  {"dbm.F.causal_attention", dbm.F.causal_attention, {dbm.randn(1, 2, 6), 2}},
+  {"dbm.F.cross_entropy", dbm.F.cross_entropy, {x3, {1, 3}}},
+  {"dbm.parameter", dbm.parameter, {dbm.randn(2)}},
+  {"dbm.zero_grad", dbm.zero_grad, {{x3}}},
+  {"Tensor:backward", x3.backward, {x3:sum(), {retain_graph = true}}},
+}
+for _, case in ipairs(good_args) do
+  local fname, f, args = case[1], case[2], case[3]
+  assert(pcall(f, table.unpack(args)), fname .. " should accept its good arguments")
+  for pos = 1, #args do
+    for _, v in ipairs({"x", true, function() end, -1, 1e300, 0 / 0, dbm.generator(1), dbm.randn(5, 7)}) do
+      local bad = {table.unpack(args)}
+      bad[pos] = v
+      local okay = pcall(f, table.unpack(bad))
+      if not okay then line = L(); check(fname, line, pcall(f, table.unpack(bad))) end
+    end
+  end
+end
+for _, make in ipairs({{"dbm.optim.SGD", dbm.optim.SGD}, {"dbm.optim.Adam", dbm.optim.Adam}, {"dbm.optim.AdamW", dbm.optim.AdamW}}) do
+  local fname, f = make[1], make[2]
+  line = L(); check(fname, line, pcall(function() return f({dbm.randn(3)}, {lr = 0.1}) end))     -- not a parameter
+  line = L(); check(fname, line, pcall(function() return f({x3 * 2}, {lr = 0.1}) end))            -- not a leaf
+  line = L(); check(fname, line, pcall(function() return f({x3}, {lr = 0 / 0}) end))              -- NaN learning rate
+  line = L(); check(fname, line, pcall(function() return f({x3}, {lr = -1}) end))
+  line = L(); check(fname, line, pcall(function() return f({x3, x3}, {lr = 0.1}) end))            -- twice
+  line = L(); check(fname, line, pcall(function() return f({}, {lr = 0.1}) end))                  -- nothing
+  line = L(); check(fname, line, pcall(function() return f({x3}, {lr = 0.1, wieght_decay = 1}) end))
+  line = L(); check(fname, line, pcall(function() return f("params", {lr = 0.1}) end))
+  line = L(); check(fname, line, pcall(function() return f({x3}, {lr = 0.1, weight_decay = 0 / 0}) end))
+end
+line = L(); check("dbm.optim.Adam", line, pcall(function() return dbm.optim.Adam({x3}, {betas = {0.9, 1}}) end))
+line = L(); check("dbm.optim.Adam", line, pcall(function() return dbm.optim.Adam({x3}, {eps = 0}) end))
+line = L(); check("dbm.optim.SGD", line, pcall(function() return dbm.optim.SGD({x3}, {lr = 1, nesterov = true}) end))
+local opt3 = dbm.optim.SGD({x3}, {lr = 0.1})
+line = L(); check("Optimizer:set_lr", line, pcall(function() opt3:set_lr(0 / 0) end))
+line = L(); check("Optimizer:set_lr", line, pcall(function() opt3:set_lr(0.1, 2) end))
+local sched = dbm.optim.SGD({x3}, {lr = 0.1, schedule = function() return 0 / 0 end})
+x3.grad = dbm.ones(2, 3)
+line = L(); check("SGD:step", line, pcall(function() sched:step() end))
+line = L(); check("Tensor.grad=", line, pcall(function() x3.grad = dbm.ones(3, 2) end))
+line = L(); check("dbm.optim.clip_grad_norm", line, pcall(function() return dbm.optim.clip_grad_norm({x3}, 0) end))
+line = L(); check("dbm.optim.cosine", line, pcall(function() return dbm.optim.cosine{lr = 1, warmup = 10, total = 5} end))
+
 -- The state is still healthy after all of that.
 local ok = pcall(function() return dbm.eigvalsh(dbm.eye(3)):sum() end)
 assert(ok)
