@@ -191,9 +191,10 @@ function Module:extra_repr() return "" end
 -- tostring(model): the tree of modules, as PyTorch prints it
 function Module.__tostring(self)
   local function render(m, indent)
-    local head = getmetatable(m).__name .. "(" .. m:extra_repr()
-    if #m._children == 0 then return head .. ")" end
-    local lines = {head}
+    local name, extra = getmetatable(m).__name, m:extra_repr()
+    if #m._children == 0 then return name .. "(" .. extra .. ")" end
+    local lines = {name .. "("}
+    if extra ~= "" then lines[2] = indent .. "  " .. extra end
     for _, name in ipairs(m._children) do
       lines[#lines + 1] = indent .. "  (" .. name .. "): " .. render(m[name], indent .. "  ")
     end
