@@ -52,8 +52,8 @@ extension Bindings {
         return (out, shape)
     }
 
-    /// a op b on the tape (a or b requires grad): + − * through DBMNN, / by a constant as a product, ^2
-    /// as x·x; numbers become constants. Other operators have no derivative here: an error.
+    /// a op b on the tape (a or b requires grad): + − * / and ^ (a constant exponent) through DBMNN;
+    /// numbers become constants. maximum, minimum and a tensor exponent have no derivative here: an error.
     static func differentiable(_ c: LuaCall, _ op: BinaryOp, _ a: Tensor?, _ b: Tensor?) throws -> Tensor {
         func constant(_ v: Double, like t: Tensor) throws -> Tensor { try Tensor.full([], v, dtype: t.dtype) }
         return try nnOp {
@@ -61,27 +61,34 @@ extension Bindings {
             case (.add, let x?, let y?): return try NN.add(x, y)
             case (.sub, let x?, let y?): return try NN.sub(x, y)
             case (.mul, let x?, let y?): return try NN.mul(x, y)
-            case (.div, let x?, let y?) where !y.requiresGrad:
-                return try NN.mul(x, try y.binary(.div, scalar: 1, scalarFirst: true))
+            case (.div, let x?, let y?): return try NN.div(x, y)
             case (.add, let x?, nil): return try NN.add(x, try constant(try c.number(2, "b"), like: x))
             case (.sub, let x?, nil): return try NN.add(x, try constant(-(try c.number(2, "b")), like: x))
             case (.mul, let x?, nil): return try NN.scale(x, try c.number(2, "b"))
             case (.div, let x?, nil): return try NN.scale(x, 1 / (try c.number(2, "b")))
-            case (.pow, let x?, nil) where (try? c.number(2, "b")) == 2: return try NN.mul(x, x)
+            case (.pow, let x?, nil):
+                let p = try c.number(2, "b")
+                return p == 2 ? try NN.mul(x, x) : try NN.pow(x, p)
             case (.add, nil, let y?): return try NN.add(try constant(try c.number(1, "a"), like: y), y)
             case (.sub, nil, let y?): return try NN.sub(try constant(try c.number(1, "a"), like: y), y)
             case (.mul, nil, let y?): return try NN.scale(y, try c.number(1, "a"))
+            case (.div, nil, let y?): return try NN.scale(try NN.pow(y, -1), try c.number(1, "a"))
             default: throw notDifferentiable(c, a?.requiresGrad == true ? 1 : 2)
             }
         }
     }
 
-    /// op(t) on the tape: − , square, tanh, sigmoid, relu through DBMNN; other functions are an error.
+    /// op(t) on the tape: −, square, exp, log, sqrt, abs, tanh, sigmoid, relu through DBMNN; sign (whose
+    /// derivative is zero almost everywhere) is an error rather than a silent constant.
     static func differentiable(_ c: LuaCall, _ op: UnaryOp, _ t: Tensor) throws -> Tensor {
         try nnOp {
             switch op {
             case .neg: return try NN.scale(t, -1)
             case .square: return try NN.mul(t, t)
+            case .exp: return try NN.exp(t)
+            case .log: return try NN.log(t)
+            case .sqrt: return try NN.sqrt(t)
+            case .abs: return try NN.abs(t)
             case .tanh: return try NN.tanh(t)
             case .sigmoid: return try NN.sigmoid(t)
             case .relu: return try NN.relu(t)

@@ -358,8 +358,9 @@ enum Bindings {
         unaryBinding("tanh", .tanh), unaryBinding("sigmoid", .sigmoid), unaryBinding("relu", .relu),
         fn("clamp", "dbm.clamp", "dbm.clamp(t, min, max) -> elements limited to [min, max] (nil: no limit)") { c in
             let t = try c.tensor(1)
-            if tracked(t) { throw notDifferentiable(c, 1) }
-            try c.push(try t.clamped(min: try c.optNumber(2, "min", -.infinity), max: try c.optNumber(3, "max", .infinity))); return 1
+            let (lo, hi) = (try c.optNumber(2, "min", -.infinity), try c.optNumber(3, "max", .infinity))
+            if tracked(t) { try c.push(try nnOp { try NN.clamp(t, min: lo, max: hi) }); return 1 }
+            try c.push(try t.clamped(min: lo, max: hi)); return 1
         },
         fn("matmul", "dbm.matmul", "dbm.matmul(a, b) or a:matmul(b) -> matrix product (cblas; 1-d, 2-d and batched 3-d)") { c in
             let a = try c.tensor(1, "a"), b = try c.tensor(2, "b")

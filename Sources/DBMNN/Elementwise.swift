@@ -209,3 +209,64 @@ extension NN {
         }
     }
 }
+
+// ---------------------------------------------------------------------- functions through the core's kernels
+// exp, log, sqrt, abs, x^p, a/b and clamp: what a script's own losses and diagnostics use (not the hot
+// loops of the models), so forward and backward are the core's elementwise ops, each a line of calculus.
+
+extension NN {
+    /// e^x; d/dx = e^x (the output, saved).
+    public static func exp(_ x: Tensor) throws -> Tensor {
+        let y = try x.unary(.exp), ys = saved(y)
+        return record("exp", output: y, inputs: [x]) { g, _ in [try g.binary(.mul, ys)] }
+    }
+
+    /// ln x; d/dx = 1/x (the input, saved).
+    public static func log(_ x: Tensor) throws -> Tensor {
+        let xs = saved(x)
+        return record("log", output: try x.unary(.log), inputs: [x]) { g, _ in [try g.binary(.div, xs)] }
+    }
+
+    /// √x; d/dx = 1/(2√x) (the output, saved).
+    public static func sqrt(_ x: Tensor) throws -> Tensor {
+        let y = try x.unary(.sqrt), ys = saved(y)
+        return record("sqrt", output: y, inputs: [x]) { g, _ in [try g.binary(.div, try ys.binary(.mul, scalar: 2))] }
+    }
+
+    /// |x|; d/dx = sign x (0 at 0, as PyTorch).
+    public static func abs(_ x: Tensor) throws -> Tensor {
+        let xs = saved(x)
+        return record("abs", output: try x.unary(.abs), inputs: [x]) { g, _ in [try g.binary(.mul, try xs.unary(.sign))] }
+    }
+
+    /// x^p for a constant p; d/dx = p·x^(p−1).
+    public static func pow(_ x: Tensor, _ p: Double) throws -> Tensor {
+        let xs = saved(x)
+        return record("pow", output: try x.binary(.pow, scalar: p), inputs: [x]) { g, _ in
+            [try g.binary(.mul, try xs.binary(.pow, scalar: p - 1).binary(.mul, scalar: p))]
+        }
+    }
+
+    /// a / b with numpy broadcasting; d/da = 1/b, d/db = −(a/b)/b.
+    public static func div(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try requireSameDType("div", [("a", a), ("b", b)])
+        let out: Tensor
+        do { out = try a.binary(.div, b) } catch let e as DBMError { throw DBMError("div: \(e.message)") }
+        let (bs, ys, aShape, bShape) = (saved(b), saved(out), a.shape, b.shape)
+        return record("div", output: out, inputs: [a, b]) { g, needs in
+            let gb = try g.binary(.div, bs)   // g/b, of the broadcast shape
+            return [needs[0] ? try sumToShape(gb, aShape) : nil,
+                    needs[1] ? try sumToShape(try gb.binary(.mul, ys).binary(.mul, scalar: -1), bShape) : nil]
+        }
+    }
+
+    /// x limited to [lo, hi]; d/dx = 1 inside, 0 where clamped.
+    public static func clamp(_ x: Tensor, min lo: Double, max hi: Double) throws -> Tensor {
+        let xs = saved(x)
+        return record("clamp", output: try x.clamped(min: lo, max: hi), inputs: [x]) { g, _ in
+            let distance = try xs.clamped(min: lo, max: hi).binary(.sub, xs).unary(.abs)   // 0 inside (and on the bounds)
+            let inside = try distance.unary(.sign).binary(.mul, scalar: -1).binary(.add, scalar: 1)
+            return [try g.binary(.mul, inside)]
+        }
+    }
+}

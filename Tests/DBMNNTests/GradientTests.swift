@@ -56,6 +56,21 @@ struct GradientTests {
         try expectGradients("relu", [try randn([4, 6], g)]) { try NN.relu($0[0]) }
     }
 
+    @Test("exp, log, sqrt, abs, pow, div (with broadcasting), clamp")
+    func functions() throws {
+        let g = Generator(seed: 12)
+        func positive(_ shape: [Int]) throws -> Tensor { try Tensor.rand(shape, low: 0.5, high: 2, dtype: .float64, generator: g) }
+        try expectGradients("exp", [try randn([3, 4], g)]) { try NN.exp($0[0]) }
+        try expectGradients("log", [try positive([5])]) { try NN.log($0[0]) }
+        try expectGradients("sqrt", [try positive([2, 3])]) { try NN.sqrt($0[0]) }
+        try expectGradients("abs", [try randn([7], g)]) { try NN.abs($0[0]) }
+        try expectGradients("pow 1.5 and -2", [try positive([4, 2])]) { try NN.add(try NN.pow($0[0], 1.5), try NN.pow($0[0], -2)) }
+        try expectGradients("div same shape", [try randn([3, 4], g), try positive([3, 4])]) { try NN.div($0[0], $0[1]) }
+        try expectGradients("div by a row", [try randn([2, 3, 4], g), try positive([4])]) { try NN.div($0[0], $0[1]) }
+        try expectGradients("div of a row", [try randn([4], g), try positive([3, 4])]) { try NN.div($0[0], $0[1]) }
+        try expectGradients("clamp", [try randn([20], g)]) { try NN.clamp($0[0], min: -0.5, max: 0.7) }
+    }
+
     @Test("GELU, exact (erf) and tanh forms")
     func gelu() throws {
         let g = Generator(seed: 5)
