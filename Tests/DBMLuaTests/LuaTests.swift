@@ -57,6 +57,12 @@ struct LuaScriptTests {
     @Test("gradients from Lua: dbm.F ops, tensor operators on the tape and nn modules against finite differences; misuse errors")
     func autograd() throws { try runScript("autograd.lua") }
 
+    @Test("dbm.optim from Lua: schedules, a scheduled SGD, AdamW with groups, clipping, against the formulas")
+    func optim() throws { try runScript("optim.lua") }
+
+    @Test("train, checkpoint, resume in fresh objects: bitwise the same as without a break (one process)")
+    func resume() throws { try runScript("resume.lua") }
+
     @Test("spectra from Lua: eigvalsh and svdvals against numpy through .npy files, GOE and MP checks")
     func spectra() throws { try runScript("spectra.lua") }
 }

@@ -153,4 +153,16 @@ function optim.step_decay(opts)
   return function(step) return lr * gamma ^ (step // every) end
 end
 
+local help = {
+  SGD = "dbm.optim.SGD(params, {lr, momentum=0, dampening=0, nesterov=false, weight_decay=0 (coupled), schedule}) -> opt",
+  Adam = "dbm.optim.Adam(params, {lr=1e-3, betas={0.9, 0.999}, eps=1e-8, weight_decay=0 (coupled L2), schedule}) -> opt",
+  AdamW = "dbm.optim.AdamW(params, {lr=1e-3, betas={0.9, 0.999}, eps=1e-8, weight_decay=0.01 (decoupled), schedule}) -> opt; "
+    .. "opt:step(), opt:zero_grad(), opt:set_lr(lr [, group]), opt:lr([group]), opt:state(p), opt:step_count()",
+  clip_grad_norm = "dbm.optim.clip_grad_norm(params | module, max_norm) -> the global gradient norm before clipping (PyTorch's clip_grad_norm_)",
+  constant = "dbm.optim.constant(lr) -> schedule: step -> lr",
+  cosine = "dbm.optim.cosine{lr, warmup=0, total, min_lr=0} -> schedule: linear warm-up, cosine decay to min_lr (nanoGPT's)",
+  step_decay = "dbm.optim.step_decay{lr, every, gamma=0.1} -> schedule: lr·gamma^floor(step/every)",
+}
+for name, text in pairs(help) do dbm._set_help(optim[name], text) end
+
 return optim
