@@ -107,6 +107,7 @@ enum Bench {
                      trivial / Double(calls) * 1e9, (trivial - empty) / Double(calls) * 1e9, method / Double(calls) * 1e9))
         try DiagnosticsBench.run(lua: lua)
         try NNBench.run(referenceGflops: refGflops)
+        try LuaNNBench.run(lua: lua, referenceGflops: refGflops)
     }
 }
 
