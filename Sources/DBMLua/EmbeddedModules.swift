@@ -22,5 +22,6 @@ enum EmbeddedModules {
         ("dbm.nn.CausalSelfAttention", "nn/CausalSelfAttention.lua", PackageResources.CausalSelfAttention_lua),
         ("dbm.nn.MLP", "nn/MLP.lua", PackageResources.MLP_lua),
         ("dbm.nn.Block", "nn/Block.lua", PackageResources.Block_lua),
+        ("dbm.nn.GPT", "nn/GPT.lua", PackageResources.GPT_lua),
     ]
 }

@@ -34,9 +34,9 @@ function C.save(path, opts)
   if type(path) ~= "string" then fail("%s: argument 1 (path): expected a string, got %s", what, type(path)) end
   check_opts(what, opts)
   local list, names_of = {}, {}
-  for name, p in opts.model:named_parameters(opts.prefix) do
+  for name, p in opts.model:named_parameters(opts.prefix, true) do   -- tied tensors under each name
     list[#list + 1] = {name, p}
-    names_of[p] = name
+    names_of[p] = names_of[p] or name
   end
   local opt = opts.optimizer
   if opt ~= nil then
@@ -84,7 +84,7 @@ function C.load(path, opts)
   if opt ~= nil then
     if tensors["optim.step_count"] == nil then fail("%s: '%s' holds no optimizer state (no optim.step_count)", what, path) end
     local names_of = {}
-    for name, p in opts.model:named_parameters(opts.prefix) do names_of[p] = name end
+    for name, p in opts.model:named_parameters(opts.prefix) do names_of[p] = name end   -- first names, as saved
     for _, p in ipairs(opt:parameters()) do
       local name = names_of[p]
       if name == nil then fail("%s: the optimizer holds a tensor that is not a parameter of the model", what) end

@@ -117,6 +117,18 @@ gradcheck("nn.Sequential of Linear, GELU, Linear", function() return F.cross_ent
 local emb, ln = nn.Embedding(5, 3, f64), nn.LayerNorm(3, f64)
 gradcheck("nn.Embedding then nn.LayerNorm", function() return (ln(emb({{1, 5}, {2, 2}})) * dbm.randn(2, 2, 3, {dtype = "float64", generator = dbm.generator(2)})):sum() end, {emb.weight, ln.weight, ln.bias})
 
+local gpt = nn.GPT{vocab_size = 7, block_size = 5, n_layer = 2, n_head = 2, n_embd = 4, dtype = "float64"}
+for _, p in ipairs(gpt:parameters()) do p:copy(dbm.randn(p:shape(), {dtype = "float64", std = 0.5})) end
+local gx, gy = dbm.tensor({{1, 7, 3, 3}, {2, 2, 6, 5}}), dbm.tensor({{7, 3, 3, 1}, {2, 6, 5, 4}})
+gradcheck("nn.GPT with tied embedding and head", function() local _, l = gpt(gx, gy); return l end, gpt:parameters(), 5)
+local gnames = {}
+for name in gpt:named_parameters() do gnames[#gnames + 1] = name end
+assert(gnames[1] == "transformer.wte.weight" and gnames[3] == "transformer.h.0.ln_1.weight" and #gnames == 2 + 12 + 1,
+  table.concat(gnames, ","))
+local gsd = gpt:state_dict()
+assert(gsd["lm_head.weight"] == gsd["transformer.wte.weight"] and gsd["transformer.h.1.mlp.c_proj.weight"])
+assert(gpt(dbm.tensor({{1}})):size(3) == 7 and #gpt:generate({1}, 8, {top_k = 3, generator = dbm.generator(1)}) == 9)
+
 -- names, state, modes
 local names = block:parameter_names()
 assert(table.concat(names, ",") == "ln_1.weight,attn.c_attn.weight,attn.c_proj.weight,ln_2.weight,mlp.c_fc.weight,mlp.c_proj.weight",
@@ -192,6 +204,9 @@ fails("missing parameters", function() nn.Linear(2, 2):load_state_dict({weight =
 fails("expected shape (2, 2), got (3, 2)", function() nn.Linear(2, 2):load_state_dict({weight = dbm.zeros(3, 2), bias = dbm.zeros(2)}) end)
 fails("unexpected names: wieght", function() nn.Linear(2, 2, {bias = false}):load_state_dict({weight = dbm.zeros(2, 2), wieght = dbm.zeros(1)}) end)
 fails("dbm.no_grad", dbm.no_grad, 3)
+fails("nn.GPT: expected n_embd (6) to be a multiple of n_head", function() return nn.GPT{vocab_size = 5, block_size = 4, n_layer = 1, n_head = 4, n_embd = 6} end)
+fails("nn.GPT: expected block_size to be a positive integer, got 0", function() return nn.GPT{vocab_size = 5, block_size = 0, n_layer = 1, n_head = 1, n_embd = 6} end)
+fails("GPT:forward: expected token ids of shape (B, T) with T <= block_size = 5", function() return gpt(dbm.ones(1, 6)) end)
 assert(dbm.is_grad_enabled())
 pcall(dbm.no_grad, function() error("inside") end)
 assert(dbm.is_grad_enabled(), "no_grad restores the mode after an error")

@@ -83,15 +83,41 @@ function Module.is_module(x)
 end
 
 -- Visits (path, tensor) for every parameter, own first, then each child's, in registration order.
-local function each_parameter(m, prefix, visit)
-  for _, name in ipairs(m._params) do visit(prefix .. name, m[name]) end
-  for _, name in ipairs(m._children) do each_parameter(m[name], prefix .. name .. ".", visit) end
+-- A tensor registered under several names (tied weights, as GPT's embedding and head) is visited
+-- once, under its first name, unless all_names (state_dict, load_state_dict: every name).
+local function each_parameter(m, prefix, visit, all_names)
+  local seen = {}
+  local function walk(mod, pre)
+    for _, name in ipairs(mod._params) do
+      local t = mod[name]
+      if all_names or not seen[t] then seen[t] = true; visit(pre .. name, t) end
+    end
+    for _, name in ipairs(mod._children) do walk(mod[name], pre .. name .. ".") end
+  end
+  walk(m, prefix)
 end
 
--- for name, p in model:named_parameters() do ... end (dotted names, in a stable order)
-function Module:named_parameters(prefix)
+-- self:tie(name, t): the parameter `name` becomes the tensor t (registered elsewhere too): one tensor,
+-- one gradient, visited once by parameters(), saved under both names by state_dict().
+function Module:tie(name, t)
+  if not is_tensor(t) or not t.requires_grad then fail("%s:tie: argument 2: expected a parameter, got %s", getmetatable(self).__name, type(t)) end
+  local have = rawget(self, name)
+  local found = false
+  for _, n in ipairs(self._params) do found = found or n == name end
+  if not found then fail("%s:tie: expected the name of one of its parameters, got '%s'", getmetatable(self).__name, tostring(name)) end
+  if table.concat(have:shape(), ",") ~= table.concat(t:shape(), ",") then
+    fail("%s:tie: expected a tensor of shape (%s) for '%s', got (%s)", getmetatable(self).__name,
+      table.concat(have:shape(), ", "), name, table.concat(t:shape(), ", "))
+  end
+  rawset(self, name, t)
+  return t
+end
+
+-- for name, p in model:named_parameters([prefix [, all_names]]) do ... end (dotted names, in a stable
+-- order; a tied tensor once, unless all_names)
+function Module:named_parameters(prefix, all_names)
   local list = {}
-  each_parameter(self, prefix or "", function(name, t) list[#list + 1] = {name, t} end)
+  each_parameter(self, prefix or "", function(name, t) list[#list + 1] = {name, t} end, all_names)
   local i = 0
   return function()
     i = i + 1
@@ -116,7 +142,7 @@ end
 -- model:state_dict([prefix]) -> table name -> tensor (the parameters themselves, not copies)
 function Module:state_dict(prefix)
   local d = {}
-  each_parameter(self, prefix or "", function(name, t) d[name] = t end)
+  each_parameter(self, prefix or "", function(name, t) d[name] = t end, true)
   return d
 end
 
@@ -140,7 +166,7 @@ function Module:load_state_dict(tensors, opts)
       fail("%s:load_state_dict: '%s': expected shape (%s), got (%s)", cls, name, table.concat(ps, ", "), table.concat(ts, ", "))
     end
     p:copy(t)
-  end)
+  end, true)
   if strict then
     if #missing > 0 then fail("%s:load_state_dict: missing parameters: %s", cls, table.concat(missing, ", ")) end
     local unknown = {}
