@@ -17,7 +17,7 @@ struct Binding: Sendable {
 
 enum Bindings {
     static let entries: [Binding] = creation + shapes + arithmetic + reductions + linalg + files + misc + safetensors + spectral
-        + autograd + functional + optim
+        + autograd + functional + optim + data
 
     /// The single C entry point of every binding: reads the binding's index from upvalue 2.
     static let dispatch: @convention(c) (OpaquePointer?) -> Int32 = { L in
@@ -137,7 +137,10 @@ enum Bindings {
 
     static func generatorOption(_ c: LuaCall, _ o: Int32) throws -> Generator {
         try c.option(o, "generator") { j in
-            try c.object(j, kind: Int32(DBM_KIND_GENERATOR), "generator", Generator.self)
+            guard let p = dbm_toobject(c.L, j, Int32(DBM_KIND_GENERATOR)) else {
+                throw c.fail("option 'generator': expected a generator (dbm.generator(seed)), got \(c.describe(j))")
+            }
+            return Unmanaged<Generator>.fromOpaque(p).takeUnretainedValue()
         } ?? c.context.generator
     }
 

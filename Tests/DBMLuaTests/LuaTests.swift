@@ -65,4 +65,7 @@ struct LuaScriptTests {
 
     @Test("spectra from Lua: eigvalsh and svdvals against numpy through .npy files, GOE and MP checks")
     func spectra() throws { try runScript("spectra.lua") }
+
+    @Test("character datasets from Lua: sorted vocabulary, 1-based ids, 90/10 split, batches with y = x shifted by one; bad calls name the line")
+    func dataset() throws { try runScript("dataset.lua") }
 }

@@ -14,7 +14,9 @@ local hidden = {generator_uniform = true, generator_normal = true, generator_per
                 jsonl_write = true, jsonl_close = true, index = true, setindex = true,
                 jsonl_open = true, requires_grad = true, is_leaf = true, grad_fn = true, grad = true,
                 set_grad = true, backward = true, detach = true, clip_grad_norm = true,
-                generator_state = true, generator_set_state = true}
+                generator_state = true, generator_set_state = true,
+                dataset_vocab_size = true, dataset_vocab = true, dataset_size = true, dataset_encode = true,
+                dataset_decode = true, dataset_batch = true}
 --- dbm.F: the differentiable functional ops (core functions F_name), from which nn modules are built.
 dbm.F = {}
 for name, f in pairs(core) do
@@ -125,6 +127,21 @@ end
 
 core._writer_mt.__index = {write = core.jsonl_write, close = core.jsonl_close}
 core._writer_mt.__tostring = function() return "dbm.Writer" end
+
+-- ---------------------------------------------------------------- datasets
+
+--- ds = dbm.text_dataset(path): ds:vocab_size(), ds:vocab(), ds:size([split]), ds:encode(text),
+--- ds:decode(ids), ds:batch(split, batch_size, block_size [, {generator=}]) (ids are 1-based).
+local Dataset = {
+  vocab_size = core.dataset_vocab_size, vocab = core.dataset_vocab, size = core.dataset_size,
+  encode = core.dataset_encode, decode = core.dataset_decode, batch = core.dataset_batch,
+}
+dbm.Dataset = Dataset
+core._dataset_mt.__index = Dataset
+core._dataset_mt.__tostring = function(ds)
+  return ("dbm.Dataset (%d characters: train %d, val %d; vocabulary of %d)"):format(
+    core.dataset_size(ds), core.dataset_size(ds, "train"), core.dataset_size(ds, "val"), core.dataset_vocab_size(ds))
+end
 
 -- ---------------------------------------------------------------- help
 
