@@ -3,11 +3,18 @@ import DBMCore
 // ---------------------------------------------------------------------- causal multi-head self-attention, fused
 
 // For each batch b and head h, with hs = C/NH, Q = q[b,:,h], K, V likewise (T, hs), read in place from
-// qkv with leading dimension 3C (no copies):
+// qkv with leading dimension 3C:
 //   S = Q·Kᵀ/√hs, P = softmax over j ≤ i (causal; P[i,j] = 0 for j > i), P' = P ⊙ mask/(1 − p), Y = P'·V.
-// The products run per (b,h) as single-threaded BLAS calls, the (b,h) pairs split over the cores. Rows
-// are taken in blocks of `attentionBlockRows` queries: block [i0, i1) needs keys 0 ..< i1 only, so the
-// products skip most of the masked upper triangle (at T = 256 with blocks of 32: 56% of the full T² work).
+// The products run per (b,h) as single-threaded BLAS calls, the (b,h) pairs in 4 chunks per core taken in
+// turn by the cores (when one core is slowed down, by another process on this shared machine, the other
+// takes more chunks: forward + backward of the small block 8.19 → 8.13 ms in such a period, the same
+// otherwise; one pair per chunk was slower, 0.49 → 0.52 ms for attention alone).
+// Rows are taken in blocks of `attentionBlockRows` queries: block [i0, i1) needs keys 0 ..< i1 only, so
+// the products skip most of the masked upper triangle (at T = 256 with blocks of 32: 56% of the full
+// T² work).
+// Products of the form A·Bᵀ read a transposed copy of B instead (K in forward, V in backward; (hs, T),
+// a few KB per pair): OpenBLAS's small-matrix kernels run A·B at 105–110 GFLOP/s here and A·Bᵀ at
+// 55–75 (32×32×32 to 64×64×32, one thread).
 
 // Row loops run over 0 ..< i + 1, not 0 ... i: Swift's closed-range loop is not vectorised (callgrind:
 // ~100 instructions per element of the softmax instead of ~10).
@@ -17,37 +24,48 @@ import DBMCore
 /// 16 rows 99–111 ms (at B=12, T=64, C=128, 4 heads: 0.66–1.0 ms whatever the block, within the noise).
 let attentionBlockRows = 32
 
+/// dst (cols, rows) with leading dimension ldd ← srcᵀ, src (rows, cols) with leading dimension lds.
+@inline(__always)
+func transposeInto<T: NNFloat>(_ dst: UnsafeMutablePointer<T>, _ ldd: Int, _ src: UnsafePointer<T>, _ lds: Int,
+                               _ rows: Int, _ cols: Int) {
+    for i in 0..<rows { let s = src + i * lds; for j in 0..<cols { dst[j * ldd + i] = s[j] } }
+}
+
 // qkv is (B,T,3C) holding q, k, v along the last dim (PyTorch c_attn layout); out is (B,T,C), heads
-// concatenated; att is (B,NH,T,T): saves P for backward (zeros above the diagonal); mask is (B,NH,T,T)
-// bytes (1 = kept) when dropping out, else nil, and dropScale = 1/(1 − p).
+// concatenated; att is (B,NH,T,T): saves P for backward (rows i hold P[i, 0...i] and zeros up to the
+// end of i's row block; the rest is never read); mask is (B,NH,T,T) bytes (1 = kept) when dropping
+// out, else nil, and dropScale = 1/(1 − p).
 func attentionForward<T: NNFloat>(_ out: UnsafeMutablePointer<T>, _ att: UnsafeMutablePointer<T>,
                                   _ mask: UnsafePointer<UInt8>?, _ dropScale: T, _ qkv: UnsafePointer<T>,
                                   _ B: Int, _ Tn: Int, _ C: Int, _ NH: Int) {
     let hs = C / NH, C3 = 3 * C, scale = 1 / T(hs).squareRoot()
     let pairs = B * NH, R = min(Tn, attentionBlockRows)
-    let workers = Parallel.chunkCount(pairs, grain: 1)
-    // Per-worker scratch for P' (only with dropout): the product P'·V reads it.
-    let scratch = mask == nil ? nil : UnsafeMutablePointer<T>.allocate(capacity: workers * Tn * Tn)
-    defer { scratch?.deallocate() }   // (T,T) per worker: small next to att
+    let slots = Parallel.slotCount(pairs, parts: 4 * Parallel.cores)
+    // Per-thread scratch: Kᵀ (hs, T), and P' (T, T) with dropout (the product P'·V reads it).
+    let perSlot = hs * Tn + (mask == nil ? 0 : Tn * Tn)
+    let scratch = UnsafeMutablePointer<T>.allocate(capacity: slots * perSlot)
+    defer { scratch.deallocate() }
     Gemm.singleThreaded {
-        Parallel.chunks(pairs, grain: 1) { range, worker in
+        Parallel.dynamicChunks(pairs, parts: 4 * Parallel.cores) { range, slot in
+            let Kt = scratch + slot * perSlot
+            let Pd: UnsafeMutablePointer<T>? = mask == nil ? nil : Kt + hs * Tn
             for bh in range {
                 let b = bh / NH, h = bh % NH
                 let q = qkv + b * Tn * C3 + h * hs, k = q + C, v = q + 2 * C
                 let P = att + bh * Tn * Tn, y = out + b * Tn * C + h * hs
                 let m = mask.map { $0 + bh * Tn * Tn }
-                let Pd = scratch.map { $0 + worker * Tn * Tn }
+                transposeInto(Kt, Tn, k, C3, Tn, hs)
                 for i0 in stride(from: 0, to: Tn, by: R) {
                     let i1 = min(Tn, i0 + R)
-                    // S[i0..<i1, 0..<i1] = scale · Q[i0..<i1] · K[0..<i1]ᵀ
-                    T.gemm(false, true, i1 - i0, i1, hs, scale, q + i0 * C3, C3, k, C3, 0, P + i0 * Tn, Tn)
+                    // S[i0..<i1, 0..<i1] = scale · Q[i0..<i1] · Kᵀ[:, 0..<i1]
+                    T.gemm(false, false, i1 - i0, i1, hs, scale, q + i0 * C3, C3, Kt, Tn, 0, P + i0 * Tn, Tn)
                     for i in i0..<i1 {
                         let row = P + i * Tn
                         let mx = vmax(row, i + 1)
                         for j in 0..<(i + 1) { row[j] = T.fastExp(row[j] - mx) }
                         let inv = 1 / vsum(row, i + 1)
                         for j in 0..<(i + 1) { row[j] *= inv }
-                        if i + 1 < Tn { (row + i + 1).update(repeating: 0, count: Tn - i - 1) }
+                        if i + 1 < i1 { (row + i + 1).update(repeating: 0, count: i1 - i - 1) }
                         if let m, let Pd {
                             let mr = m + i * Tn, dr = Pd + i * Tn
                             for j in 0..<(i + 1) { dr[j] = mr[j] != 0 ? row[j] * dropScale : 0 }
@@ -71,32 +89,35 @@ func attentionBackward<T: NNFloat>(_ dqkv: UnsafeMutablePointer<T>, _ dout: Unsa
                                    _ B: Int, _ Tn: Int, _ C: Int, _ NH: Int) {
     let hs = C / NH, C3 = 3 * C, scale = 1 / T(hs).squareRoot()
     let pairs = B * NH, R = min(Tn, attentionBlockRows)
-    let workers = Parallel.chunkCount(pairs, grain: 1)
-    let perWorker = (mask == nil ? 1 : 2) * Tn * Tn   // dS, and P' with dropout
-    let scratch = UnsafeMutablePointer<T>.allocate(capacity: workers * perWorker)
+    let slots = Parallel.slotCount(pairs, parts: 4 * Parallel.cores)
+    // Per-thread scratch: dS (T, T), Vᵀ (hs, T), and P' (T, T) with dropout.
+    let perSlot = Tn * Tn + hs * Tn + (mask == nil ? 0 : Tn * Tn)
+    let scratch = UnsafeMutablePointer<T>.allocate(capacity: slots * perSlot)
     defer { scratch.deallocate() }
     Gemm.singleThreaded {
-        Parallel.chunks(pairs, grain: 1) { range, worker in
-            let dS = scratch + worker * perWorker
-            let PdBuf = mask == nil ? nil : dS + Tn * Tn
+        Parallel.dynamicChunks(pairs, parts: 4 * Parallel.cores) { range, slot in
+            let dS = scratch + slot * perSlot, Vt = dS + Tn * Tn
+            let PdBuf: UnsafeMutablePointer<T>? = mask == nil ? nil : Vt + hs * Tn
             for bh in range {
                 let b = bh / NH, h = bh % NH
                 let q = qkv + b * Tn * C3 + h * hs, k = q + C, v = q + 2 * C
                 let dq = dqkv + b * Tn * C3 + h * hs, dk = dq + C, dv = dq + 2 * C
                 let P = att + bh * Tn * Tn, dy = dout + b * Tn * C + h * hs
                 let m = mask.map { $0 + bh * Tn * Tn }
-                if let m, let PdBuf {   // P' again, whole rows (the column blocks below read below the diagonal)
+                if let m, let PdBuf {   // P' again (the column blocks below read below the diagonal)
                     for i in 0..<Tn {
+                        let i1 = min(Tn, (i / R + 1) * R)
                         let pr = P + i * Tn, mr = m + i * Tn, dr = PdBuf + i * Tn
                         for j in 0..<(i + 1) { dr[j] = mr[j] != 0 ? pr[j] * dropScale : 0 }
-                        if i + 1 < Tn { (dr + i + 1).update(repeating: 0, count: Tn - i - 1) }
+                        if i + 1 < i1 { (dr + i + 1).update(repeating: 0, count: i1 - i - 1) }
                     }
                 }
                 let Pd = PdBuf.map { UnsafePointer($0) } ?? P
+                transposeInto(Vt, Tn, v, C3, Tn, hs)
                 for i0 in stride(from: 0, to: Tn, by: R) {
                     let i1 = min(Tn, i0 + R)
-                    // dP'[i0..<i1, 0..<i1] = dY[i0..<i1] · V[0..<i1]ᵀ
-                    T.gemm(false, true, i1 - i0, i1, hs, 1, dy + i0 * C, C, v, C3, 0, dS + i0 * Tn, Tn)
+                    // dP'[i0..<i1, 0..<i1] = dY[i0..<i1] · Vᵀ[:, 0..<i1]
+                    T.gemm(false, false, i1 - i0, i1, hs, 1, dy + i0 * C, C, Vt, Tn, 0, dS + i0 * Tn, Tn)
                     for i in i0..<i1 {
                         let pr = P + i * Tn, dr = dS + i * Tn
                         if let m {
