@@ -5,7 +5,7 @@ import DBMLua
 
 /// The recorder as a user meets it: diagnostics plugins dropped into $DBM_LUA_PATH with no rebuild,
 /// failing plugins reported once with their file and line, run directories that python reads back,
-/// a run killed with SIGKILL or stopped with Ctrl-C, plots, and the matrix Brownian motion demo.
+/// a run killed with SIGKILL or stopped with Ctrl-C and resumed, plots, and the matrix Brownian motion demo.
 @Suite("Recorder, diagnostics runner, plots, progress")
 struct RecorderTests {
     func tempDir() throws -> String {
@@ -91,7 +91,7 @@ struct RecorderTests {
         return env
     }
 
-    @Test("runner, recorder, run directory, plots and progress from Lua (temporary plugins, python reads every file)")
+    @Test("runner, recorder, run directory, plots and progress from Lua (temporary plugins, python reads every file); runs killed or stopped and resumed leave the directory of the run that never stopped")
     func luaScript() throws {
         let state = try LuaState()
         let err = state.runFile(luaTestFolder + "/recorder.lua")
@@ -197,6 +197,52 @@ struct RecorderTests {
         print("killed run: \(summary)")
         #expect(steps >= 50 && (summary["metrics"] as? Int ?? 0) >= steps, "\(summary)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/run/DONE"), "no DONE after a kill")
+    }
+
+    @Test("a run killed with SIGKILL resumes with --resume=S: steps < S kept once, steps ≥ S recorded again once, DONE")
+    func killedRunResumed() throws {
+        let dir = try tempDir(), run = dir + "/run"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (p, _) = try startEndlessRun(dir, until: 150)
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let killedAt = try validate(run)["steps"] as? Int ?? 0
+        #expect(killedAt >= 50, "the killed run recorded \(killedAt) steps")
+        // The endless run's matrices, resumed at step 20 and run to step 29.
+        let script = dir + "/resumed.lua"
+        try """
+        local cfg = dbm.config({out_dir = "", resume = 0})
+        local rec = dbm.recorder{out_dir = cfg.out_dir, resume = cfg.resume}
+        local W = dbm.randn(48, 24, {dtype = "float64"})
+        rec:watch("W", function() return W end, {diagnostics = {"tmp_scalar"}, every = 1})
+        local H = dbm.zeros(16, 16, {dtype = "float64"})
+        rec:watch("H", function() return H end, {diagnostics = {"tmp_scalar"}, every = 2, symmetric = true})
+        for step = cfg.resume, cfg.resume + 9 do rec:step(step, {loss = 1 / (step + 1)}) end
+        rec:close()
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        let r = try runProcess(try dbmLuaBinary(), [script, "--out_dir=" + run, "--resume=20"],
+                               environment: environment(pluginDir: dir + "/plugins"))
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        let summary = try validate(run)
+        #expect(summary["metrics"] as? Int == 30 && summary["steps"] as? Int == 30 && summary["last_step"] as? Int == 29, "\(summary)")
+        let spectra = summary["spectra"] as? [String: [Int]] ?? [:]
+        #expect(spectra["W"] == [30, 24] && spectra["H"] == [15, 16], "\(summary)")
+        let check = try runProcess("/usr/bin/env", ["python3", "-c", """
+        import json, sys, numpy as np
+        d = sys.argv[1]
+        m = [json.loads(l) for l in open(d + "/metrics.jsonl")]
+        assert [o["step"] for o in m] == list(range(30)), [o["step"] for o in m]
+        assert all(b["time"] >= a["time"] for a, b in zip(m, m[1:])), "time goes back"
+        o = [json.loads(l) for l in open(d + "/observables.jsonl")]
+        assert [x["step"] for x in o if x["matrix"] == "W"] == list(range(30))
+        assert [x["step"] for x in o if x["matrix"] == "H"] == list(range(0, 30, 2))
+        assert list(np.load(d + "/spectra/steps.npy")) == list(range(30))
+        assert list(np.load(d + "/spectra/H.steps.npy")) == list(range(0, 30, 2))
+        cfg = json.load(open(d + "/config.json"))
+        assert [(e["step"], e["args"]) for e in cfg["resumed"]] == [(20, ["--out_dir=" + d, "--resume=20"])], cfg["resumed"]
+        """, run])
+        #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
+        #expect(FileManager.default.fileExists(atPath: run + "/DONE"))
     }
 
     @Test("Ctrl-C ends a run cleanly: files complete, plots written, no DONE")

@@ -356,7 +356,7 @@ end
 -- (tail calls, so that errors raised with level 2 inside name the script's line)
 
 export("recorder", function(opts) return require("dbm.recorder").new(opts) end,
-  "dbm.recorder{out_dir=, config=, name=, plots=true} -> rec: rec:watch(name, W | fn, {diagnostics=, every= | steps= | when=, symmetric=, options=}), rec:step(step, scalars), rec:record(step), rec:close()")
+  "dbm.recorder{out_dir=, config=, name=, plots=true, resume=step} -> rec: rec:watch(name, W | fn, {diagnostics=, every= | steps= | when=, symmetric=, options=}), rec:step(step, scalars), rec:record(step), rec:close()")
 export("progress", function(opts) return require("dbm.progress").new(opts) end,
   "dbm.progress{total=, label=, every=seconds} -> p: p:update(step, {loss=...}) shows step/total, rate, ETA; p:done()")
 export("diagnostics", function(names, x, opts) return require("dbm.diagnostics").run(names, x, opts) end,

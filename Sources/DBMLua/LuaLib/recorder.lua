@@ -1,6 +1,7 @@
 -- dbm.recorder: one run directory per run (DESIGN §8), filled while a run goes on.
 --
---   local rec = dbm.recorder{out_dir = ..., config = cfg, name = ..., plots = true, report = fn}
+--   local rec = dbm.recorder{out_dir = ..., config = cfg, name = ..., plots = true, report = fn,
+--                            resume = S}   -- S: continue the run directory out_dir from step S (below)
 --   rec:watch(name, tensor_or_function, {diagnostics = {...}, every = N | steps = {...} | when = fn,
 --                                       symmetric = bool, options = {...}})
 --        a tensor is read at each record (so it must be updated in place); a function is called at
@@ -33,6 +34,18 @@
 -- dbm.on_exit closes the recorder after an error or Ctrl-C (plots included, no DONE); closing cuts
 -- rows and steps to agree exactly, should Ctrl-C have landed inside a record.
 -- Messages (plugin failures, gnuplot missing, closing without DONE) go to opts.report (stderr).
+--
+-- Resuming (a run continued from its checkpoint at step S redoes step S onward, deterministically, so
+-- it records those steps again): dbm.recorder{out_dir = DIR, resume = S} keeps what DIR recorded at
+-- steps < S and drops what it recorded at steps ≥ S, before it returns:
+--   config.json        the original fields, and {step = S, time, args} appended to its `resumed` array;
+--                      rec:watch replaces the watch entry of its name (or adds one)
+--   *.jsonl            the lines with step < S (rewritten atomically, then appended to); `time` goes on
+--                      from the last kept metrics line, so it stays monotone
+--   spectra/           the rows whose step < S, steps files written before the rows they describe
+--   DONE               removed; close() writes it again
+-- rec:watch of a matrix with kept rows takes up its rows, steps, observables and first record, so
+-- close() plots the whole run. A matrix that this run does not watch keeps its kept rows.
 --
 -- A plugin that fails (raises or returns garbage) is reported once per (matrix, diagnostic) on
 -- stderr, with the plugin's file and line, and the run goes on; rec.failures[matrix][diagnostic]
@@ -137,7 +150,7 @@ local function default_dir(name)
   return dir
 end
 
-local known_options = {out_dir = true, config = true, name = true, plots = true, report = true}
+local known_options = {out_dir = true, config = true, name = true, plots = true, report = true, resume = true}
 
 --- M.new(opts) -> recorder (dbm.recorder calls this).
 function M.new(opts)
@@ -145,7 +158,7 @@ function M.new(opts)
   if type(opts) ~= "table" then error("dbm.recorder: expected a table of options {out_dir=, config=, name=}, got " .. type(opts), 2) end
   for k in pairs(opts) do
     if not known_options[k] then
-      error(("dbm.recorder: unknown option '%s' (known: out_dir, config, name, plots, report)"):format(tostring(k)), 2)
+      error(("dbm.recorder: unknown option '%s' (known: out_dir, config, name, plots, report, resume)"):format(tostring(k)), 2)
     end
   end
   if opts.out_dir ~= nil and (type(opts.out_dir) ~= "string" or opts.out_dir == "") then
@@ -162,43 +175,62 @@ function M.new(opts)
   if type(name) ~= "string" or not name:match("^[%w_%.%-]+$") then
     error("dbm.recorder: option 'name': expected a name of letters, digits, '_', '-' or '.', got " .. tostring(name), 2)
   end
+  local resume = opts.resume
+  if resume ~= nil then
+    if opts.out_dir == nil then error("dbm.recorder: option 'resume': give out_dir, the run directory to continue", 2) end
+    if not (type(resume) == "number" and resume >= 0 and math.tointeger(resume)) then
+      error("dbm.recorder: option 'resume': expected the step to resume at (an integer ≥ 0), got "
+        .. (type(resume) == "number" and tostring(resume) or type(resume)), 2)
+    end
+    resume = math.tointeger(resume)
+  end
   local dir = opts.out_dir or default_dir(name)
   dir = dir:gsub("/+$", "")
+  if resume and not exists(dir) then error("dbm.recorder: option 'resume': no run directory " .. dir, 2) end
+  if resume and not exists(dir .. "/config.json") then
+    error("dbm.recorder: option 'resume': " .. dir .. " has no config.json (not a run directory)", 2)
+  end
   if not mkdir_p(dir .. "/spectra") then
     error("dbm.recorder: cannot create the run directory " .. dir, 2)
   end
-  if exists(dir .. "/config.json") then os.remove(dir .. "/DONE") end   -- a run directory used again
+  if exists(dir .. "/config.json") then os.remove(dir .. "/DONE") end   -- a run directory used again, or resumed
 
   local rec = setmetatable({
     dir = dir, name = name, config = opts.config or {},
     make_plots = opts.plots ~= false,
     report = opts.report or function(msg) io.stderr:write(msg, "\n") end,
-    t0 = dbm.clock(),
+    t0 = dbm.clock(), time_offset = 0,   -- metrics `time` = time_offset + seconds since t0
     watched = {}, by_name = {},
+    unclaimed = {},                       -- matrices of a resumed run with kept rows, not watched (yet)
     steps = {}, step_seen = {},           -- union of the recorded steps, in order
     metric_steps = {}, metrics = {}, metric_names = {},
     failures = {}, reported = {},
     closed = false,
   }, Recorder)
-  local cfg = rec.config
-  local commit, dirty = git_state()
-  rec.meta = {
-    name = name,
-    script = _G.arg and _G.arg[0],
-    args = _G.arg and table.move(_G.arg, 1, #_G.arg, 1, {}) or {},
-    config = plain(cfg, 0),
-    seed = type(cfg.seed) == "number" and cfg.seed or nil,
-    dbm_lua_version = dbm.version,
-    git_commit = commit, git_dirty = dirty,
-    start_time = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-    host = hostname(),
-    watch = {},
-  }
-  local ok, err = pcall(rec._write_config, rec)
-  if not ok then error("dbm.recorder: cannot write " .. dir .. "/config.json: " .. tostring(err), 2) end
-  save_steps(dir .. "/spectra/steps.npy", {})   -- there from the start, empty until the first record
-  rec.metrics_file = dbm.jsonl(dir .. "/metrics.jsonl", {append = false})
-  rec.observables_file = dbm.jsonl(dir .. "/observables.jsonl", {append = false})
+  if resume then
+    local ok, err = pcall(rec._resume, rec, resume, opts.name)
+    if not ok then error("dbm.recorder: cannot resume " .. dir .. ": " .. tostring(err), 2) end
+  else
+    local cfg = rec.config
+    local commit, dirty = git_state()
+    rec.meta = {
+      name = name,
+      script = _G.arg and _G.arg[0],
+      args = _G.arg and table.move(_G.arg, 1, #_G.arg, 1, {}) or {},
+      config = plain(cfg, 0),
+      seed = type(cfg.seed) == "number" and cfg.seed or nil,
+      dbm_lua_version = dbm.version,
+      git_commit = commit, git_dirty = dirty,
+      start_time = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+      host = hostname(),
+      watch = {},
+    }
+    local ok, err = pcall(rec._write_config, rec)
+    if not ok then error("dbm.recorder: cannot write " .. dir .. "/config.json: " .. tostring(err), 2) end
+    save_steps(dir .. "/spectra/steps.npy", {})   -- there from the start, empty until the first record
+    rec.metrics_file = dbm.jsonl(dir .. "/metrics.jsonl", {append = false})
+    rec.observables_file = dbm.jsonl(dir .. "/observables.jsonl", {append = false})
+  end
   dbm.on_exit(function() if not rec.closed then rec:_close(false) end end)
   return rec
 end
@@ -206,9 +238,17 @@ end
 local config_keys = {"name", "script", "args", "config", "seed", "dbm_lua_version", "git_commit", "git_dirty",
                      "start_time", "host", "watch"}
 
+-- config.json, one field a line: the keys above in that order, then any others (sorted), `resumed` last.
 function Recorder:_write_config()
+  local keys, known = table.move(config_keys, 1, #config_keys, 1, {}), {resumed = true}
+  for _, k in ipairs(config_keys) do known[k] = true end
+  local others = {}
+  for k in pairs(self.meta) do if not known[k] then others[#others + 1] = k end end
+  table.sort(others)
+  table.move(others, 1, #others, #keys + 1, keys)
+  keys[#keys + 1] = "resumed"
   local lines = {}
-  for _, k in ipairs(config_keys) do
+  for _, k in ipairs(keys) do
     local v = self.meta[k]
     if v ~= nil then lines[#lines + 1] = "  " .. dbm.json_encode(k) .. ": " .. encode(v, k == "config") end
   end
@@ -283,12 +323,15 @@ function Recorder:watch(name, source, opts)
     w.plugins[i] = p
     names[i] = p.name
   end
+  self:_take_up(w)   -- a resumed run's kept rows of this matrix, if any
   self.watched[#self.watched + 1] = w
   self.by_name[name] = w
   local entry = {name = name, diagnostics = names, symmetric = w.symmetric}
   for k, v in pairs(w.cadence) do entry[k] = v end
   if next(w.options) then entry.options = plain(w.options, 0) end
-  self.meta.watch[#self.meta.watch + 1] = entry
+  local list, at = self.meta.watch, #self.meta.watch + 1
+  for i, e in ipairs(list) do if e.name == name then at = i end end   -- a resumed run's entry
+  list[at] = entry
   self:_write_config()
   return self
 end
@@ -319,6 +362,16 @@ local function append_row(w, levels)
   end
   w.rows = w.rows + 1
   if k > 0 then w.buf:row(w.rows):copy(levels) end
+end
+
+-- Keeps the numeric scalars of an observables line as record `index` of the matrix, for its plot.
+local function remember_observables(w, index, line)
+  for key, v in pairs(line) do
+    if type(v) == "number" and key ~= "step" then
+      w.obs[key] = w.obs[key] or {}
+      w.obs[key][index] = v
+    end
+  end
 end
 
 -- Records one matrix at `step`: the diagnostics into observables.jsonl, the levels into spectra/.
@@ -359,12 +412,7 @@ function Recorder:_record(w, step, level)
       local line = D.scalars(res)
       line.step, line.matrix, line.diagnostic = step, w.name, p.name
       self.observables_file:write(line)
-      for key, v in pairs(line) do
-        if type(v) == "number" and key ~= "step" then
-          w.obs[key] = w.obs[key] or {}
-          w.obs[key][obs_index] = v
-        end
-      end
+      remember_observables(w, obs_index, line)
     else
       local msg = failures[p.name]
       local where = self.failures[w.name] or {}
@@ -388,7 +436,7 @@ function Recorder:_record(w, step, level)
   -- A matrix whose steps have matched the union so far (both lists only grow) still does when both
   -- have the same length and last entry; once it differs it keeps its own steps file for good.
   local union = self.steps
-  for _, other in ipairs(self.watched) do
+  for _, other in ipairs(self:_matrices_with_spectra()) do
     if other.rows > 0 then
       if not other.own_steps and not (#other.steps == #union and other.steps[#other.steps] == union[#union]) then
         other.own_steps = true
@@ -403,13 +451,23 @@ function Recorder:_record(w, step, level)
   return results
 end
 
--- Makes memory and files agree at close: Ctrl-C can land between two statements of _record, leaving
--- a row without its step (or a step without its row). Rows and steps are cut to the shorter, the
--- union is rebuilt, and every spectra file is written once more.
+-- The matrices whose spectra files the recorder keeps up: the watched ones, and those of a resumed run
+-- that this run has not watched (their kept rows stay; their steps stay in the union).
+function Recorder:_matrices_with_spectra()
+  return table.move(self.unclaimed, 1, #self.unclaimed, #self.watched + 1,
+                    table.move(self.watched, 1, #self.watched, 1, {}))
+end
+
+-- Makes memory and files agree at close (and when a resumed run has cut its rows): Ctrl-C can land
+-- between two statements of _record, leaving a row without its step (or a step without its row).
+-- Rows and steps are cut to the shorter, the union is rebuilt, and every spectra file is written once
+-- more. Steps files go first: the files only shrink here, and a spectra file keeps at least as many
+-- rows as its steps file has steps (as in _record, which grows them, rows first), whenever it is killed.
 function Recorder:_finalise()
   local spectra = self.dir .. "/spectra/"
+  local matrices = self:_matrices_with_spectra()
   local present = {}
-  for _, w in ipairs(self.watched) do
+  for _, w in ipairs(matrices) do
     local n = math.min(w.rows, #w.steps)
     w.rows = n
     for i = #w.steps, n + 1, -1 do w.steps[i] = nil end
@@ -419,22 +477,22 @@ function Recorder:_finalise()
   for _, s in ipairs(self.steps) do
     if present[s] and not seen[s] then seen[s] = true; union[#union + 1] = s end
   end
-  for _, w in ipairs(self.watched) do
+  for _, w in ipairs(matrices) do
     for _, s in ipairs(w.steps) do
       if not seen[s] then seen[s] = true; union[#union + 1] = s end
     end
   end
   self.steps = union
-  for _, w in ipairs(self.watched) do
-    if w.rows > 0 then
-      dbm.save_npy(spectra .. w.name .. ".npy", w.buf:narrow(1, 1, w.rows))
-      if w.own_steps or not same_steps(w.steps, union) then
-        w.own_steps = true
-        save_steps(spectra .. w.name .. ".steps.npy", w.steps)
-      end
+  for _, w in ipairs(matrices) do
+    if w.rows > 0 and (w.own_steps or not same_steps(w.steps, union)) then
+      w.own_steps = true
+      save_steps(spectra .. w.name .. ".steps.npy", w.steps)
     end
   end
   save_steps(spectra .. "steps.npy", union)
+  for _, w in ipairs(matrices) do
+    if w.rows > 0 then dbm.save_npy(spectra .. w.name .. ".npy", w.buf:narrow(1, 1, w.rows)) end
+  end
 end
 
 local function scalar_value(key, v)
@@ -447,6 +505,18 @@ local function scalar_value(key, v)
     return v:item()
   end
   error(("rec:step: scalar '%s' is a %s; expected a number, boolean or string"):format(key, kind), 3)
+end
+
+-- Keeps the numeric scalars of a metrics line, for the metrics plots.
+function Recorder:_remember_metrics(line)
+  local i = #self.metric_steps + 1
+  self.metric_steps[i] = line.step
+  for k, v in pairs(line) do
+    if type(v) == "number" and k ~= "step" and k ~= "time" then
+      if not self.metrics[k] then self.metrics[k] = {}; self.metric_names[#self.metric_names + 1] = k end
+      self.metrics[k][i] = v
+    end
+  end
 end
 
 --- rec:step(step, scalars) -> {matrix = {diagnostic = result}} of the matrices recorded now.
@@ -462,16 +532,9 @@ function Recorder:step(step, scalars)
     if k == "step" or k == "time" then error(("rec:step: the scalar name '%s' is reserved"):format(k), 2) end
     line[k] = scalar_value(k, v)
   end
-  line.step, line.time = step, dbm.clock() - self.t0
+  line.step, line.time = step, self.time_offset + dbm.clock() - self.t0
   self.metrics_file:write(line)
-  local i = #self.metric_steps + 1
-  self.metric_steps[i] = step
-  for k, v in pairs(line) do
-    if type(v) == "number" and k ~= "step" and k ~= "time" then
-      if not self.metrics[k] then self.metrics[k] = {}; self.metric_names[#self.metric_names + 1] = k end
-      self.metrics[k][i] = v
-    end
-  end
+  self:_remember_metrics(line)
   local recorded = {}
   for _, w in ipairs(self.watched) do
     if w.due(step) then recorded[w.name] = self:_record(w, step, 3) end
@@ -491,6 +554,163 @@ function Recorder:record(step, name)
     if name == nil or w.name == name then recorded[w.name] = self:_record(w, step, 3) end
   end
   return recorded
+end
+
+-- ---------------------------------------------------------------- resume
+
+-- The lines of a JSON Lines file recorded at steps < S: their text (kept byte for byte) and their
+-- values. A line that does not parse (a write torn by a kill) goes too.
+local function lines_before(path, S)
+  local texts, values = {}, {}
+  local f = io.open(path, "r")
+  if not f then return texts, values end
+  for text in f:lines() do
+    local ok, v = pcall(dbm.json_decode, text)
+    if ok and type(v) == "table" and type(v.step) == "number" and v.step < S then
+      texts[#texts + 1], values[#values + 1] = text, v
+    end
+  end
+  f:close()
+  return texts, values
+end
+
+local function write_lines(path, texts)
+  write_atomic(path, #texts > 0 and table.concat(texts, "\n") .. "\n" or "")
+end
+
+-- The steps of a steps file (int64 .npy) as integers; nil when there is no such file.
+local function load_steps(path)
+  if not exists(path) then return nil end
+  local steps = dbm.load_npy(path):totable()
+  for i, s in ipairs(steps) do steps[i] = math.tointeger(s) end
+  return steps
+end
+
+-- The rows of spectra/<name>.npy recorded at steps < S, as the state of a watched matrix (buf, rows,
+-- steps, own_steps, nlevels). Row i belongs to steps[i] of its own steps file, or else of the union,
+-- for i ≤ #steps; the one row more a killed run may have left has no step and goes.
+local function kept_matrix(dir, name, union, S)
+  local path = dir .. "/spectra/" .. name .. ".npy"
+  if not exists(path) then return nil end
+  local own = load_steps(dir .. "/spectra/" .. name .. ".steps.npy")
+  local steps = own or union
+  local all = dbm.load_npy(path)
+  if all:dim() ~= 2 then error(("%s: expected a 2-D array (records × levels), got %d-D"):format(path, all:dim()), 0) end
+  local m = {name = name, rows = 0, steps = {}, own_steps = own ~= nil, nlevels = all:shape()[2]}
+  for i = 1, math.min(all:shape()[1], #steps) do
+    if steps[i] < S then
+      append_row(m, all:row(i))
+      m.steps[#m.steps + 1] = steps[i]
+    end
+  end
+  return m
+end
+
+-- The kept observables lines of each matrix, grouped into its records: a record is the lines of one
+-- step, one per diagnostic, as _record writes them. {matrix = {{step =, results = {diagnostic = scalars}}}}
+local function observable_records(lines)
+  local by_matrix = {}
+  for _, line in ipairs(lines) do
+    local name, diagnostic = line.matrix, line.diagnostic
+    if type(name) == "string" and type(diagnostic) == "string" then
+      local records = by_matrix[name] or {}
+      by_matrix[name] = records
+      local r = records[#records]
+      if not r or r.step ~= line.step or r.results[diagnostic] then
+        r = {step = line.step, results = {}}
+        records[#records + 1] = r
+      end
+      local scalars = {}
+      for k, v in pairs(line) do if type(v) == "number" and k ~= "step" then scalars[k] = v end end
+      r.results[diagnostic] = scalars
+    end
+  end
+  return by_matrix
+end
+
+-- The results of the first (or the last) record at `step`; none when no diagnostic ran then.
+local function results_at(records, step, last)
+  local found
+  for _, r in ipairs(records) do
+    if r.step == step then
+      found = r.results
+      if not last then break end
+    end
+  end
+  return found or {}
+end
+
+-- dbm.recorder{resume = S}: cuts the run directory to what was recorded at steps < S (see the header)
+-- and takes up what stays: the config, the metrics, the union of steps, and the matrices' rows and
+-- observables, which rec:watch claims by name.
+function Recorder:_resume(S, name)
+  local dir = self.dir
+  local f = assert(io.open(dir .. "/config.json", "r"))
+  local meta = dbm.json_decode(f:read("a"))
+  f:close()
+  if type(meta) ~= "table" then error("config.json does not hold a JSON object", 0) end
+  if type(meta.watch) ~= "table" then meta.watch = {} end
+  if type(meta.resumed) ~= "table" then meta.resumed = {} end
+  meta.resumed[#meta.resumed + 1] = {step = S, time = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+                                     args = _G.arg and table.move(_G.arg, 1, #_G.arg, 1, {}) or {}}
+  self.meta = meta
+  self.name = name or (type(meta.name) == "string" and meta.name) or self.name
+  self:_write_config()
+
+  local metrics_text, metrics = lines_before(dir .. "/metrics.jsonl", S)
+  local observables_text, observables = lines_before(dir .. "/observables.jsonl", S)
+  write_lines(dir .. "/metrics.jsonl", metrics_text)
+  write_lines(dir .. "/observables.jsonl", observables_text)
+  for _, line in ipairs(metrics) do self:_remember_metrics(line) end
+  local last = metrics[#metrics]
+  self.time_offset = last and type(last.time) == "number" and last.time or 0
+  self.kept_records = observable_records(observables)
+
+  -- the matrices named in config.json: their rows before S stay; one with none left loses its files
+  local union = load_steps(dir .. "/spectra/steps.npy") or {}
+  for _, entry in ipairs(meta.watch) do
+    local wname = type(entry) == "table" and entry.name
+    if type(wname) == "string" and wname:match("^[%w_%-][%w_%.%-]*$") then
+      local m = kept_matrix(dir, wname, union, S)
+      if m and m.rows > 0 then
+        self.unclaimed[#self.unclaimed + 1] = m
+      else
+        os.remove(dir .. "/spectra/" .. wname .. ".npy")
+        os.remove(dir .. "/spectra/" .. wname .. ".steps.npy")
+      end
+    end
+  end
+  self.steps = union
+  self:_finalise()   -- the union of the kept steps; steps and spectra files cut
+  for _, s in ipairs(self.steps) do self.step_seen[s] = true end
+
+  self.metrics_file = dbm.jsonl(dir .. "/metrics.jsonl", {append = true})
+  self.observables_file = dbm.jsonl(dir .. "/observables.jsonl", {append = true})
+end
+
+-- rec:watch of a matrix that a resumed run kept rows of: its rows, steps, observables, and its first
+-- and last record (levels, and the diagnostics' scalars, e.g. mp_sigma2 for the MP curve).
+function Recorder:_take_up(w)
+  local m
+  for i, u in ipairs(self.unclaimed) do
+    if u.name == w.name then m = table.remove(self.unclaimed, i); break end
+  end
+  if not m then return end
+  w.buf, w.rows, w.steps, w.nlevels, w.own_steps = m.buf, m.rows, m.steps, m.nlevels, m.own_steps
+  if is_tensor(w.source) and w.source:dim() == 2 then   -- for the MP curve, should nothing more be recorded
+    local shape = w.source:shape()
+    w.shape = {shape[1], shape[2]}
+  end
+  local records = self.kept_records[w.name] or {}
+  self.kept_records[w.name] = nil
+  for i, r in ipairs(records) do
+    w.obs_steps[i] = r.step
+    for _, scalars in pairs(r.results) do remember_observables(w, i, scalars) end
+  end
+  local first_step, last_step = w.steps[1], w.steps[w.rows]
+  w.first = {step = first_step, levels = w.buf:row(1):clone(), results = results_at(records, first_step)}
+  w.last = w.rows == 1 and w.first or
+           {step = last_step, levels = w.buf:row(w.rows):clone(), results = results_at(records, last_step, true)}
 end
 
 -- ---------------------------------------------------------------- plots and close

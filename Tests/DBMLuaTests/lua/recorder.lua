@@ -1,4 +1,5 @@
--- The diagnostics runner, the recorder and its run directory, plots and progress, in one Lua state.
+-- The diagnostics runner, the recorder and its run directory (fresh and resumed), plots and progress,
+-- in one Lua state.
 -- Temporary plugins are written into a temporary folder put in front of dbm.plugin_path (the search
 -- path dbm.find_plugin reads at each lookup), exactly as a user drops a file into $DBM_LUA_PATH:
 -- nothing is rebuilt. Every file of the run directory is read back by python3 (json, numpy).
@@ -14,8 +15,9 @@ local function exists(path) local f = io.open(path, "rb"); if f then f:close() e
 local function python(code, ...)
   local script = tmp .. "/check.py"
   write(script, "import json, os, sys\nimport numpy as np\n" .. code)
-  local args = table.concat({...}, " ")
-  local ok = os.execute("python3 " .. script .. " " .. args)
+  local args = {}
+  for i, a in ipairs({...}) do args[i] = "'" .. tostring(a) .. "'" end
+  local ok = os.execute("python3 " .. script .. " " .. table.concat(args, " "))
   assert(ok, "python3 check failed:\n" .. code)
 end
 local function throws(f, ...)   -- runs f(), returns its error message (asserting it raised)
@@ -284,6 +286,268 @@ if #real > 0 then
   end
   print("recorder.lua: plugins " .. table.concat(real, ", ") .. (#sym > 0 and ", semicircle" or "") .. " recorded without failures")
 end
+
+-- ---------------------------------------------------------------- resume
+-- A run killed (or stopped) part-way and resumed from its checkpoint at step S leaves the same run
+-- directory, line for line and byte for byte, as the run that never stopped (metrics `time` aside),
+-- with plots over the whole run. The data are pure functions of the step (randn from
+-- dbm.generator(step)), so a resumed run redoes step S onward exactly.
+
+-- A diagnostic with the scalars the plots read: λ_max, and σ² of the entries from the trace of the
+-- Gram matrix (tr WᵀW = N·M·σ² for zero-mean entries), which draws the MP curve at the first record.
+write(pdir .. "/tmp_stats.lua", [[
+return {name = "tmp_stats", doc = "lambda_max and the entries' variance", run = function(ctx)
+  local x, sum = ctx.levels, 0
+  for _, v in ipairs(x) do sum = sum + v end
+  local out = {lambda_max = x[#x], trace = sum}
+  if ctx.shape and not ctx.symmetric then out.mp_sigma2 = sum / (ctx.shape[1] * ctx.shape[2]) end
+  return out
+end}
+]])
+
+-- The experiment: W (30×12) recorded every 5 steps, symmetric H (10×10) every 10 steps (so it has
+-- its own steps file), scalars at every step; all pure functions of the step.
+local function W_at(step) return dbm.randn(30, 12, {dtype = "float64", generator = dbm.generator(step)}) end
+local function H_at(step)
+  local G = dbm.randn(10, 10, {dtype = "float64", generator = dbm.generator(1000 + step)})
+  return (G + G:t()) * 0.5
+end
+
+local resume_messages = {}
+local function report(m) resume_messages[#resume_messages + 1] = m end
+
+-- Runs steps from..to into dir (resumed at `resume` when given); returns the recorder, not closed.
+local function run(dir, from, to, resume, watch)
+  local rec = dbm.recorder{out_dir = dir, resume = resume, config = {seed = 1, steps = 20},
+                           name = resume == nil and "resume_test" or nil, report = report}
+  local step
+  for _, name in ipairs(watch or {"W", "H"}) do
+    if name == "W" then rec:watch("W", function() return W_at(step) end, {diagnostics = {"tmp_stats"}, every = 5}) end
+    if name == "H" then rec:watch("H", function() return H_at(step) end, {diagnostics = {"tmp_stats"}, every = 10, symmetric = true}) end
+    if name == "V" then rec:watch("V", function() return W_at(step + 7) end, {diagnostics = {"tmp_stats"}, every = 5}) end
+  end
+  for s = from, to do
+    step = s
+    local g = dbm.generator(2000 + s)
+    rec:step(s, {loss = 1 / (s + 1), noise = g:normal(), lr = 0.1})
+  end
+  return rec
+end
+
+-- A run killed with SIGKILL after its last step: its files stay as they are (every line flushed,
+-- every .npy renamed whole), and nothing more is written, not even by dbm.on_exit.
+local function kill(rec)
+  rec.closed = true
+  rec.metrics_file:close()
+  rec.observables_file:close()
+end
+
+-- Compares two run directories: metrics lines without `time`, observables lines, every file of
+-- spectra/ byte for byte, the data of every plot; `time` non-decreasing in the second.
+local function same_run(a, c, label)
+  python([==[
+a, c = sys.argv[1], sys.argv[2]
+def metrics(d):
+    out = []
+    for l in open(d + "/metrics.jsonl").read().splitlines():
+        o = json.loads(l)
+        assert list(o)[:2] == ["step", "time"], l
+        out.append((o.pop("time"), json.dumps(o)))
+    return out
+ma, mc = metrics(a), metrics(c)
+assert [m for _, m in ma] == [m for _, m in mc], (sys.argv[3], [m for _, m in mc])
+assert all(t2 >= t1 for (t1, _), (t2, _) in zip(mc, mc[1:])), (sys.argv[3], "time goes back", [t for t, _ in mc])
+assert open(a + "/observables.jsonl").read() == open(c + "/observables.jsonl").read(), sys.argv[3] + ": observables.jsonl"
+fa, fc = sorted(os.listdir(a + "/spectra")), sorted(os.listdir(c + "/spectra"))
+assert fa == fc and "H.steps.npy" in fa and "W.steps.npy" not in fa, (sys.argv[3], fa, fc)
+for f in fa:
+    assert open(a + "/spectra/" + f, "rb").read() == open(c + "/spectra/" + f, "rb").read(), sys.argv[3] + ": spectra/" + f
+assert list(np.load(c + "/spectra/steps.npy")) == [0, 5, 10, 15, 20]
+dat = sorted(f for f in os.listdir(a + "/plots") if f.endswith(".dat"))
+assert {"W_density.dat", "W_flow.dat", "W_observables.dat", "H_flow.dat", "metrics.dat"} <= set(dat), dat
+for f in dat:
+    assert open(a + "/plots/" + f).read() == open(c + "/plots/" + f).read(), sys.argv[3] + ": plots/" + f
+print("recorder.lua: resume: " + sys.argv[3] + ": the same run directory as the run that never stopped")
+]==], a, c, label)
+end
+
+-- The plot state in memory, complete over the whole run: the same as the run that never stopped.
+local function same_memory(A, C, label)
+  local function list(t) return table.concat(t, ",") end
+  assert(list(C.metric_steps) == list(A.metric_steps) and list(C.metrics.noise) == list(A.metrics.noise), label .. ": metrics")
+  assert(list(C.steps) == list(A.steps), label .. ": union of steps " .. list(C.steps))
+  for _, name in ipairs({"W", "H"}) do
+    local a, c = A.by_name[name], C.by_name[name]
+    assert(c.rows == a.rows and list(c.steps) == list(a.steps) and list(c.obs_steps) == list(a.obs_steps), label .. ": " .. name .. " records")
+    assert(list(c.obs.lambda_max) == list(a.obs.lambda_max), label .. ": " .. name .. " observables")
+    assert(c.first.step == 0 and (c.first.levels - a.first.levels):abs():max() == 0, label .. ": " .. name .. " first record")
+    assert(c.first.results.tmp_stats.trace == a.first.results.tmp_stats.trace, label .. ": " .. name .. " first results")
+    assert(c.last.step == a.last.step and (c.last.levels - a.last.levels):abs():max() == 0, label .. ": " .. name .. " last record")
+  end
+  assert(C.by_name.W.first.results.tmp_stats.mp_sigma2 == A.by_name.W.first.results.tmp_stats.mp_sigma2,
+         label .. ": mp_sigma2 of the first record (the MP curve of the density plot)")
+end
+
+-- ---------------------------------------------------------------- the run that never stopped
+
+local dirA = tmp .. "/A"
+local A = run(dirA, 0, 20)
+A:close()
+
+-- ---------------------------------------------------------------- killed after step 13, resumed at 10
+
+local dirB = tmp .. "/B"
+kill(run(dirB, 0, 13))
+assert(not exists(dirB .. "/DONE"))
+write(tmp .. "/B_config.json", io.open(dirB .. "/config.json"):read("a"))
+local C = run(dirB, 10, 20, 10)
+python([==[
+d = sys.argv[1]
+cfg, before = json.load(open(d + "/config.json")), json.load(open(sys.argv[2]))
+assert list(cfg) == list(before) + ["resumed"], (list(cfg), list(before))
+assert all(cfg[k] == before[k] for k in before), "the original fields stay"
+assert cfg["name"] == "resume_test" and cfg["config"] == {"seed": 1, "steps": 20}, cfg
+assert len(cfg["resumed"]) == 1 and cfg["resumed"][0]["step"] == 10 and cfg["resumed"][0]["time"].endswith("Z"), cfg["resumed"]
+assert list(cfg["resumed"][0]) == ["step", "time", "args"], cfg["resumed"][0]
+assert [w["name"] for w in cfg["watch"]] == ["W", "H"], cfg["watch"]
+]==], dirB, tmp .. "/B_config.json")
+C:close()
+assert(exists(dirB .. "/DONE"), "a resumed run closed: DONE")
+same_run(dirA, dirB, "killed after step 13, resumed at 10")
+same_memory(A, C, "resumed at 10")
+if P.available() then
+  for _, base in ipairs({"W_density", "W_spacing", "W_flow", "W_observables", "H_density", "H_flow", "metrics"}) do
+    assert(exists(dirB .. "/plots/" .. base .. ".png") and exists(dirB .. "/plots/" .. base .. ".svg"), "plot images " .. base)
+  end
+end
+local density = io.open(dirB .. "/plots/W_density.gp"):read("a")
+assert(density:find("Marchenko", 1, true), "the density at step 0 has its MP curve after resuming")
+
+-- ---------------------------------------------------------------- killed inside step 15, resumed at 15
+-- A SIGKILL between the rows and the steps of a record leaves spectra/W.npy one row longer than
+-- steps.npy, the metrics line and the observables of that step written: that row has no step and goes.
+
+local dirK = tmp .. "/K"
+kill(run(dirK, 0, 14))
+local Wrows = dbm.load_npy(dirK .. "/spectra/W.npy")
+local longer = dbm.zeros(Wrows:shape()[1] + 1, 12, {dtype = "float64"})
+longer:narrow(1, 1, Wrows:shape()[1]):copy(Wrows)
+longer:row(Wrows:shape()[1] + 1):copy(dbm.arange(12, {dtype = "float64"}) * 1e3)
+dbm.save_npy(dirK .. "/spectra/W.npy", longer)
+local metrics_file = dbm.jsonl(dirK .. "/metrics.jsonl", {append = true})
+metrics_file:write({step = 15, time = 99, loss = 7}); metrics_file:close()
+local observables_file = dbm.jsonl(dirK .. "/observables.jsonl", {append = true})
+observables_file:write({step = 15, matrix = "W", diagnostic = "tmp_stats", lambda_max = 7}); observables_file:close()
+python([==[
+a = np.load(sys.argv[1] + "/spectra/W.npy")
+assert a.shape == (4, 12) and list(np.load(sys.argv[1] + "/spectra/steps.npy")) == [0, 5, 10], a.shape
+]==], dirK)
+-- the killed run's clock said 100 s a step: the resumed run's `time` goes on from the last kept line
+python([==[
+p = sys.argv[1] + "/metrics.jsonl"
+lines = [json.loads(l) for l in open(p)]
+for o in lines: o["time"] = 100.0 * o["step"]
+open(p, "w").write("".join(json.dumps(o, separators=(",", ":")) + "\n" for o in lines))
+]==], dirK)
+-- resumed, and killed again at once: the directory is already cut, and valid
+kill(dbm.recorder{out_dir = dirK, resume = 15, report = report})
+python([==[
+d = sys.argv[1]
+assert np.load(d + "/spectra/W.npy").shape == (3, 12), "the row without a step is gone at once"
+assert list(np.load(d + "/spectra/steps.npy")) == [0, 5, 10] and list(np.load(d + "/spectra/H.steps.npy")) == [0, 10]
+assert [json.loads(l)["step"] for l in open(d + "/metrics.jsonl")] == list(range(15))
+assert [json.loads(l)["step"] for l in open(d + "/observables.jsonl")] == [0, 0, 5, 10, 10]
+]==], dirK)
+local CK = run(dirK, 15, 20, 15)
+CK:close()
+python([==[
+t = {o["step"]: o["time"] for o in map(json.loads, open(sys.argv[1] + "/metrics.jsonl"))}
+assert t[14] == 1400 and 1400 < t[15] <= t[20] < 1400 + 60, t
+]==], dirK)
+same_run(dirA, dirK, "killed inside step 15, resumed at 15")
+same_memory(A, CK, "resumed at 15")
+
+-- ---------------------------------------------------------------- stopped by Ctrl-C, resumed at 10
+-- (dbm.on_exit closes without DONE: plots made, rows and steps cut to agree)
+
+local dirI = tmp .. "/I"
+local stopped = run(dirI, 0, 12)
+stopped:_close(false)
+assert(not exists(dirI .. "/DONE") and resume_messages[#resume_messages]:find("closed without DONE", 1, true), resume_messages[#resume_messages])
+local CI = run(dirI, 10, 20, 10)
+CI:close()
+same_run(dirA, dirI, "stopped by Ctrl-C after step 12, resumed at 10")
+
+-- ---------------------------------------------------------------- a completed run resumed again
+
+local again = dbm.recorder{out_dir = dirB, resume = 15, report = report}
+assert(not exists(dirB .. "/DONE"), "DONE goes as soon as a run is resumed")
+again:close()   -- resumed, closed at once: nothing recorded from step 15 on
+assert(exists(dirB .. "/DONE"))
+python([==[
+d = sys.argv[1]
+cfg = json.load(open(d + "/config.json"))
+assert [r["step"] for r in cfg["resumed"]] == [10, 15], cfg["resumed"]
+assert [w["name"] for w in cfg["watch"]] == ["W", "H"], "entries of matrices not watched again stay: " + str(cfg["watch"])
+assert [json.loads(l)["step"] for l in open(d + "/metrics.jsonl")] == list(range(15))
+assert list(np.load(d + "/spectra/steps.npy")) == [0, 5, 10]
+assert np.load(d + "/spectra/W.npy").shape == (3, 12) and list(np.load(d + "/spectra/H.steps.npy")) == [0, 10]
+]==], dirB)
+local E = run(dirB, 15, 20, 15)
+E:close()
+same_run(dirA, dirB, "resumed at 10, then again at 15")
+
+-- Resumed at 20 and stopped by Ctrl-C before recording anything: the plots still cover steps 0..15,
+-- and the density at step 0 still has its MP curve (the shape of W, watched as a tensor, is known).
+os.remove(dirB .. "/plots/W_density.gp")
+local stopped_at_once = dbm.recorder{out_dir = dirB, resume = 20, report = report}
+stopped_at_once:watch("W", W_at(20), {diagnostics = {"tmp_stats"}, every = 5})
+stopped_at_once:_close(false)
+assert(io.open(dirB .. "/plots/W_density.gp"):read("a"):find("Marchenko", 1, true), "the MP curve with no new record")
+assert(stopped_at_once.by_name.W.rows == 4 and stopped_at_once.by_name.W.last.step == 15, "the last kept record is the last")
+
+-- ---------------------------------------------------------------- matrices not watched again, and new ones
+-- H is not watched by the resumed run: its rows before S stay, its steps stay in the union. V is new:
+-- it starts fresh, with its own steps file.
+
+local dirF = tmp .. "/F"
+kill(run(dirF, 0, 13))
+local F = run(dirF, 10, 20, 10, {"W", "V"})
+assert(F.by_name.V.rows == 3 and F.by_name.V.first.step == 10 and F.by_name.W.first.step == 0, "a new matrix starts fresh")
+F:close()
+python([==[
+d = sys.argv[1]
+assert list(np.load(d + "/spectra/steps.npy")) == [0, 5, 10, 15, 20]
+assert not os.path.exists(d + "/spectra/W.steps.npy") and np.load(d + "/spectra/W.npy").shape == (5, 12)
+assert np.load(d + "/spectra/H.npy").shape == (1, 10) and list(np.load(d + "/spectra/H.steps.npy")) == [0]
+assert np.load(d + "/spectra/V.npy").shape == (3, 12) and list(np.load(d + "/spectra/V.steps.npy")) == [10, 15, 20]
+cfg = json.load(open(d + "/config.json"))
+assert [w["name"] for w in cfg["watch"]] == ["W", "H", "V"], cfg["watch"]
+obs = [json.loads(l) for l in open(d + "/observables.jsonl")]
+assert [(o["step"], o["matrix"]) for o in obs] == [(0, "W"), (0, "H"), (5, "W"), (10, "W"), (10, "V"), (15, "W"), (15, "V"), (20, "W"), (20, "V")], obs
+]==], dirF)
+
+-- A resumed run that records a matrix with another level count than its kept rows: the usual error.
+local dirG = tmp .. "/G"
+kill(run(dirG, 0, 5))
+local G = dbm.recorder{out_dir = dirG, resume = 5, report = report}
+G:watch("W", function() return dbm.randn(30, 8, {dtype = "float64"}) end, {every = 5})
+throws(function() G:step(5) end, this_file, "matrix 'W' has 8 levels at step 5 but had 12 before")
+G:_close(false)
+
+-- ---------------------------------------------------------------- errors, at the caller's line
+
+assert(os.execute("mkdir -p " .. tmp .. "/empty " .. tmp .. "/bad"))
+throws(function() dbm.recorder{resume = 3} end, this_file, "option 'resume': give out_dir")
+throws(function() dbm.recorder{out_dir = tmp .. "/nowhere", resume = 3} end, this_file, "no run directory " .. tmp .. "/nowhere")
+assert(not exists(tmp .. "/nowhere"), "a resume that fails makes no directory")
+throws(function() dbm.recorder{out_dir = tmp .. "/empty", resume = 3} end, this_file, "has no config.json")
+throws(function() dbm.recorder{out_dir = dirA, resume = -1} end, this_file, "option 'resume': expected the step to resume at (an integer ≥ 0), got -1")
+throws(function() dbm.recorder{out_dir = dirA, resume = 2.5} end, this_file, "got 2.5")
+throws(function() dbm.recorder{out_dir = dirA, resume = "10"} end, this_file, "got string")
+write(tmp .. "/bad/config.json", "{not json")
+throws(function() dbm.recorder{out_dir = tmp .. "/bad", resume = 0} end, this_file, "cannot resume " .. tmp .. "/bad", "invalid JSON")
+assert(exists(dirA .. "/DONE"), "a failed resume leaves the run alone")
 
 -- ---------------------------------------------------------------- progress on a pipe or file
 
