@@ -108,6 +108,7 @@ enum Bench {
         try DiagnosticsBench.run(lua: lua)
         try NNBench.run(referenceGflops: refGflops)
         try LuaNNBench.run(lua: lua, referenceGflops: refGflops)
+        try GPTStepBench.run(lua: lua, referenceGflops: refGflops)
     }
 }
 

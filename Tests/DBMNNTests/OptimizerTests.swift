@@ -317,14 +317,17 @@ struct OptimizerTests {
         #expect(adam.state(of: p).isEmpty)
     }
 
-    @Test("zeroGrad drops every parameter's gradient")
+    @Test("zeroGrad zeroes every parameter's gradient in place, or drops it")
     func zeroGrad() throws {
         let g = Generator(seed: 19)
         let params = try [[2, 2], [3]].map { NN.parameter(try randn($0, g)) }
         let optimizer = try Optimizer(groups: [.init(params: [params[0]], lr: 0.1), .init(params: [params[1]], lr: 0.2)],
                                       algorithm: .sgd())
         for p in params { p.grad = try randn(p.shape, g) }
+        let buffers = params.map { $0.grad! }
         optimizer.zeroGrad()
+        #expect(zip(params, buffers).allSatisfy { $0.grad === $1 && $1.toDoubles().allSatisfy { $0 == 0 } })
+        optimizer.zeroGrad(setToNil: true)
         #expect(params.allSatisfy { $0.grad == nil })
     }
 

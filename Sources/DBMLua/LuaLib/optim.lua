@@ -93,7 +93,7 @@ function Optimizer:step()
   core.optim_step(self._handle)
 end
 
-function Optimizer:zero_grad() core.optim_zero_grad(self._handle) end
+function Optimizer:zero_grad(opts) core.optim_zero_grad(self._handle, opts) end
 function Optimizer:set_lr(lr, group) core.optim_set_lr(self._handle, lr, group) end
 function Optimizer:lr(group) return core.optim_lr(self._handle, group) end
 function Optimizer:group_count() return core.optim_group_count(self._handle) end

@@ -33,7 +33,8 @@ for step = 0, 4 do
   close(opt:lr(), lr, 0, "scheduled learning rate at step " .. step)
 end
 close(w[1], x[1], 1e-15, "SGD w[1]"); close(w[2], x[2], 1e-15, "SGD w[2]")
-assert(opt:step_count() == 5 and w.grad == nil)
+assert(opt:step_count() == 5 and w.grad:abs():max() == 0)
+opt:zero_grad({set_to_none = true}); assert(w.grad == nil)
 
 -- AdamW, two groups (decay only for the matrix), one step by hand: θ ← θ(1 − lr·wd) − lr·m̂/(√v̂ + eps)
 local lin = dbm.nn.Linear(3, 2, {dtype = "float64"})
