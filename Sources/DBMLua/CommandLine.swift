@@ -52,14 +52,10 @@ public enum CommandLine {
         state.setArg(script: script ?? "dbm-lua", args: scriptArgs, preceding: Array(args[..<min(i, args.count)]))
 
         for c in chunks {
-            if let err = state.runInterruptible(c, name: "=(command line)") {
-                dbm_write_stderr("dbm-lua: \(err)\n"); state.runExitHooks(); return 1
-            }
+            if let err = state.runInterruptible(c, name: "=(command line)") { return failed(state, err) }
         }
         if let script {
-            if let err = state.runFile(script == "-" ? nil : script) {
-                dbm_write_stderr("dbm-lua: \(err)\n"); state.runExitHooks(); return 1
-            }
+            if let err = state.runFile(script == "-" ? nil : script) { return failed(state, err) }
         }
         var status: Int32 = 0
         if interactive || (script == nil && chunks.isEmpty) {
@@ -67,6 +63,20 @@ public enum CommandLine {
         }
         state.runExitHooks()
         return status
+    }
+
+    /// Reports the error that ended a script and runs the exit hooks; returns the exit status. Ctrl-C is
+    /// one line saying where the script was (no traceback: nothing went wrong) and status 130, as shells do.
+    static func failed(_ state: LuaState, _ err: String) -> Int32 {
+        let first = err.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? err
+        let interrupted = first.hasSuffix(": interrupted!")
+        if interrupted {
+            dbm_write_stderr("dbm-lua: interrupted (Ctrl-C) at \(first.dropLast(": interrupted!".count))\n")
+        } else {
+            dbm_write_stderr("dbm-lua: \(err)\n")
+        }
+        state.runExitHooks()
+        return interrupted ? 130 : 1
     }
 
     static let subcommands: Set<String> = ["analyze"]

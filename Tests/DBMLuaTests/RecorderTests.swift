@@ -257,7 +257,7 @@ struct RecorderTests {
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
         p.waitUntilExit()
         let err = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(p.terminationStatus == 1 && err.contains("interrupted"), "\(err)")
+        #expect(p.terminationStatus == 130 && err.contains("interrupted (Ctrl-C) at "), "\(err)")
         #expect(err.contains("closed without DONE"), "\(err)")
         let summary = try validate(dir + "/run")
         let spectra = summary["spectra"] as? [String: [Int]] ?? [:]
