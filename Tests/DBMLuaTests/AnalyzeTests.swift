@@ -6,11 +6,7 @@ import DBMCore
 /// table and as JSON lines, with plots, and on every kind of bad file (one line on stderr, status 1).
 @Suite("dbm-lua analyze")
 struct AnalyzeTests {
-    func tempDir() throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("dbm-analyze-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    func tempDir() throws -> String { try makeTempDir("dbm-analyze") }
 
     func python(_ script: String, _ args: [String]) throws -> ProcessResult {
         try runProcess("/usr/bin/env", ["python3", "-c", script] + args)

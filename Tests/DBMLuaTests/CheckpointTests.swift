@@ -7,11 +7,7 @@ import DBMCore
 /// metadata strings); a file written by Python loads into a model; damaged files are clear errors.
 @Suite("Checkpoints")
 struct CheckpointTests {
-    func tempDir() throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("dbm-ckpt-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    func tempDir() throws -> String { try makeTempDir("dbm-ckpt") }
 
     func dbmLua(_ args: [String]) throws -> ProcessResult {
         let r = try runProcess(try dbmLuaBinary(), args)

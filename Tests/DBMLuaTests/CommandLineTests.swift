@@ -7,11 +7,7 @@ import DBMLua
 /// Ctrl-C, errors with positions, and memory held bounded in a loop that makes a million tensors.
 @Suite("dbm-lua command")
 struct CommandLineTests {
-    func tempDir() throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("dbm-cli-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    func tempDir() throws -> String { try makeTempDir("dbm-cli") }
 
     @Test("--version, --help and -e")
     func versionAndChunks() throws {

@@ -16,6 +16,13 @@ func dbmLuaBinary() throws -> String {
     return path
 }
 
+/// A new empty folder under the system's temporary directory, named prefix-<UUID>.
+func makeTempDir(_ prefix: String) throws -> String {
+    let d = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    return d
+}
+
 struct ProcessResult { let status: Int32; let stdout: String; let stderr: String }
 
 /// Runs a command with the given standard input; returns its status and output.

@@ -16,11 +16,7 @@ struct NanoGPTTests {
     static let small = ["--n_layer=2", "--n_head=2", "--n_embd=64", "--block_size=32", "--batch_size=16",
                         "--warmup_iters=20", "--lr=2e-3", "--min_lr=2e-4", "--sample_tokens=40"]
 
-    func tempDir() throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("dbm-nanogpt-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    func tempDir() throws -> String { try makeTempDir("dbm-nanogpt") }
 
     func metrics(_ dir: String) throws -> [[String: JSONValue]] {
         let text = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)

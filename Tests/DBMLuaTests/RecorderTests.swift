@@ -8,11 +8,7 @@ import DBMLua
 /// a run killed with SIGKILL or stopped with Ctrl-C and resumed, plots, and the matrix Brownian motion demo.
 @Suite("Recorder, diagnostics runner, plots, progress")
 struct RecorderTests {
-    func tempDir() throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("dbm-rec-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    func tempDir() throws -> String { try makeTempDir("dbm-rec") }
 
     /// Reads a run directory back with python: config.json, every line of metrics.jsonl and
     /// observables.jsonl, spectra/*.npy (2-D Float64, rows = records, ascending levels; rows match
