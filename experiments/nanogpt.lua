@@ -163,7 +163,9 @@ local function first_and_last(dir)
   return first, last, names
 end
 
-function write_summary(dir, seconds, sample)
+local last_losses = {}   -- the latest evaluation
+
+local function write_summary(dir, seconds, sample)
   local first, last, names = first_and_last(dir)
   local function get(t, diag, key) return t and t[diag] and t[diag][key] end
   local function fmt(v, f) return v == nil and "–" or (f or "%.3g"):format(v) end
@@ -228,8 +230,6 @@ dbm.on_exit(function()
 end)
 
 local progress = dbm.progress{total = cfg.max_iters, label = "train"}
-local last = {}
-last_losses = last
 local t_train = dbm.clock()
 for step = start, cfg.max_iters do
   iteration = step
@@ -238,9 +238,8 @@ for step = start, cfg.max_iters do
   local scalars = nil
   if step % cfg.eval_interval == 0 or step == cfg.max_iters then
     save(step)
-    last = estimate_loss()
-    last_losses = last
-    scalars = {train_loss = last.train, val_loss = last.val, lr = schedule(step)}
+    last_losses = estimate_loss()
+    scalars = {train_loss = last_losses.train, val_loss = last_losses.val, lr = schedule(step)}
   end
   rec:step(step, scalars)   -- records the matrices due at this step (step 0: initialisation)
   if step == cfg.max_iters then break end
@@ -250,7 +249,7 @@ for step = start, cfg.max_iters do
   dbm.optim.clip_grad_norm(model, cfg.grad_clip)
   opt:step()
   opt:zero_grad()
-  progress:update(step + 1, {loss = loss:item(), val = last.val})
+  progress:update(step + 1, {loss = loss:item(), val = last_losses.val})
 end
 progress:done()
 finished = true
@@ -260,7 +259,7 @@ local seconds = dbm.clock() - t_train
 
 local sample = ds:decode(model:generate(ds:encode("\n"):totable(), cfg.sample_tokens,
   {temperature = cfg.temperature, top_k = cfg.top_k}))
-print(("step %d: train loss %.4f, val loss %.4f (%.1f s)"):format(cfg.max_iters, last.train, last.val, seconds))
+print(("step %d: train loss %.4f, val loss %.4f (%.1f s)"):format(cfg.max_iters, last_losses.train, last_losses.val, seconds))
 print("sample:\n" .. sample)
 
 local dir = rec:close()
