@@ -21,12 +21,15 @@ let package = Package(
         .target(name: "DBMCore", dependencies: ["CBLAS"], path: "Sources/DBMCore"),
         // Reverse-mode autodiff (the tape) and the differentiable ops as Swift kernels (issue 4).
         .target(name: "DBMNN", dependencies: ["DBMCore", "CBLAS"], path: "Sources/DBMNN"),
+        // The paper's small models (teacher–student, RBMs, Dyson Brownian motion) and their ensembles (issue 6).
+        .target(name: "DBMModels", dependencies: ["DBMCore", "CBLAS"], path: "Sources/DBMModels"),
         .target(name: "DBMLua", dependencies: ["DBMCore", "DBMNN", "CLua", "CLua54", "CLineEdit"], path: "Sources/DBMLua",
                 resources: [.embedInCode("LuaLib")]),
         .executableTarget(name: "dbm-lua", dependencies: ["DBMLua"], path: "Sources/dbm-lua"),
         .executableTarget(name: "dbm-bench", dependencies: ["DBMLua", "DBMCore", "DBMNN", "CBLAS", "CLua"], path: "Sources/dbm-bench"),
         .testTarget(name: "DBMCoreTests", dependencies: ["DBMCore"], path: "Tests/DBMCoreTests"),
         .testTarget(name: "DBMNNTests", dependencies: ["DBMNN", "DBMCore"], path: "Tests/DBMNNTests"),
+        .testTarget(name: "DBMModelsTests", dependencies: ["DBMModels", "DBMCore"], path: "Tests/DBMModelsTests"),
         .testTarget(name: "DBMLuaTests", dependencies: ["DBMLua", "DBMCore"], path: "Tests/DBMLuaTests",
                     resources: [.copy("lua")]),
     ]
