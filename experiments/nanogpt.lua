@@ -66,7 +66,9 @@ for _, key in ipairs({"n_layer", "n_head", "n_embd", "block_size", "batch_size",
 end
 if cfg.n_embd % cfg.n_head ~= 0 then fail("--n_embd=%d is not divisible by --n_head=%d", cfg.n_embd, cfg.n_head) end
 if cfg.lr <= 0 or cfg.min_lr < 0 or cfg.min_lr > cfg.lr then fail("expected 0 <= min_lr <= lr and lr > 0, got lr = %g, min_lr = %g", cfg.lr, cfg.min_lr) end
-if cfg.warmup_iters < 0 or cfg.warmup_iters >= cfg.max_iters then fail("expected 0 <= warmup_iters < max_iters, got %d", cfg.warmup_iters) end
+if cfg.warmup_iters < 0 or cfg.warmup_iters >= cfg.max_iters then
+  fail("expected 0 <= warmup_iters < max_iters, got --warmup_iters=%d with --max_iters=%d", cfg.warmup_iters, cfg.max_iters)
+end
 if cfg.dropout < 0 or cfg.dropout >= 1 then fail("--dropout: expected a probability in [0, 1), got %g", cfg.dropout) end
 
 -- ---------------------------------------------------------------- data
