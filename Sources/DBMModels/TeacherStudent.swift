@@ -12,7 +12,7 @@ import Foundation
 /// Random numbers, all from one `Generator(seed:stream:)` in this order: for each sample in turn x₀, x₁,
 /// a₀₀, a₁₁, a₀₁; then the student's four entries (row-major); then one `permutation(nData)` per epoch.
 /// The hot loop is scalar code on precomputed per-sample numbers (no BLAS, no allocation per step).
-public final class TeacherStudent {
+public final class TeacherStudent: SteppedModel {
     /// The teacher is `teacherScale`·I.
     public static let teacherScale = 2.0
     /// Standard deviation of the student's initial entries.
@@ -28,8 +28,9 @@ public final class TeacherStudent {
 
     // samples is (nData, 6): per sample (x₀², x₀x₁, x₁², a₀₀, a₀₁, a₁₁), the upper triangles of x xᵀ and a.
     private let samples: [Double]
-    // The student, row-major.
-    private var w00: Double, w01: Double, w10: Double, w11: Double
+    /// The student W_s: a 2×2 float64 tensor, live (read at the start of `step`, written at its end).
+    public let weight: Tensor
+    private var w: UnsafeMutablePointer<Double> { weight.pointer(Double.self) }
 
     /// The current epoch's visiting order (a fresh permutation of 0..<nData at the start of each epoch).
     public private(set) var order: [Int]
@@ -75,7 +76,8 @@ public final class TeacherStudent {
         }
         samples = s
         let sd = TeacherStudent.initStd
-        w00 = sd * g.normal(); w01 = sd * g.normal(); w10 = sd * g.normal(); w11 = sd * g.normal()
+        // 4 doubles cannot exceed the memory limit.
+        weight = try! Tensor.from((0..<4).map { _ in sd * g.normal() }, shape: [2, 2], dtype: .float64)
         order = Array(0..<nData)
         position = nData
         visits = [Int](repeating: 0, count: nData)
@@ -84,7 +86,8 @@ public final class TeacherStudent {
     /// n SGD steps, continuing the current epoch; an epoch's end (every sample used) reshuffles.
     public func step(_ n: Int = 1) {
         precondition(n >= 0, "teacher-student: a negative number of steps (\(n))")
-        var (w00, w01, w10, w11) = (self.w00, self.w01, self.w10, self.w11)
+        let w = self.w
+        var (w00, w01, w10, w11) = (w[0], w[1], w[2], w[3])
         let t = TeacherStudent.teacherScale, lr = self.lr, bs = batchSize, nData = self.nData
         var remaining = n
         samples.withUnsafeBufferPointer { s in
@@ -122,7 +125,7 @@ public final class TeacherStudent {
                 if position == nData { epochCount += 1 }
             }
         }
-        (self.w00, self.w01, self.w10, self.w11) = (w00, w01, w10, w11)
+        (w[0], w[1], w[2], w[3]) = (w00, w01, w10, w11)
     }
 
     /// The rest of the current epoch, or a whole fresh one when the last epoch has just ended.
@@ -131,15 +134,17 @@ public final class TeacherStudent {
         step(position == nData ? stepsPerEpoch : (nData - position + b - 1) / b)
     }
 
-    /// The student W_s, a 2×2 float64 copy.
-    public var weight: Tensor {
-        // 4 doubles cannot exceed the memory limit.
-        try! Tensor.from([w00, w01, w10, w11], shape: [2, 2], dtype: .float64)
-    }
+    public var modelName: String { "teacher-student" }
+
+    /// The singular values of W_s, ascending.
+    public func levels() -> [Double] { let (s1, s2) = singularValues(); return [s2, s1] }
+
+    public func scalars() -> [(String, Double)] { [("epoch", Double(epochCount))] }
 
     /// Singular values of W_s, descending: with p = |(a + d, c − b)| and q = |(a − d, b + c)| for
     /// W = [[a, b], [c, d]], s₁ = (p + q)/2 and s₂ = |p − q|/2.
     public func singularValues() -> (Double, Double) {
+        let (w00, w01, w10, w11) = (w[0], w[1], w[2], w[3])
         let p = ((w00 + w11) * (w00 + w11) + (w10 - w01) * (w10 - w01)).squareRoot()
         let q = ((w00 - w11) * (w00 - w11) + (w01 + w10) * (w01 + w10)).squareRoot()
         return ((p + q) / 2, abs(p - q) / 2)
