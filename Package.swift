@@ -18,15 +18,16 @@ let package = Package(
         .target(name: "CLua", dependencies: ["CLua54"], path: "Sources/CLua"),
         // C side of the REPL's line editing (libedit's globals and callbacks): history, tab completion.
         .target(name: "CLineEdit", dependencies: ["CLua54", "CEditLine"], path: "Sources/CLineEdit"),
-        .target(name: "DBMCore", dependencies: ["CBLAS"], path: "Sources/DBMCore"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "DBMCore", dependencies: ["CBLAS", "CZlib"], path: "Sources/DBMCore"),
         // Reverse-mode autodiff (the tape) and the differentiable ops as Swift kernels (issue 4).
         .target(name: "DBMNN", dependencies: ["DBMCore", "CBLAS"], path: "Sources/DBMNN"),
         // The paper's small models (teacher–student, RBMs, Dyson Brownian motion) and their ensembles (issue 6).
         .target(name: "DBMModels", dependencies: ["DBMCore", "CBLAS"], path: "Sources/DBMModels"),
-        .target(name: "DBMLua", dependencies: ["DBMCore", "DBMNN", "CLua", "CLua54", "CLineEdit"], path: "Sources/DBMLua",
+        .target(name: "DBMLua", dependencies: ["DBMCore", "DBMNN", "DBMModels", "CLua", "CLua54", "CLineEdit"], path: "Sources/DBMLua",
                 resources: [.embedInCode("LuaLib")]),
         .executableTarget(name: "dbm-lua", dependencies: ["DBMLua"], path: "Sources/dbm-lua"),
-        .executableTarget(name: "dbm-bench", dependencies: ["DBMLua", "DBMCore", "DBMNN", "CBLAS", "CLua"], path: "Sources/dbm-bench"),
+        .executableTarget(name: "dbm-bench", dependencies: ["DBMLua", "DBMCore", "DBMNN", "DBMModels", "CBLAS", "CLua"], path: "Sources/dbm-bench"),
         .testTarget(name: "DBMCoreTests", dependencies: ["DBMCore"], path: "Tests/DBMCoreTests"),
         .testTarget(name: "DBMNNTests", dependencies: ["DBMNN", "DBMCore"], path: "Tests/DBMNNTests"),
         .testTarget(name: "DBMModelsTests", dependencies: ["DBMModels", "DBMCore"], path: "Tests/DBMModelsTests"),
