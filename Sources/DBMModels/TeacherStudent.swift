@@ -150,7 +150,7 @@ public final class TeacherStudent: SteppedModel {
         return ((p + q) / 2, abs(p - q) / 2)
     }
 
-    /// The final singular values (descending) of independent models, model k = `TeacherStudent(seed: k)`
+    /// The final singular values (ascending, as `levels()`) of independent models, model k = `TeacherStudent(seed: k)`
     /// (stream 0), after `epochs` epochs: a (seeds.count, 2) float64 tensor. Runs on all cores.
     public static func ensemble(seeds: Range<Int>, epochs: Int, lr: Double = 0.1, batchSize: Int = 16,
                                 eps: Double = 0.1) throws -> Tensor {
@@ -176,8 +176,8 @@ public final class TeacherStudent: SteppedModel {
             for e in 0..<epochs {
                 model.epoch()
                 let (s1, s2) = model.singularValues()
-                result.p[2 * (k * epochs + e)] = s1
-                result.p[2 * (k * epochs + e) + 1] = s2
+                result.p[2 * (k * epochs + e)] = s2
+                result.p[2 * (k * epochs + e) + 1] = s1
             }
         }
         return out

@@ -14,12 +14,12 @@ private func predictedSpacing(lr: Double, batchSize: Int, eps: Double) -> Double
     Double.pi.squareRoot() * (2 * lr * eps * eps / (Double(batchSize) * (2 - lr))).squareRoot()
 }
 
-/// Mean of s₁ − s₂ over the snapshots of epochs `from`..<epochs of a (seeds, epochs, 2) history.
+/// Mean of s₁ − s₂ (columns 1 and 0: ascending) over the snapshots of epochs `from`..<epochs of a (seeds, epochs, 2) history.
 private func meanSpacing(_ h: Tensor, from: Int) -> (mean: Double, count: Int) {
     let (seeds, epochs) = (h.shape[0], h.shape[1])
     let v = h.toDoubles()
     var sum = 0.0
-    for k in 0..<seeds { for e in from..<epochs { sum += v[2 * (k * epochs + e)] - v[2 * (k * epochs + e) + 1] } }
+    for k in 0..<seeds { for e in from..<epochs { sum += v[2 * (k * epochs + e) + 1] - v[2 * (k * epochs + e)] } }
     let n = seeds * (epochs - from)
     return (sum / Double(n), n)
 }
@@ -28,7 +28,7 @@ private func meanSpacing(_ h: Tensor, from: Int) -> (mean: Double, count: Int) {
 private func spacingCorrelation(_ h: Tensor, from: Int) -> Double {
     let (seeds, epochs) = (h.shape[0], h.shape[1])
     let v = h.toDoubles()
-    func spacing(_ k: Int, _ e: Int) -> Double { v[2 * (k * epochs + e)] - v[2 * (k * epochs + e) + 1] }
+    func spacing(_ k: Int, _ e: Int) -> Double { v[2 * (k * epochs + e) + 1] - v[2 * (k * epochs + e)] }
     var pairs = [(Double, Double)]()
     for k in 0..<seeds { for e in from..<(epochs - 1) { pairs.append((spacing(k, e), spacing(k, e + 1))) } }
     let n = Double(pairs.count)
@@ -109,7 +109,7 @@ struct TeacherStudentTests {
         let m = try TeacherStudent(lr: lr, batchSize: bs, eps: eps, seed: 3)
         for _ in 0..<epochs { m.epoch() }
         let (s1, s2) = m.singularValues()
-        #expect([s1, s2] == Array(final.toDoubles()[6..<8]))
+        #expect([s2, s1] == Array(final.toDoubles()[6..<8]) && m.levels() == [s2, s1])
 
         let last = try h.select(1, epochs - 1).toDoubles()
         let meanLevel: Double = last.reduce(0, +) / Double(last.count)   // the mean of (s₁ + s₂)/2

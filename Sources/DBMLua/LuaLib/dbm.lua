@@ -24,6 +24,7 @@ for name, f in pairs(core) do
     help[f] = core._help[name]
     if name:sub(1, 2) == "F_" then dbm.F[name:sub(3)] = f
     elseif name:sub(1, 6) == "optim_" then   -- used by dbm.optim (optim.lua)
+    elseif name:sub(1, 6) == "model_" then   -- used by dbm.models (models.lua)
     elseif not hidden[name] then dbm[name] = f end
   end
 end
@@ -366,6 +367,7 @@ package.loaded.dbm = dbm
 _G.dbm = dbm
 dbm.nn = require("dbm.nn")
 dbm.optim = require("dbm.optim")
+dbm.models = require("dbm.models")
 local checkpoint = require("dbm.checkpoint")
 export("save_checkpoint", checkpoint.save,
   "dbm.save_checkpoint(path, {model=, prefix=, optimizer=, generators = {name = g}, step=, metadata = {}}): weights, optim.* and rng.* in one safetensors file")

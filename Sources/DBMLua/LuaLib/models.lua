@@ -1,0 +1,107 @@
+-- dbm.models: the paper's small models (DESIGN §3). The hot loops run in Swift (DBMModels); Lua drives
+-- the steps, the schedule and the recording.
+--
+--   local m = dbm.models.teacher_student{lr = 0.1, batch_size = 16, eps = 0.1, seed = 1}
+--   local rec = dbm.recorder{config = cfg}
+--   rec:watch("W", m.weight, {every = 500})           -- m.weight is live: every step updates it
+--   for epoch = 1, 10 do m:step(500); rec:step(m.steps, m:scalars()) end
+--
+--   local final = dbm.models.ensemble("teacher_student", {seeds = 2000, epochs = 10})   -- (2000, 2)
+--
+-- Every model has m:step([n]), m.weight (a float64 tensor), m:levels() (ascending, float64), m.steps,
+-- m.name and m:scalars() (a table for rec:step).
+local dbm = require("dbm")
+local core = dbm._core
+local fail = dbm._fail
+
+local models = {}
+
+--- Raises an error naming the script's line for an unknown key of opts (a table or nil).
+local function check_options(what, opts, known)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" or dbm.is_tensor(opts) then
+    fail("%s: expected a table of options, got %s", what, dbm.is_tensor(opts) and "a tensor" or type(opts))
+  end
+  for k in pairs(opts) do
+    if not known[k] then
+      local names = {}
+      for name in pairs(known) do names[#names + 1] = name end
+      table.sort(names)
+      fail("%s: unknown option '%s': expected one of %s", what, tostring(k), table.concat(names, ", "))
+    end
+  end
+  return opts
+end
+
+--- Calls a core function, re-raising its error at the script's line under the name `what` (the core's
+--- message starts with a position and the core function's name: both are dropped).
+local function call(what, f, ...)
+  local ok, result = pcall(f, ...)
+  if not ok then
+    local message = tostring(result):gsub("^[^\n]-:%d+: ", "", 1):gsub("^[%w_%.:]+: ", "", 1)
+    fail("%s: %s", what, message)
+  end
+  return result
+end
+
+local function keys(list)
+  local t = {}
+  for _, k in ipairs(list) do t[k] = true end
+  return t
+end
+
+local constructors = {
+  teacher_student = {core.model_teacher_student, keys{"lr", "batch_size", "eps", "n_data", "seed"}},
+}
+local ensembles = {
+  teacher_student = {core.model_teacher_student_ensemble, keys{"seeds", "seed", "epochs", "lr", "batch_size", "eps", "history"}},
+}
+
+for name, c in pairs(constructors) do
+  local what = "dbm.models." .. name
+  models[name] = function(opts)
+    return call(what, c[1], check_options(what, opts, c[2]))
+  end
+end
+
+--- dbm.models.ensemble(name, opts) -> tensor: independent seeds (seed, seed + 1, …) of a model run in Swift
+--- on all cores; the final levels as (seeds × levels), ascending in each row (with history = true, every
+--- record: (seeds, records, levels)).
+function models.ensemble(name, opts)
+  local e = ensembles[name]
+  if e == nil then
+    local names = {}
+    for n in pairs(ensembles) do names[#names + 1] = n end
+    table.sort(names)
+    fail("dbm.models.ensemble: argument 1 (model): expected one of %s, got %s", table.concat(names, ", "), tostring(name))
+  end
+  local what = "dbm.models.ensemble(\"" .. name .. "\")"
+  return call(what, e[1], check_options(what, opts, e[2]))
+end
+
+-- ---------------------------------------------------------------- the model objects
+
+local Model = {}
+Model.__index = Model
+function Model.step(m, n) return call("m:step", core.model_step, m, n) end
+function Model.levels(m) return core.model_levels(m) end
+function Model.scalars(m) return core.model_scalars(m) end
+local properties = {weight = core.model_weight, steps = core.model_steps, name = core.model_name}
+models.Model = Model
+
+local mt = core._model_mt
+mt.__index = function(m, k)
+  local p = properties[k]
+  if p then return p(m) end
+  local f = Model[k]
+  if f == nil then
+    fail("a %s model has no field '%s' (fields: weight, steps, name; methods: step, levels, scalars)", core.model_name(m), tostring(k))
+  end
+  return f
+end
+mt.__tostring = function(m)
+  return ("dbm.Model (%s, %d steps, weight %s)"):format(core.model_name(m), core.model_steps(m),
+    table.concat(core.model_weight(m):shape(), "×"))
+end
+
+return models
