@@ -37,6 +37,34 @@ extension Bindings {
             try c.push(try Tensor.from(r.alpha, shape: [x.count], dtype: .float64))
             try c.push(try Tensor.from(r.ks, shape: [x.count], dtype: .float64)); return 2
         },
+        fn("ks_pvalue", "dbm.ks_pvalue",
+           "dbm.ks_pvalue(D, n) -> the asymptotic p-value of a KS distance D from n samples (Kolmogorov's Q with Stephens' correction); for two samples use n = n1·n2/(n1 + n2)") { c in
+            let d = try c.number(1, "D"), n = try c.number(2, "n")
+            guard d.isFinite, d >= 0, d <= 1 else { throw c.fail("argument 1 (D): expected a KS distance in [0, 1], got \(formatNumber(d))") }
+            guard n.isFinite, n >= 1 else { throw c.fail("argument 2 (n): expected a sample count >= 1, got \(formatNumber(n))") }
+            c.push(Statistics.ksPValue(distance: d, samples: n)); return 1
+        },
+        fn("ks_2samp", "dbm.ks_2samp",
+           "dbm.ks_2samp(a, b) -> D, p: the two-sample Kolmogorov–Smirnov distance of two samples (1-d tensors or tables) and its asymptotic p-value") { c in
+            let r = try Statistics.ksTwoSample(try numbers(c, 1, "a"), try numbers(c, 2, "b"))
+            c.push(r.distance); c.push(r.p); return 2
+        },
+        fn("goe2_density", "dbm.goe2_density",
+           "dbm.goe2_density(x, x0, sigma) -> the eigenvalue density at x of a 2×2 GOE block centred at x0 (variance σ² on the diagonal, σ²/2 off it; DESIGN §2); its mean spacing is √π σ") { c in
+            let x = try c.number(1, "x"), x0 = try c.number(2, "x0"), s = try c.number(3, "sigma")
+            guard s > 0, s.isFinite else { throw c.fail("argument 3 (sigma): expected a positive number, got \(formatNumber(s))") }
+            c.push(Statistics.goe2Density(x, center: x0, sigma: s)); return 1
+        },
+        fn("fit_goe2", "dbm.fit_goe2",
+           "dbm.fit_goe2(levels) -> x0, sigma: the maximum-likelihood centre and width of the 2×2 GOE block density for pooled levels (both eigenvalues of every block)") { c in
+            let r = try Statistics.fitGOE2(try numbers(c, 1, "levels"))
+            c.push(r.center); c.push(r.sigma); return 2
+        },
+        fn("fit_origin", "dbm.fit_origin",
+           "dbm.fit_origin(x, y) -> slope, stderr, r2: the least-squares line y = slope·x through the origin") { c in
+            let r = try Statistics.slopeThroughOrigin(try numbers(c, 1, "x"), try numbers(c, 2, "y"))
+            c.push(r.slope); c.push(r.error); c.push(r.r2); return 3
+        },
     ]
 
     /// A 1-d tensor or a Lua array of numbers at argument i, as Float64 values.

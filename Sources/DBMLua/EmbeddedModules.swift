@@ -11,6 +11,7 @@ enum EmbeddedModules {
         ("dbm.optim", "optim.lua", PackageResources.optim_lua),
         ("dbm.checkpoint", "checkpoint.lua", PackageResources.checkpoint_lua),
         ("dbm.models", "models.lua", PackageResources.models_lua),
+        ("dbm.stats", "stats.lua", PackageResources.stats_lua),
         ("dbm.nn", "nn.lua", PackageResources.nn_lua),
         ("dbm.nn.Module", "nn/Module.lua", PackageResources.Module_lua),
         ("dbm.nn.Linear", "nn/Linear.lua", PackageResources.Linear_lua),

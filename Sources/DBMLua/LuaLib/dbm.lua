@@ -368,6 +368,7 @@ _G.dbm = dbm
 dbm.nn = require("dbm.nn")
 dbm.optim = require("dbm.optim")
 dbm.models = require("dbm.models")
+dbm.stats = require("dbm.stats")
 local checkpoint = require("dbm.checkpoint")
 export("save_checkpoint", checkpoint.save,
   "dbm.save_checkpoint(path, {model=, prefix=, optimizer=, generators = {name = g}, step=, metadata = {}}): weights, optim.* and rng.* in one safetensors file")

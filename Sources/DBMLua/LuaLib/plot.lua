@@ -212,7 +212,8 @@ end
 
 --- P.density(base, levels | {levels, ...}, opts) -> files. A histogram as a density per level set
 --- (opts.labels names them), with theory curves overlaid: opts.mp = {sigma2=, n=, m= [, label=]}
---- (or a list of them), opts.semicircle = {center=, radius= [, label=]} (or a list).
+--- (or a list of them), opts.semicircle = {center=, radius= [, label=]} (or a list), and any other density
+--- as opts.curves = {{f = function(x), lo=, hi=, label=}, ...}.
 function P.density(base, levels, opts)
   opts = opts or {}
   local sets = {}
@@ -253,6 +254,7 @@ function P.density(base, levels, opts)
     curves[#curves + 1] = {f = f, lo = a, hi = b,
       label = sc.label or ("semicircle, centre %.4g, radius %.4g"):format(sc.center, sc.radius)}
   end
+  for _, c in ipairs(opts.curves or {}) do curves[#curves + 1] = c end
   -- A few outliers far beyond the bulk (a spike above the MP edge) would squeeze the bulk into one
   -- bin: then the axis ends a little after the bulk (98% of the levels, and the theory curves) and
   -- the title says how many levels lie beyond it. opts.clip = false keeps the full range.
@@ -464,6 +466,41 @@ function P.series(base, steps, series, opts)
   end
   local height = k > 1 and math.max(P.height, 300 * k) or P.height
   return render(base, table.concat(lines), table.concat(body), height)
+end
+
+--- P.xy(base, sets, opts) -> files. Points y against x, one style per set: sets = {{x = {...}, y = {...},
+--- err = {...} (optional error bars), label=}, ...}; opts.lines = {{slope=, label=}, ...} draws lines
+--- y = slope·x through the origin (a collapse plot); opts.xlabel, opts.ylabel, opts.title, opts.logx, opts.logy.
+function P.xy(base, sets, opts)
+  opts = opts or {}
+  if type(sets) ~= "table" then error("dbm.plot.xy: argument 2: expected a list of {x=, y=} sets, got " .. type(sets), 2) end
+  local blocks, plots, xmax = {}, {}, 0
+  local _, file = split_path(base)
+  for i, set in ipairs(sets) do
+    local x, y = to_array(set.x, "x of set " .. i), to_array(set.y, "y of set " .. i)
+    local err = set.err and to_array(set.err, "err of set " .. i)
+    local rows = {("# %s\n# x y err\n"):format(set.label or ("set " .. i))}
+    for k = 1, #x do
+      rows[#rows + 1] = ("%s %s %s\n"):format(format_number(x[k]), format_number(y[k]), format_number(err and err[k] or 0))
+      if finite(x[k]) then xmax = math.max(xmax, x[k]) end
+    end
+    blocks[#blocks + 1] = table.concat(rows)
+    local colour = palette[(i - 1) % #palette + 1]
+    plots[#plots + 1] = ("%s index %d using 1:2%s with %s pt %d ps 1.2 lc rgb '%s' title %s"):format(
+      #plots == 0 and gp_quote(file .. ".dat") or "''", i - 1, err and ":3" or "",
+      err and "yerrorbars" or "points", 5 + 2 * ((i - 1) % 4), colour, gp_quote(set.label or ("set " .. i)))
+  end
+  for j, line in ipairs(opts.lines or {}) do
+    plots[#plots + 1] = ("%s*x with lines lw 2 dt %d lc rgb 'black' title %s"):format(
+      format_number(line.slope), j, gp_quote(line.label or ("slope " .. format_number(line.slope))))
+  end
+  if #plots == 0 then plots[1] = "NaN notitle" end
+  local body = ("set title %s\nset xlabel %s\nset ylabel %s\nset grid\nset key top left opaque box\n")
+    :format(gp_quote(opts.title or ""), gp_quote(opts.xlabel or "x"), gp_quote(opts.ylabel or "y"))
+    .. (opts.logx and "set logscale x\n" or ("set xrange [0:%s]\n"):format(format_number(1.08 * (xmax > 0 and xmax or 1))))
+    .. (opts.logy and "set logscale y\n" or "set yrange [0:*]\n")
+    .. "plot " .. table.concat(plots, ", \\\n     ") .. "\n"
+  return render(base, table.concat(blocks, "\n\n\n") .. "\n", body)
 end
 
 return P
