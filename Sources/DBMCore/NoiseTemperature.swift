@@ -29,17 +29,17 @@ public enum NoiseTemperature {
     /// history is (records, levels): each row the ascending levels at one record, δt apart.
     public static func estimate(history: Tensor, dt: Double) throws -> Estimate {
         guard history.shape.count == 2 else {
-            throw DBMError("noise_temperature: expected a (records, levels) history, got shape \(history.shape)")
+            throw DBMError("expected a (records, levels) history, got shape \(history.shape)")
         }
-        guard dt.isFinite, dt > 0 else { throw DBMError("noise_temperature: dt must be finite and > 0, got \(dt)") }
+        guard dt.isFinite, dt > 0 else { throw DBMError("dt must be finite and > 0, got \(dt)") }
         let (records, count) = (history.shape[0], history.shape[1])
         let p = count > 1 ? 3 : 2
         guard count >= 1, records - 1 > p + 1 else {
-            throw DBMError("noise_temperature: need at least \(p + 3) records of at least one level, got \(records) × \(count)")
+            throw DBMError("expected at least \(p + 3) records of at least one level, got \(records) × \(count)")
         }
         let x = history.toDoubles()
         if let v = x.first(where: { !($0 > 0 && $0.isFinite) }) {
-            throw DBMError("noise_temperature: the levels must be positive and finite (eigenvalues of WᵀW), found \(v)")
+            throw DBMError("the levels must be positive and finite (eigenvalues of WᵀW), found \(v)")
         }
         let n = records - 1
         var rssTotal = 0.0, scaleTotal = 0.0

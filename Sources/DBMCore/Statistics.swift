@@ -26,8 +26,8 @@ public enum Statistics {
 
     /// The two-sample KS distance sup |F_a − F_b| and its p-value (n = n_a n_b/(n_a + n_b)).
     public static func ksTwoSample(_ a: [Double], _ b: [Double]) throws -> (distance: Double, p: Double) {
-        guard !a.isEmpty, !b.isEmpty else { throw DBMError("ks_2samp: both samples must be non-empty (got \(a.count) and \(b.count))") }
-        guard a.allSatisfy({ !$0.isNaN }), b.allSatisfy({ !$0.isNaN }) else { throw DBMError("ks_2samp: the samples contain NaN") }
+        guard !a.isEmpty, !b.isEmpty else { throw DBMError("expected two non-empty samples (got \(a.count) and \(b.count))") }
+        guard a.allSatisfy({ !$0.isNaN }), b.allSatisfy({ !$0.isNaN }) else { throw DBMError("expected samples without NaN") }
         let x = a.sorted(), y = b.sorted()
         var i = 0, j = 0, d = 0.0
         while i < x.count && j < y.count {
@@ -53,12 +53,12 @@ public enum Statistics {
     /// then coordinate-wise golden-section searches until both settle.
     public static func fitGOE2(_ levels: [Double]) throws -> (center: Double, sigma: Double) {
         guard levels.count >= 4, levels.allSatisfy({ $0.isFinite }) else {
-            throw DBMError("fit_goe2: expected at least 4 finite levels, got \(levels.count)")
+            throw DBMError("expected at least 4 finite levels, got \(levels.count)")
         }
         let n = Double(levels.count)
         var x0 = levels.reduce(0, +) / n
         let rms = (levels.reduce(0) { $0 + ($1 - x0) * ($1 - x0) } / n).squareRoot()
-        guard rms > 0 else { throw DBMError("fit_goe2: the levels are all equal") }
+        guard rms > 0 else { throw DBMError("expected levels that are not all equal") }
         var sigma = rms / 1.5.squareRoot()
         func logLikelihood(_ c: Double, _ s: Double) -> Double {
             levels.reduce(0) { $0 + log(max(goe2Density($1, center: c, sigma: s), 1e-300)) }
@@ -87,10 +87,10 @@ public enum Statistics {
     /// and R² about the origin (1 − Σe²/Σy²).
     public static func slopeThroughOrigin(_ x: [Double], _ y: [Double]) throws -> (slope: Double, error: Double, r2: Double) {
         guard x.count == y.count, x.count >= 2 else {
-            throw DBMError("fit_origin: expected two equal-length series of at least 2 points, got \(x.count) and \(y.count)")
+            throw DBMError("expected two equal-length series of at least 2 points, got \(x.count) and \(y.count)")
         }
         let sxx = zip(x, x).reduce(0) { $0 + $1.0 * $1.1 }, sxy = zip(x, y).reduce(0) { $0 + $1.0 * $1.1 }
-        guard sxx > 0 else { throw DBMError("fit_origin: x is all zero") }
+        guard sxx > 0 else { throw DBMError("expected some non-zero x") }
         let slope = sxy / sxx
         let rss = zip(x, y).reduce(0) { $0 + ($1.1 - slope * $1.0) * ($1.1 - slope * $1.0) }
         let syy = y.reduce(0) { $0 + $1 * $1 }

@@ -75,4 +75,7 @@ struct LuaScriptTests {
 
     @Test("character datasets from Lua: sorted vocabulary, 1-based ids, 90/10 split, batches with y = x shifted by one; bad calls name the line")
     func dataset() throws { try runScript("dataset.lua") }
+
+    @Test("dbm.models from Lua: live weights, steps, levels, ensembles; statistics helpers; noise temperature; bad calls name the line")
+    func models() throws { try runScript("models.lua") }
 }

@@ -19,7 +19,7 @@ S.array = array
 function S.mean(values)
   local v = array(values, "dbm.stats.mean")
   local n = #v
-  if n == 0 then fail("dbm.stats.mean: no values") end
+  if n == 0 then fail("dbm.stats.mean: expected at least one value, got none") end
   local sum = 0
   for i = 1, n do sum = sum + v[i] end
   local m = sum / n
@@ -33,7 +33,7 @@ end
 --- (a function) and its asymptotic p-value.
 function S.ks(samples, cdf)
   local v = array(samples, "dbm.stats.ks")
-  if #v == 0 then fail("dbm.stats.ks: no samples") end
+  if #v == 0 then fail("dbm.stats.ks: expected at least one sample, got none") end
   local sorted = table.move(v, 1, #v, 1, {})
   table.sort(sorted)
   local F = {}

@@ -1,0 +1,119 @@
+-- dbm.models from Lua: live weights, steps, levels, ensembles; the statistics helpers; and every bad call
+-- is a Lua error that names the function and this script's line.
+local here = "models.lua:"
+local function L() return debug.getinfo(2, "l").currentline end
+local cases = 0
+local function check(fname, line, ok, msg)
+  cases = cases + 1
+  if ok then error(("case %d at line %d: %s should have failed"):format(cases, line, fname), 2) end
+  msg = tostring(msg)
+  if not msg:find(fname, 1, true) then error(("case %d at line %d: message does not name %s: %s"):format(cases, line, fname, msg), 2) end
+  if not msg:find(here .. line .. ":", 1, true) then error(("case %d: message does not give the line %d: %s"):format(cases, line, msg), 2) end
+  if not (msg:find("expected", 1, true) or msg:find("must", 1, true) or msg:find("no field", 1, true)) then
+    error(("case %d at line %d: message says nothing of what was expected: %s"):format(cases, line, msg), 2)
+  end
+end
+local function close(a, b, tol) return math.abs(a - b) <= tol * math.max(1, math.abs(b)) end
+
+-- ---------------------------------------------------------------- the teacher–student model
+local m = dbm.models.teacher_student{lr = 0.1, batch_size = 16, eps = 0.1, seed = 3}
+assert(m.name == "teacher-student" and m.steps == 0)
+local W = m.weight
+assert(dbm.is_tensor(W) and W:dtype() == "float64" and W:shape()[1] == 2 and W:shape()[2] == 2)
+local before = W:clone()
+assert(m:step(10) == m and m.steps == 10)
+assert(rawequal(W, m.weight), "m.weight is one live tensor")
+assert((W - before):abs():max() > 0, "a step changes the live weight")
+-- levels: the singular values of W, ascending
+local s = m:levels():totable()
+local sv = dbm.svdvals(W):totable()
+table.sort(sv)
+assert(s[1] <= s[2] and close(s[1], sv[1], 1e-12) and close(s[2], sv[2], 1e-12), "levels are the singular values")
+-- The weight is read by the next step: W = 2·I with ε = 0 is a fixed point.
+local fixed = dbm.models.teacher_student{eps = 0, seed = 1}
+local F = fixed.weight
+F:set(1, 1, 2); F:set(1, 2, 0); F:set(2, 1, 0); F:set(2, 2, 2)
+fixed:step(100)
+assert(F:get(1, 1) == 2 and F:get(1, 2) == 0 and F:get(2, 1) == 0 and F:get(2, 2) == 2, "the step reads the weight set from Lua")
+assert(m:scalars().epoch == 0)
+m:step(490)
+assert(m:scalars().epoch == 1 and m.steps == 500)
+assert(tostring(m):find("teacher%-student, 500 steps"))
+
+-- Ensembles: row k is the model of seed `seed + k − 1` after `epochs` epochs.
+local e = dbm.models.ensemble("teacher_student", {seeds = 6, seed = 10, epochs = 2})
+assert(e:shape()[1] == 6 and e:shape()[2] == 2)
+local m12 = dbm.models.teacher_student{seed = 12}
+m12:step(1000)
+local l12 = m12:levels()
+assert(e:get(3, 1) == l12[1] and e:get(3, 2) == l12[2], "ensemble row 3 = seed 12")
+local h = dbm.models.ensemble("teacher_student", {seeds = 6, seed = 10, epochs = 2, history = true})
+assert(h:dim() == 3 and h:shape()[2] == 2 and (h:select(2, 2) - e):abs():max() == 0)
+
+-- ---------------------------------------------------------------- statistics helpers
+local mean, se = dbm.stats.mean({1, 2, 3, 4})
+assert(mean == 2.5 and close(se, math.sqrt(5 / 3) / 2, 1e-12))
+local wig = {}
+local g = dbm.generator(4)
+for i = 1, 4000 do   -- spacings of 2×2 GOE blocks follow the Wigner surmise exactly
+  local a, b, c = g:normal(), g:normal(), g:normal() / math.sqrt(2)
+  wig[i] = 2 * math.sqrt(((a - b) / 2) ^ 2 + c ^ 2)
+end
+local D, p = dbm.stats.wigner_ks(wig)
+local Dp, pp = dbm.stats.poisson_ks(wig)
+assert(p > 1e-3 and pp < 1e-10, ("Wigner p = %g, Poisson p = %g"):format(p, pp))
+local D2, p2 = dbm.ks_2samp({1, 2, 3, 4, 5}, {1.5, 2.5, 3.5, 10, 11, 12})
+assert(D2 == 0.5 and p2 > 0 and p2 < 1)
+local slope, err, r2 = dbm.fit_origin({1, 2, 3}, {2, 4, 6})
+assert(close(slope, 2, 1e-12) and err < 1e-12 and close(r2, 1, 1e-12))
+assert(close(dbm.goe2_density(0, 0, 1), 1 / (2 * math.sqrt(math.pi)), 1e-12))
+-- noise temperature of matrix Brownian motion W ← W + √(2Tδt)G
+local Wb = dbm.randn(12, 6, {dtype = "float64", generator = g})
+local T, dt, rows = 0.02, 0.01, {}
+for r = 1, 1500 do
+  rows[r] = dbm.eigvalsh(dbm.gram(Wb)):totable()
+  Wb = Wb + dbm.randn(12, 6, {dtype = "float64", generator = g}) * math.sqrt(2 * T * dt)
+end
+local est = dbm.noise_temperature(dbm.tensor(rows, {dtype = "float64"}), dt)
+assert(math.abs(est.temperature - T) < 5 * est.stderr + 0.02 * T, ("T = %g ± %g, expected %g"):format(est.temperature, est.stderr, T))
+assert(est.per_level:numel() == 6 and est.increments == 1499)
+
+-- ---------------------------------------------------------------- bad calls
+local ts = dbm.models.teacher_student
+local line
+for _, v in ipairs({-1, 0, 0 / 0, math.huge}) do
+  line = L(); check("dbm.models.teacher_student", line, pcall(ts, {lr = v}))
+end
+line = L(); check("dbm.models.teacher_student", line, pcall(ts, {lr = "x"}))
+line = L(); check("dbm.models.teacher_student", line, pcall(ts, {batch_size = 0}))
+line = L(); check("dbm.models.teacher_student", line, pcall(ts, {batch_size = 2.5}))
+line = L(); check("dbm.models.teacher_student", line, pcall(ts, {eps = -0.1}))
+line = L(); check("dbm.models.teacher_student", line, pcall(ts, {n_data = 3, batch_size = 16}))
+line = L(); check("dbm.models.teacher_student", line, pcall(ts, {learning_rate = 0.1}))
+line = L(); check("dbm.models.teacher_student", line, pcall(ts, 5))
+line = L(); check("dbm.models.teacher_student", line, pcall(ts, dbm.zeros(2)))
+line = L(); check("m:step", line, pcall(m.step, m, -1))
+line = L(); check("m:step", line, pcall(m.step, m, "x"))
+line = L(); check("m:step", line, pcall(m.step, m, 1.5))
+line = L(); check("m:step", line, pcall(m.step, {}, 1))
+line = L(); check("no field", line, pcall(function() return m.wieght end))
+line = L(); check("dbm.models.ensemble", line, pcall(dbm.models.ensemble, "tsm", {}))
+line = L(); check("dbm.models.ensemble", line, pcall(dbm.models.ensemble, "teacher_student", {seeds = 0}))
+line = L(); check("dbm.models.ensemble", line, pcall(dbm.models.ensemble, "teacher_student", {epochs = 0}))
+line = L(); check("dbm.models.ensemble", line, pcall(dbm.models.ensemble, "teacher_student", {seeds = 2, lr = -1}))
+line = L(); check("dbm.models.ensemble", line, pcall(dbm.models.ensemble, "teacher_student", {sedes = 2}))
+line = L(); check("dbm.noise_temperature", line, pcall(dbm.noise_temperature, dbm.ones(10), 0.1))
+line = L(); check("dbm.noise_temperature", line, pcall(dbm.noise_temperature, dbm.ones(10, 2), 0))
+line = L(); check("dbm.noise_temperature", line, pcall(dbm.noise_temperature, -dbm.ones(10, 2), 0.1))
+line = L(); check("dbm.noise_temperature", line, pcall(dbm.noise_temperature, dbm.ones(3, 2), 0.1))
+line = L(); check("dbm.noise_temperature", line, pcall(dbm.noise_temperature, "x", 0.1))
+line = L(); check("dbm.ks_2samp", line, pcall(dbm.ks_2samp, {}, {1}))
+line = L(); check("dbm.ks_2samp", line, pcall(dbm.ks_2samp, {1}, "x"))
+line = L(); check("dbm.ks_pvalue", line, pcall(dbm.ks_pvalue, 2, 10))
+line = L(); check("dbm.ks_pvalue", line, pcall(dbm.ks_pvalue, 0.1, 0))
+line = L(); check("dbm.fit_goe2", line, pcall(dbm.fit_goe2, {1, 2}))
+line = L(); check("dbm.fit_origin", line, pcall(dbm.fit_origin, {0, 0}, {1, 2}))
+line = L(); check("dbm.goe2_density", line, pcall(dbm.goe2_density, 0, 0, -1))
+line = L(); check("dbm.stats.mean", line, pcall(dbm.stats.mean, {}))
+line = L(); check("dbm.stats.ks", line, pcall(dbm.stats.ks, "x", dbm.stats.wigner_cdf))
+print(("models.lua: %d bad calls caught, all checks passed"):format(cases))
