@@ -48,12 +48,7 @@ for _, p in ipairs(double) do add(p[1], p[2], e0, "double") end
 
 -- ---------------------------------------------------------------- running them
 local rec = dbm.recorder{config = cfg, out_dir = cfg.out_dir ~= "" and cfg.out_dir or nil, name = "linear_scaling_" .. cfg.model}
-local mu2, kappa = 9, {}
-if not ts then
-  local probe = dbm.models.rbm_scalar{}
-  kappa = probe.target_eigenvalues   -- κ ascending
-  mu2 = probe.mass ^ 2
-end
+local expected = ts and {} or dbm.models.rbm_scalar{}:info().expected_levels:totable()   -- μ² − κ_n, ascending
 
 --- The pair spacings of one set of levels (ascending): teacher–student: s₂ − s₁; RBM: for each degenerate
 --- pair n (κ_n = κ_{10−n}, levels 2..9 paired as (2,3), (4,5), (6,7), (8,9) in descending μ² − κ order).
@@ -150,9 +145,8 @@ for _, s in ipairs(settings) do
     s.points = {{x = s.x, y = s.S, err = s.S_se, sigma = math.sqrt(math.pi) * s.sigma}}
   else
     s.points = {}
-    for p = 1, 4 do
-      local k = kappa[2 * p]   -- the pair's κ (levels 2p, 2p+1 in ascending order of μ² − κ)
-      s.points[p] = {x = math.sqrt(s.alpha * (mu2 - kappa[11 - 2 * p]) / s.B), y = s.pair[p].S, err = s.pair[p].se}
+    for p = 1, 4 do   -- pair p is levels 2p, 2p + 1 (ascending), both at μ² − κ = expected[2p]
+      s.points[p] = {x = math.sqrt(s.alpha * expected[2 * p] / s.B), y = s.pair[p].S, err = s.pair[p].se}
     end
   end
   for _, pt in ipairs(s.points) do

@@ -77,6 +77,70 @@ extension Bindings {
                 : try TeacherStudent.ensemble(seeds: range, epochs: args.epochs, lr: args.lr, batchSize: args.bs, eps: args.eps)
             try c.push(t); return 1
         },
+        fn("model_rbm_scalar", "dbm.models.rbm_scalar",
+           "dbm.models.rbm_scalar{lr=0.1, batch_size=16, k=3, mass=3, field_mass=2, n=10, target_kernel=K, seed=0} -> model: the Gaussian scalar-field RBM of arXiv:2407.16427 (DESIGN §3), PCD-k with exact positive phase; m.weight is W (n×n), m:levels() the eigenvalues of WᵀW, which go to μ² − κ_n") { c in
+            let o = try c.options(1)
+            let lr = try numberOption(c, o, "lr", default: 0.1), mass = try numberOption(c, o, "mass", default: 3)
+            let bs = try positiveOption(c, o, "batch_size", default: 16), k = try positiveOption(c, o, "k", default: 3)
+            let seed = UInt64(bitPattern: Int64(try seedOption(c, o, "seed")))
+            let kernel = try c.option(o, "target_kernel") { j -> Tensor in
+                guard let t = c.tensorOrNil(j) else { throw c.fail("option 'target_kernel': expected a square tensor, got \(c.describe(j))") }
+                return t
+            }
+            let m: ScalarFieldRBM
+            if let kernel {
+                guard try c.optionNumber(o, "field_mass") == nil, try c.optionInteger(o, "n") == nil else {
+                    throw c.fail("option 'target_kernel': give either target_kernel or field_mass and n, not both")
+                }
+                m = try ScalarFieldRBM(targetKernel: try kernel.converted(to: .float64), mass: mass, lr: lr, batchSize: bs, k: k, seed: seed)
+            } else {
+                m = try ScalarFieldRBM(n: try c.optionInteger(o, "n") ?? 10, mass: mass,
+                                       fieldMass: try numberOption(c, o, "field_mass", default: 2), lr: lr, batchSize: bs, k: k, seed: seed)
+            }
+            try pushModel(c, m); return 1
+        },
+        fn("model_rbm_scalar_ensemble", "dbm.models.ensemble",
+           "core: scalar-field RBM ensemble {seeds, seed, steps, lr, batch_size, k, mass, field_mass, n, history, burn_in, record_every} -> (seeds × n) final eigenvalues of WᵀW, or (seeds, records, n) with history = true") { c in
+            let o = try c.options(1)
+            let seeds = try positiveOption(c, o, "seeds", default: 100), first = try seedOption(c, o, "seed")
+            let steps = try c.optionInteger(o, "steps") ?? 100_000
+            let (n, mass, field) = (try c.optionInteger(o, "n") ?? 10, try numberOption(c, o, "mass", default: 3),
+                                    try numberOption(c, o, "field_mass", default: 2))
+            let (lr, bs, k) = (try numberOption(c, o, "lr", default: 0.1), try positiveOption(c, o, "batch_size", default: 16),
+                               try positiveOption(c, o, "k", default: 3))
+            let range = first..<(first + seeds)
+            let t: Tensor
+            if try c.optionBool(o, "history") == true {
+                let every = try positiveOption(c, o, "record_every", default: 1000)
+                t = try ScalarFieldRBM.ensembleHistory(seeds: range, steps: steps, burnIn: try c.optionInteger(o, "burn_in") ?? steps / 2,
+                                                       recordEvery: every, n: n, mass: mass, fieldMass: field, lr: lr, batchSize: bs, k: k)
+            } else {
+                t = try ScalarFieldRBM.ensemble(seeds: range, steps: steps, n: n, mass: mass, fieldMass: field, lr: lr, batchSize: bs, k: k)
+            }
+            try c.push(t); return 1
+        },
+        fn("model_info", "Model:info", "m:info() -> table of the model's settings and constants (lr, batch_size, …; the scalar-field RBM also mass, target_eigenvalues κ and expected_levels μ² − κ, ascending)") { c in
+            let m = try model(c)
+            var numbers: [(String, Double)] = []
+            var vectors: [(String, [Double])] = []
+            switch m {
+            case let t as TeacherStudent:
+                numbers = [("lr", t.lr), ("batch_size", Double(t.batchSize)), ("eps", t.eps), ("n_data", Double(t.nData)),
+                           ("steps_per_epoch", Double(t.stepsPerEpoch))]
+            case let r as ScalarFieldRBM:
+                numbers = [("lr", r.lr), ("batch_size", Double(r.batchSize)), ("k", Double(r.k)), ("mass", r.mass), ("n", Double(r.n))]
+                vectors = [("target_eigenvalues", r.targetEigenvalues), ("expected_levels", r.expectedLevels)]
+            default: break
+            }
+            try c.newTable(nrec: numbers.count + vectors.count + 1)
+            try c.push(m.modelName); try c.setField(-2, "name")
+            for (key, v) in numbers {
+                if v == v.rounded(), abs(v) < 1e15, key != "lr", key != "eps", key != "mass" { c.push(Int(v)) } else { c.push(v) }
+                try c.setField(-2, key)
+            }
+            for (key, v) in vectors { try c.push(try Tensor.from(v, shape: [v.count], dtype: .float64)); try c.setField(-2, key) }
+            return 1
+        },
         fn("model_step", "Model:step", "m:step([n=1]) -> m: n update steps (Ctrl-C is honoured between calls, not inside one)") { c in
             let m = try model(c)
             let n = c.isNoneOrNil(2) ? 1 : try c.integer(2, "n")

@@ -52,9 +52,12 @@ end
 
 local constructors = {
   teacher_student = {core.model_teacher_student, keys{"lr", "batch_size", "eps", "n_data", "seed"}},
+  rbm_scalar = {core.model_rbm_scalar, keys{"lr", "batch_size", "k", "mass", "field_mass", "n", "target_kernel", "seed"}},
 }
 local ensembles = {
   teacher_student = {core.model_teacher_student_ensemble, keys{"seeds", "seed", "epochs", "lr", "batch_size", "eps", "history"}},
+  rbm_scalar = {core.model_rbm_scalar_ensemble, keys{"seeds", "seed", "steps", "lr", "batch_size", "k", "mass", "field_mass", "n",
+                                                     "history", "burn_in", "record_every"}},
 }
 
 for name, c in pairs(constructors) do
@@ -86,6 +89,7 @@ Model.__index = Model
 function Model.step(m, n) return call("m:step", core.model_step, m, n) end
 function Model.levels(m) return core.model_levels(m) end
 function Model.scalars(m) return core.model_scalars(m) end
+function Model.info(m) return core.model_info(m) end
 local properties = {weight = core.model_weight, steps = core.model_steps, name = core.model_name}
 models.Model = Model
 
@@ -95,7 +99,7 @@ mt.__index = function(m, k)
   if p then return p(m) end
   local f = Model[k]
   if f == nil then
-    fail("a %s model has no field '%s' (fields: weight, steps, name; methods: step, levels, scalars)", core.model_name(m), tostring(k))
+    fail("a %s model has no field '%s' (fields: weight, steps, name; methods: step, levels, scalars, info)", core.model_name(m), tostring(k))
   end
   return f
 end

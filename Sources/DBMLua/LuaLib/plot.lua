@@ -347,6 +347,7 @@ end
 --- the records at `steps`, columns the levels): the picture of Dyson Brownian motion. At most
 --- opts.max_lines (200) levels are drawn, evenly chosen, coloured by their index; the y axis is
 --- logarithmic when the levels are positive and the top one exceeds 10× the median (opts.logy decides).
+--- opts.hlines = {y, ...} draws dashed reference levels (targets such as μ² − κ_n).
 function P.flow(base, steps, levels, opts)
   opts = opts or {}
   steps = to_array(steps, "steps")
@@ -384,12 +385,17 @@ function P.flow(base, steps, levels, opts)
     logy = positive and top > 10 * last[(k + 1) // 2]
   end
   local ylabel = (opts.ylabel or "eigenvalue") .. (logy and " (log scale)" or "")
+  local reference_lines = {}
+  for _, y in ipairs(opts.hlines or {}) do
+    reference_lines[#reference_lines + 1] = (", %s with lines dt 2 lw 1.5 lc rgb 'black' notitle"):format(format_number(y))
+  end
   local body = (logy and "set logscale y\n" or "") .. ("set title %s\nset xlabel 'step'\nset ylabel %s\nset grid\nset key off\n"
     .. "set palette defined (0 '#3b4cc0', 0.5 '#8a8a8a', 1 '#b40426')\nset cbrange [1:%d]\nset cblabel 'level index'\n"
     .. "set colorbox\n"
-    .. "plot for [i=2:%d] %s using 1:i:(%s[i-1]) with %s lc palette lw 1 notitle\n")
+    .. "plot for [i=2:%d] %s using 1:i:(%s[i-1]) with %s lc palette lw 1 notitle%s\n")
     :format(gp_quote(title), gp_quote(ylabel), math.max(k, 2),
-            n + 1, gp_quote(name .. ".dat"), "cols", (#rows > 60 or #cols > 40) and "lines" or "linespoints pt 7 ps 0.4")
+            n + 1, gp_quote(name .. ".dat"), "cols", (#rows > 60 or #cols > 40) and "lines" or "linespoints pt 7 ps 0.4",
+            table.concat(reference_lines))
   body = ("array cols[%d] = [%s]\n"):format(n, table.concat(#cols > 0 and cols or {1}, ",")) .. body
   return render(base, table.concat(lines), body)
 end
