@@ -10,17 +10,19 @@
 -- (two-sample KS), while ratios 2× apart must not. Each setting also gets the noise temperature T of one
 -- run from its level increments (dbm.noise_temperature): T against α/|B| is one line too.
 --
--- Run: dbm-lua experiments/linear_scaling.lua [--model=teacher_student|rbm_scalar --seeds=2000 --seed=0
+-- Run: dbm-lua experiments/linear_scaling.lua [--model=teacher_student|rbm_scalar --seeds=2000|100 --seed=0
 --                                             --lr=0.1 --batch_size=16 --epochs=10 --steps=20000 --out_dir=DIR]
 -- lr and batch_size are the baseline of the scans. Writes summary.md (the table), scaling.jsonl (one line per
--- setting), spectra/final.npy (the baseline's seeds × levels), spectra/final_<setting>.npy, plots/.
-local cfg = dbm.config({model = "teacher_student", seeds = 2000, seed = 0, lr = 0.1, batch_size = 16, eps = 0.1,
+-- setting), ks_pairs.jsonl (the two-sample KS tests), spectra/final.npy (the baseline's seeds × levels),
+-- spectra/final_<setting>.npy, plots/.
+local cfg = dbm.config({model = "teacher_student", seeds = 0, seed = 0, lr = 0.1, batch_size = 16, eps = 0.1,
                         epochs = 10, steps = 20000, k = 3, out_dir = ""})
 local plot, stats = require("dbm.plot"), dbm.stats
 if cfg.model ~= "teacher_student" and cfg.model ~= "rbm_scalar" then
   error(("--model must be teacher_student or rbm_scalar, got '%s'"):format(cfg.model))
 end
 local ts = cfg.model == "teacher_student"
+if cfg.seeds == 0 then cfg.seeds = ts and 2000 or 100 end   -- each RBM seed gives 4 pairs × 10 records
 
 -- ---------------------------------------------------------------- the settings
 local settings, by_key = {}, {}
@@ -69,8 +71,8 @@ local function run(s)
     local first = math.min(2, cfg.epochs)
     pooled = h:narrow(2, first, cfg.epochs - first + 1):reshape(-1, 2)
   else
-    -- Relaxation takes ~5/(α(μ² − κ_max)) steps for the slowest mode; records every 1/α steps after that.
-    local burn = math.max(cfg.steps // 2, math.ceil(10 / s.alpha))
+    -- The slowest mode settles in about 500/α steps (5·10⁴ at α = 0.01, DESIGN §3); records every 2/α steps after that.
+    local burn = math.max(cfg.steps // 2, math.ceil(500 / s.alpha))
     local every = math.max(1, math.ceil(2 / s.alpha))
     local h = dbm.models.ensemble("rbm_scalar", {seeds = cfg.seeds, seed = cfg.seed, steps = burn + 10 * every,
                                                   burn_in = burn, record_every = every, lr = s.alpha, batch_size = s.B,
@@ -112,7 +114,7 @@ local function run(s)
     m:step(500)
   else
     m = dbm.models.rbm_scalar{lr = s.alpha, batch_size = s.B, k = cfg.k, seed = cfg.seed}
-    m:step(math.max(cfg.steps // 2, math.ceil(10 / s.alpha)))
+    m:step(math.max(cfg.steps // 2, math.ceil(500 / s.alpha)))
   end
   local n = ts and 4000 or 4000
   for r = 1, n do
@@ -260,6 +262,11 @@ for _, s in ipairs(settings) do
   jsonl:write(line)
 end
 jsonl:close()
+local ks_file = dbm.jsonl(dir .. "/ks_pairs.jsonl")
+for _, c in ipairs(comparisons) do
+  ks_file:write({lr_a = c.a.alpha, batch_size_a = c.a.B, lr_b = c.b.alpha, batch_size_b = c.b.B, kind = c.kind, D = c.D, p = c.p})
+end
+ks_file:close()
 
 local text = {("# Linear scaling: %s\n\n%d seeds per setting from seed %d; baseline α = %g, |B| = %d.\n\n")
   :format(cfg.model, cfg.seeds, cfg.seed, a0, b0)}

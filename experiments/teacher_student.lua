@@ -13,17 +13,7 @@ local steps_per_epoch = 500
 
 local rec = dbm.recorder{config = cfg, out_dir = cfg.out_dir ~= "" and cfg.out_dir or nil, name = "teacher_student"}
 
--- 1. One model, watched at every step: the flow of its levels, and the noise temperature from their increments.
-local m = dbm.models.teacher_student{lr = cfg.lr, batch_size = cfg.batch_size, eps = cfg.eps, seed = cfg.seed}
-rec:watch("W", m.weight, {every = 1})
-rec:step(0, {s1 = m:levels()[1], s2 = m:levels()[2]})
-for step = 1, cfg.epochs * steps_per_epoch do
-  m:step(1)
-  local s = m:levels()
-  rec:step(step, {s1 = s[1], s2 = s[2], epoch = m:scalars().epoch})
-end
-
--- 2. The ensemble: every seed's singular values at the end of every epoch.
+-- 1. The ensemble: every seed's singular values at the end of every epoch.
 local t0 = dbm.clock()
 local history = dbm.models.ensemble("teacher_student", {seeds = cfg.seeds, seed = cfg.seed, epochs = cfg.epochs,
                                                         lr = cfg.lr, batch_size = cfg.batch_size, eps = cfg.eps, history = true})
@@ -35,15 +25,13 @@ dbm.save_npy(rec.dir .. "/spectra/final.npy", final)
 -- apart are nearly independent).
 local first = math.min(2, cfg.epochs)
 local pooled = history:narrow(2, first, cfg.epochs - first + 1):reshape(-1, 2):totable()
-local levels, spacings, midpoints = {}, {}, {}
+local levels, spacings = {}, {}
 for i, row in ipairs(pooled) do
   levels[#levels + 1], levels[#levels + 2] = row[1], row[2]
   spacings[i] = row[2] - row[1]
-  midpoints[i] = (row[1] + row[2]) / 2
 end
-local finals = final:totable()
 local final_mid = {}
-for i, row in ipairs(finals) do final_mid[i] = (row[1] + row[2]) / 2 end
+for i, row in ipairs(final:totable()) do final_mid[i] = (row[1] + row[2]) / 2 end
 
 local mid, mid_se = stats.mean(final_mid)
 local S, S_se = stats.mean(spacings)
@@ -52,12 +40,30 @@ local x0, sigma_fit = dbm.fit_goe2(levels)
 local D_w, p_w = stats.wigner_ks(spacings)
 local D_p, p_p = stats.poisson_ks(spacings)
 
--- Noise temperature from the watched model's increments after its first epoch: t = step·α, so
--- δt = α per step; the levels are those of WᵀW (s²).
-local W_levels = dbm.load_npy(rec.dir .. "/spectra/W.npy")
-local burn = math.min(steps_per_epoch, W_levels:shape()[1] - 10)
-local T = dbm.noise_temperature(W_levels:narrow(1, burn + 1, W_levels:shape()[1] - burn), cfg.lr)
-
+-- 2. One model (seed `seed`), watched at every step: the flow of its levels, and the noise temperature from
+-- their increments after the first epoch (t = step·α, so δt = α per step; the levels of WᵀW are s²).
+local m = dbm.models.teacher_student{lr = cfg.lr, batch_size = cfg.batch_size, eps = cfg.eps, seed = cfg.seed}
+rec:watch("W", m.weight, {every = 1})
+local total = cfg.epochs * steps_per_epoch
+local gram_levels = {}
+local T = {temperature = 0 / 0, stderr = 0 / 0}
+for step = 0, total do
+  if step > 0 then m:step(1) end
+  local s = m:levels()
+  if step >= steps_per_epoch then gram_levels[#gram_levels + 1] = {s[1] ^ 2, s[2] ^ 2} end
+  local scalars = {s1 = s[1], s2 = s[2], epoch = m:scalars().epoch}
+  if step == total then
+    -- the last line of metrics.jsonl also carries the ensemble's figures
+    if #gram_levels >= 10 then T = dbm.noise_temperature(dbm.tensor(gram_levels, {dtype = "float64"}), cfg.lr) end
+    for k, v in pairs({ensemble_mean_level = mid, ensemble_mean_level_se = mid_se, ensemble_spacing = S,
+                       ensemble_spacing_se = S_se, spacing_ou = math.sqrt(math.pi) * sigma_ou, sigma_fit = sigma_fit,
+                       sigma_ou = sigma_ou, ks_wigner = D_w, ks_wigner_p = p_w, ks_poisson = D_p, ks_poisson_p = p_p,
+                       noise_temperature = T.temperature, noise_temperature_se = T.stderr, ensemble_seconds = ensemble_seconds}) do
+      scalars[k] = v
+    end
+  end
+  rec:step(step, scalars)
+end
 local dir = rec:close()
 
 -- 3. Plots and summary.

@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+import DBMCore
+
+/// The issue-6 experiments as a user runs them, shortened (fewer seeds and epochs; scripts/validate runs
+/// the full sizes): each fills its run directory and its figures meet the physics.
+@Suite("teacher–student and linear-scaling experiments")
+struct ModelExperimentsTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    /// Runs experiments/<name> with the arguments; fails with its output when the status is not 0.
+    func run(_ name: String, _ args: [String]) throws -> ProcessResult {
+        let r = try runProcess(try dbmLuaBinary(), [Self.root + "/experiments/" + name] + args,
+                               environment: ProcessInfo.processInfo.environment.merging(["DBM_PROGRESS": "off"]) { $1 })
+        #expect(r.status == 0, "\(name): \(r.stderr)")
+        return r
+    }
+
+    /// The lines of a JSON Lines file as dictionaries.
+    func jsonLines(_ path: String) throws -> [[String: JSONValue]] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { line in
+            guard case .object(let fields) = try JSONValue.parse(String(line)) else { throw DBMError("not an object: \(line)") }
+            return Dictionary(fields, uniquingKeysWith: { a, _ in a })
+        }
+    }
+
+    func number(_ v: JSONValue?) -> Double {
+        switch v {
+        case .number(let x)?: return x
+        case .integer(let i)?: return Double(i)
+        default: return .nan
+        }
+    }
+
+    @Test("teacher_student.lua: ⟨(s₁+s₂)/2⟩ = 2 within 1e-3, ⟨S⟩ = √π σ_OU within 6%, Wigner spacings, final.npy (seeds × 2)")
+    func teacherStudent() throws {
+        let d = try makeTempDir("dbm-ts")
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        let r = try run("teacher_student.lua", ["--seeds=600", "--epochs=5", "--out_dir=" + d])
+        print(r.stdout)
+        let last = try #require(try jsonLines(d + "/metrics.jsonl").last)
+        #expect(abs(number(last["ensemble_mean_level"]) - 2) < 1e-3)
+        #expect(abs(number(last["ensemble_spacing"]) / number(last["spacing_ou"]) - 1) < 0.06)
+        #expect(abs(number(last["sigma_fit"]) / number(last["sigma_ou"]) - 1) < 0.06)
+        #expect(number(last["ks_wigner_p"]) > 0.01 && number(last["ks_poisson_p"]) < 1e-6)
+        // T ≈ αε²/|B| (the symmetric noise's diagonal variance 2ε² per entry, δt = α per step)
+        #expect(abs(number(last["noise_temperature"]) / (0.1 * 0.01 / 16) - 1) < 0.15)
+        let final = try Npy.read(path: d + "/spectra/final.npy")
+        #expect(final.shape == [600, 2] && final.dtype == .float64)
+        let v = final.toDoubles()
+        #expect((0..<600).allSatisfy { v[2 * $0] <= v[2 * $0 + 1] })
+        for f in ["config.json", "DONE", "summary.md", "spectra/W.npy", "plots/final_density.dat", "plots/final_spacing.dat"] {
+            #expect(FileManager.default.fileExists(atPath: d + "/" + f), "missing \(f)")
+        }
+    }
+
+    @Test("linear_scaling.lua (teacher–student): ⟨S⟩ ∝ ε√(α/|B|), equal ratios agree (KS p > 0.01), 2× ratios differ (p < 1e-6), T ∝ α/|B|")
+    func linearScaling() throws {
+        let d = try makeTempDir("dbm-ls")
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        let r = try run("linear_scaling.lua", ["--seeds=500", "--epochs=4", "--out_dir=" + d])
+        print(r.stdout)
+        let settings = try jsonLines(d + "/scaling.jsonl")
+        #expect(settings.count == 16)
+        func setting(_ lr: Double, _ b: Int, _ eps: Double = 0.1) -> [String: JSONValue]? {
+            settings.first { abs(number($0["lr"]) - lr) < 1e-12 && number($0["batch_size"]) == Double(b) && abs(number($0["eps"]) - eps) < 1e-12 }
+        }
+        // |B| scan at α = 0.1: ⟨S⟩ ∝ |B|^(−1/2): 4 → 64 is a factor 4.
+        let s4 = number(setting(0.1, 4)?["S"]), s64 = number(setting(0.1, 64)?["S"])
+        #expect(abs(s4 / s64 / 4 - 1) < 0.1, "S(4)/S(64) = \(s4 / s64)")
+        // ε scan: ⟨S⟩ ∝ ε.
+        let e05 = number(setting(0.1, 16, 0.05)?["S"]), e10 = number(setting(0.1, 16, 0.1)?["S"])
+        #expect(abs(e10 / e05 / 2 - 1) < 0.08)
+        // The OU law with the (2 − α) factor holds at every α within 6%.
+        for s in settings { #expect(abs(number(s["S"]) / (Double.pi.squareRoot() * number(s["sigma_ou"])) - 1) < 0.06) }
+        // T against α/|B| (ε = 0.1, α ≤ 0.1): proportional within 12%.
+        let base = number(setting(0.1, 16)?["T"]) / (0.1 / 16)
+        for s in settings where number(s["eps"]) == 0.1 && number(s["lr"]) <= 0.1 {
+            #expect(abs(number(s["T"]) / (number(s["lr"]) / number(s["batch_size"])) / base - 1) < 0.12)
+        }
+        let pairs = try jsonLines(d + "/ks_pairs.jsonl")
+        for p in pairs {
+            guard case .string(let kind)? = p["kind"] else { continue }
+            if kind == "equal ratio, α ≤ 0.1" { #expect(number(p["p"]) > 0.01, "\(p)") }
+            if kind.hasPrefix("ratio 2×") { #expect(number(p["p"]) < 1e-6, "\(p)") }
+        }
+        #expect(pairs.count == 14)
+        let final = try Npy.read(path: d + "/spectra/final.npy")
+        #expect(final.shape == [500, 2])
+        for f in ["summary.md", "plots/collapse.dat", "plots/temperature.dat", "spectra/final_a0.025_b4_e0.1.npy"] {
+            #expect(FileManager.default.fileExists(atPath: d + "/" + f), "missing \(f)")
+        }
+    }
+}
