@@ -2,6 +2,7 @@ import CLua
 import CLua54
 import DBMCore
 import DBMModels
+import Foundation
 
 /// The paper's small models (DBMModels) as Lua objects, wrapped by LuaLib/models.lua (`dbm.models`):
 /// Lua drives `step(n)` and the recording; each model's state is one live float64 tensor (`m.weight`),
@@ -119,10 +120,135 @@ extension Bindings {
             }
             try c.push(t); return 1
         },
+        fn("model_dyson", "dbm.models.dyson",
+           "dbm.models.dyson{n=50, potential=\"harmonic\" | \"wishart\", k=1, rows=2n, variance=1, temperature=1, dt=1e-3, levels=, seed=0} -> model: Dyson Brownian motion of n levels with β = 1 repulsion (Metropolis-adjusted, so the Coulomb gas is exactly stationary); harmonic V = k x²/2 (semicircle of radius √(2nT/k)) or Wishart (Marchenko–Pastur of a rows × n matrix of variance σ²); m.weight is the levels, dt per step") { c in
+            let o = try c.options(1)
+            let kind = try c.optionString(o, "potential") ?? "harmonic"
+            let levels = try c.option(o, "levels") { j -> [Double] in try numbers(c, j, "levels") }
+            let n = try c.optionInteger(o, "n") ?? levels?.count ?? 50
+            if let levels, levels.count != n { throw c.fail("option 'levels': expected \(n) levels (option n), got \(levels.count)") }
+            let potential: DysonPotential
+            switch kind {
+            case "harmonic":
+                guard try c.optionInteger(o, "rows") == nil, try c.optionNumber(o, "variance") == nil else {
+                    throw c.fail("options 'rows' and 'variance': expected only with potential = \"wishart\"")
+                }
+                potential = .harmonic(k: try numberOption(c, o, "k", default: 1))
+            case "wishart":
+                guard try c.optionNumber(o, "k") == nil else { throw c.fail("option 'k': expected only with potential = \"harmonic\"") }
+                potential = .wishart(rows: try c.optionInteger(o, "rows") ?? 2 * n, variance: try numberOption(c, o, "variance", default: 1))
+            default: throw c.fail("option 'potential': expected \"harmonic\" or \"wishart\", got \"\(kind)\"")
+            }
+            let (t, dt) = (try numberOption(c, o, "temperature", default: 1), try numberOption(c, o, "dt", default: 1e-3))
+            let seed = UInt64(bitPattern: Int64(try seedOption(c, o, "seed")))
+            let m = try levels.map { try DysonSimulator(levels: $0, potential: potential, temperature: t, dt: dt, seed: seed) }
+                ?? DysonSimulator(n: n, potential: potential, temperature: t, dt: dt, seed: seed)
+            try pushModel(c, m); return 1
+        },
+        fn("model_matrix_bm", "dbm.models.matrix_bm",
+           "dbm.models.matrix_bm{rows=, cols=, dt=0.01, temperature=0.5, restoring=0, initial=W, seed=0} -> model: matrix Brownian motion W ← e^{−γdt}W + √(T(1 − e^{−2γdt})/γ)·G (γ = restoring; γ = 0, T = ½: W ← W + √dt·G), from W = 0 or a copy of initial; m:levels() the eigenvalues of the smaller Gram matrix") { c in
+            let o = try c.options(1)
+            let initial = try c.option(o, "initial") { j -> Tensor in
+                guard let t = c.tensorOrNil(j) else { throw c.fail("option 'initial': expected a 2-d tensor, got \(c.describe(j))") }
+                return t
+            }
+            let (dt, t, g) = (try numberOption(c, o, "dt", default: 0.01), try numberOption(c, o, "temperature", default: 0.5),
+                              try numberOption(c, o, "restoring", default: 0))
+            let seed = UInt64(bitPattern: Int64(try seedOption(c, o, "seed")))
+            let m: MatrixBrownianMotion
+            if let initial {
+                guard try c.optionInteger(o, "rows") == nil, try c.optionInteger(o, "cols") == nil else {
+                    throw c.fail("option 'initial': give either initial or rows and cols, not both")
+                }
+                m = try MatrixBrownianMotion(initial: initial, dt: dt, temperature: t, restoring: g, seed: seed)
+            } else {
+                guard let rows = try c.optionInteger(o, "rows"), let cols = try c.optionInteger(o, "cols") else {
+                    throw c.fail("options 'rows' and 'cols': expected the matrix size (or option initial)")
+                }
+                m = try MatrixBrownianMotion(rows: rows, cols: cols, dt: dt, temperature: t, restoring: g, seed: seed)
+            }
+            try pushModel(c, m); return 1
+        },
+        fn("model_stationary_cdf", "Model:stationary_cdf",
+           "m:stationary_cdf(x) -> float64 tensor of the stationary law's CDF at the values x (a tensor or table) — the Dyson simulator's semicircle or Marchenko–Pastur law; for KS tests of pooled levels") { c in
+            guard let d = try model(c) as? DysonSimulator else {
+                throw c.fail("argument 1 (model): expected a Dyson simulator (dbm.models.dyson), got a \(try model(c).modelName) model")
+            }
+            let law = d.stationaryLaw
+            let v = try numbers(c, 2, "x").map { law.cdf($0) }
+            try c.push(try Tensor.from(v, shape: [v.count], dtype: .float64)); return 1
+        },
+        fn("load_idx", "dbm.load_idx",
+           "dbm.load_idx(path [, {limit=}]) -> tensor: an IDX file (gzipped or plain, unsigned bytes): images (n, rows, cols) as float32 (n, rows·cols) of pixel/255 in [0, 1]; labels (n) as float32 (n) of the byte values; any other shape as float32 of that shape") { c in
+            let path = try c.string(1, "path")
+            let o = try c.options(2)
+            let limit = try c.optionInteger(o, "limit")
+            if let limit, limit < 1 { throw c.fail("option 'limit': expected a positive number of items, got \(limit)") }
+            let (shape, bytes) = try IDX.read(path: path)
+            let count = min(shape[0], limit ?? shape[0])
+            let item = shape.dropFirst().reduce(1, *)
+            let images = shape.count == 3
+            let t = try Tensor(shape: images ? [count, item] : [count] + shape.dropFirst(), dtype: .float32, zeroed: false)
+            let p = t.pointer(Float.self)
+            for k in 0..<(count * item) { p[k] = images ? Float(bytes[k]) / 255 : Float(bytes[k]) }
+            try c.push(t); return 1
+        },
+        fn("fashion_mnist", "dbm.fashion_mnist",
+           "dbm.fashion_mnist([\"train\" | \"test\"] [, {limit=}]) -> images, labels: Fashion-MNIST from Debian's dataset-fashion-mnist (scripts/setup installs it): float32 (n, 784) pixels in [0, 1] and float32 (n) labels 0–9") { c in
+            let split = c.isNoneOrNil(1) ? "train" : try c.string(1, "split")
+            guard split == "train" || split == "test" else { throw c.argError(1, "split", expected: "\"train\" or \"test\"") }
+            let o = try c.options(2)
+            let limit = try c.optionInteger(o, "limit")
+            if let limit, limit < 1 { throw c.fail("option 'limit': expected a positive number of images, got \(limit)") }
+            let prefix = IDX.fashionMNISTDirectory + "/" + (split == "train" ? "train" : "t10k")
+            guard FileManager.default.fileExists(atPath: prefix + "-images-idx3-ubyte.gz") else {
+                throw c.fail("Fashion-MNIST is not installed at \(IDX.fashionMNISTDirectory): run scripts/setup (Debian package dataset-fashion-mnist)")
+            }
+            try c.push(try IDX.images(path: prefix + "-images-idx3-ubyte.gz", limit: limit))
+            let labels = try IDX.labels(path: prefix + "-labels-idx1-ubyte.gz", limit: limit)
+            try c.push(try Tensor.from(labels.map(Double.init), shape: [labels.count], dtype: .float32)); return 2
+        },
+        fn("model_rbm_bernoulli", "dbm.models.rbm_bernoulli",
+           "dbm.models.rbm_bernoulli{data=X, hidden=64, lr=0.05, weight_decay=0, batch_size=64, k=1, persistent=false, binarize=\"sample\" | \"threshold\" | \"probabilities\", seed=0} -> model: a Bernoulli–Bernoulli RBM with biases trained by CD-k (PCD-k with persistent = true) on the rows of X (entries in [0, 1]); m.weight is W (hidden × visible), m:levels() the eigenvalues of the smaller Gram matrix, m:scalars() the reconstruction error") { c in
+            let o = try c.options(1)
+            guard let data = try c.option(o, "data", { j -> Tensor in
+                guard let t = c.tensorOrNil(j) else { throw c.fail("option 'data': expected a 2-d tensor of rows in [0, 1], got \(c.describe(j))") }
+                return t
+            }) else { throw c.fail("option 'data': expected a 2-d tensor of rows in [0, 1] (the training set)") }
+            let name = try c.optionString(o, "binarize") ?? "sample"
+            guard let binarize = BernoulliRBM.Binarize(rawValue: name) else {
+                throw c.fail("option 'binarize': expected \"sample\", \"threshold\" or \"probabilities\", got \"\(name)\"")
+            }
+            let m = try BernoulliRBM(data: data, hidden: try positiveOption(c, o, "hidden", default: 64),
+                                     lr: try numberOption(c, o, "lr", default: 0.05),
+                                     weightDecay: try numberOption(c, o, "weight_decay", default: 0),
+                                     batchSize: try positiveOption(c, o, "batch_size", default: 64),
+                                     k: try positiveOption(c, o, "k", default: 1), persistent: try c.optionBool(o, "persistent") ?? false,
+                                     binarize: binarize, seed: UInt64(bitPattern: Int64(try seedOption(c, o, "seed"))))
+            try pushModel(c, m); return 1
+        },
+        fn("model_rbm_reconstruction_error", "Model:reconstruction_error",
+           "m:reconstruction_error(X [, limit]) -> the mean squared error between the rows of X and their mean-field one-step reconstructions σ(b + Wᵀσ(c + Wx)) (Bernoulli RBM)") { c in
+            guard let r = try model(c) as? BernoulliRBM else { throw c.fail("argument 1 (model): expected a Bernoulli RBM (dbm.models.rbm_bernoulli)") }
+            let x = try c.tensor(2, "X")
+            let limit = c.isNoneOrNil(3) ? nil : try positiveSize(c, 3, "limit")
+            c.push(try r.reconstructionError(data: x, limit: limit)); return 1
+        },
+        fn("model_rbm_biases", "Model:biases",
+           "m:biases() -> b, c: the visible and hidden biases of a Bernoulli RBM (live float64 tensors)") { c in
+            guard let r = try model(c) as? BernoulliRBM else { throw c.fail("argument 1 (model): expected a Bernoulli RBM (dbm.models.rbm_bernoulli)") }
+            try c.push(r.visibleBias); try c.push(r.hiddenBias); return 2
+        },
+        fn("model_rbm_log_likelihood", "Model:log_likelihood",
+           "m:log_likelihood(X) -> mean log p(v) over the binary rows of X, and log Z: exact, by enumeration (Bernoulli RBM with at most 12 visible and 8 hidden units)") { c in
+            guard let r = try model(c) as? BernoulliRBM else { throw c.fail("argument 1 (model): expected a Bernoulli RBM (dbm.models.rbm_bernoulli)") }
+            c.push(try r.logLikelihood(data: try c.tensor(2, "X"))); c.push(try r.logPartition()); return 2
+        },
         fn("model_info", "Model:info", "m:info() -> table of the model's settings and constants (lr, batch_size, …; the scalar-field RBM also mass, target_eigenvalues κ and expected_levels μ² − κ, ascending)") { c in
             let m = try model(c)
             var numbers: [(String, Double)] = []
             var vectors: [(String, [Double])] = []
+            var strings: [(String, String)] = []
             switch m {
             case let t as TeacherStudent:
                 numbers = [("lr", t.lr), ("batch_size", Double(t.batchSize)), ("eps", t.eps), ("n_data", Double(t.nData)),
@@ -130,14 +256,34 @@ extension Bindings {
             case let r as ScalarFieldRBM:
                 numbers = [("lr", r.lr), ("batch_size", Double(r.batchSize)), ("k", Double(r.k)), ("mass", r.mass), ("n", Double(r.n))]
                 vectors = [("target_eigenvalues", r.targetEigenvalues), ("expected_levels", r.expectedLevels)]
+            case let d as DysonSimulator:
+                numbers = [("n", Double(d.count)), ("temperature", d.temperature), ("dt", d.dt), ("time", d.time),
+                           ("acceptance_rate", d.acceptanceRate), ("edge_lower", d.stationaryLaw.edges.lower),
+                           ("edge_upper", d.stationaryLaw.edges.upper)]
+                switch d.potential {
+                case .harmonic(let k): numbers += [("k", k)]
+                case .wishart(let rows, let variance): numbers += [("rows", Double(rows)), ("variance", variance)]
+                }
+                strings = [("potential", { if case .harmonic = d.potential { return "harmonic" } else { return "wishart" } }())]
+            case let r as BernoulliRBM:
+                numbers = [("visible", Double(r.visible)), ("hidden", Double(r.hidden)), ("lr", r.lr), ("weight_decay", r.weightDecay),
+                           ("batch_size", Double(r.batchSize)), ("k", Double(r.k)), ("n_data", Double(r.nData)),
+                           ("steps_per_epoch", Double(r.stepsPerEpoch)), ("epoch", Double(r.epochCount))]
+                strings = [("binarize", r.binarize.rawValue), ("persistent", r.persistent ? "true" : "false")]
+            case let b as MatrixBrownianMotion:
+                numbers = [("rows", Double(b.rows)), ("cols", Double(b.cols)), ("dt", b.dt), ("temperature", b.temperature),
+                           ("restoring", b.restoring), ("time", b.time)]
             default: break
             }
-            try c.newTable(nrec: numbers.count + vectors.count + 1)
+            try c.newTable(nrec: numbers.count + vectors.count + strings.count + 1)
             try c.push(m.modelName); try c.setField(-2, "name")
+            // Counts are integers in Lua; rates, masses and times stay floats even when whole.
+            let counts: Set<String> = ["batch_size", "n_data", "steps_per_epoch", "k", "n", "rows", "cols", "visible", "hidden", "epoch"]
             for (key, v) in numbers {
-                if v == v.rounded(), abs(v) < 1e15, key != "lr", key != "eps", key != "mass" { c.push(Int(v)) } else { c.push(v) }
+                if counts.contains(key), !(m is DysonSimulator && key == "k") { c.push(Int(v)) } else { c.push(v) }
                 try c.setField(-2, key)
             }
+            for (key, v) in strings { try c.push(v); try c.setField(-2, key) }
             for (key, v) in vectors { try c.push(try Tensor.from(v, shape: [v.count], dtype: .float64)); try c.setField(-2, key) }
             return 1
         },

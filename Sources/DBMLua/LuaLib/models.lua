@@ -36,12 +36,12 @@ end
 --- Calls a core function, re-raising its error at the script's line under the name `what` (the core's
 --- message starts with a position and the core function's name: both are dropped).
 local function call(what, f, ...)
-  local ok, result = pcall(f, ...)
-  if not ok then
-    local message = tostring(result):gsub("^[^\n]-:%d+: ", "", 1):gsub("^[%w_%.:]+: ", "", 1)
+  local results = table.pack(pcall(f, ...))
+  if not results[1] then
+    local message = tostring(results[2]):gsub("^[^\n]-:%d+: ", "", 1):gsub("^[%w_%.:]+: ", "", 1)
     fail("%s: %s", what, message)
   end
-  return result
+  return table.unpack(results, 2, results.n)
 end
 
 local function keys(list)
@@ -53,6 +53,10 @@ end
 local constructors = {
   teacher_student = {core.model_teacher_student, keys{"lr", "batch_size", "eps", "n_data", "seed"}},
   rbm_scalar = {core.model_rbm_scalar, keys{"lr", "batch_size", "k", "mass", "field_mass", "n", "target_kernel", "seed"}},
+  dyson = {core.model_dyson, keys{"n", "potential", "k", "rows", "variance", "temperature", "dt", "levels", "seed"}},
+  matrix_bm = {core.model_matrix_bm, keys{"rows", "cols", "dt", "temperature", "restoring", "initial", "seed"}},
+  rbm_bernoulli = {core.model_rbm_bernoulli, keys{"data", "hidden", "lr", "weight_decay", "batch_size", "k", "persistent",
+                                                  "binarize", "seed"}},
 }
 local ensembles = {
   teacher_student = {core.model_teacher_student_ensemble, keys{"seeds", "seed", "epochs", "lr", "batch_size", "eps", "history"}},
@@ -90,6 +94,10 @@ function Model.step(m, n) return call("m:step", core.model_step, m, n) end
 function Model.levels(m) return core.model_levels(m) end
 function Model.scalars(m) return core.model_scalars(m) end
 function Model.info(m) return core.model_info(m) end
+function Model.stationary_cdf(m, x) return call("m:stationary_cdf", core.model_stationary_cdf, m, x) end
+function Model.reconstruction_error(m, x, limit) return call("m:reconstruction_error", core.model_rbm_reconstruction_error, m, x, limit) end
+function Model.biases(m) return call("m:biases", core.model_rbm_biases, m) end
+function Model.log_likelihood(m, x) return call("m:log_likelihood", core.model_rbm_log_likelihood, m, x) end
 local properties = {weight = core.model_weight, steps = core.model_steps, name = core.model_name}
 models.Model = Model
 
@@ -99,7 +107,7 @@ mt.__index = function(m, k)
   if p then return p(m) end
   local f = Model[k]
   if f == nil then
-    fail("a %s model has no field '%s' (fields: weight, steps, name; methods: step, levels, scalars, info)", core.model_name(m), tostring(k))
+    fail("a %s model has no field '%s' (fields: weight, steps, name; methods: step, levels, scalars, info; stationary_cdf for Dyson; reconstruction_error, biases, log_likelihood for the Bernoulli RBM)", core.model_name(m), tostring(k))
   end
   return f
 end
