@@ -55,10 +55,11 @@ dbm.save_npy(rec.dir .. "/spectra/final.npy", final)
 -- Means over seeds and records: single levels 1 and n, pair midpoints (levels 2p, 2p + 1).
 local pooled = history:reshape(-1, n)
 local mean = pooled:mean(1):totable()
-local rows_out, worst = {}, 0
+local rows_out, worst, figures = {}, 0, {}
 local function row(label, measured, target)
   local dev = (measured - target) / target
   worst = math.max(worst, math.abs(dev))
+  figures["deviation_" .. label:gsub("[^%w]+", "_"):gsub("_$", "")] = dev
   rows_out[#rows_out + 1] = {label, ("%.4f"):format(target), ("%.4f"):format(measured), ("%+.2f%%"):format(100 * dev)}
 end
 row("single (n = 5)", mean[1], expected[1])
@@ -100,6 +101,12 @@ if cfg.deviation_scan then
     xlabel = "α", ylabel = "relative deviation", title = "scalar-field RBM: the modes reach μ² − κ_n as α → 0 (|B| = " .. cfg.batch_size .. ")"})
 end
 
+-- The figures, as the last line of metrics.jsonl (at the watched model's step).
+figures.max_deviation, figures.ks_wigner, figures.ks_wigner_p, figures.ks_poisson_p = worst, D_w, p_w, p_p
+figures.noise_temperature, figures.noise_temperature_se, figures.ensemble_seconds = T.temperature, T.stderr, ensemble_seconds
+for p = 1, 4 do figures["spacing_pair" .. p] = pair_S[p] end
+for _, s in ipairs(scan) do figures[("scan_deviation_%g"):format(s.alpha):gsub("%.", "_")] = s.deviation end
+rec:step(m.steps, figures)
 local dir = rec:close()
 local hl = {}
 for i, v in ipairs(expected) do if i == 1 or i == n or i % 2 == 0 then hl[#hl + 1] = v end end

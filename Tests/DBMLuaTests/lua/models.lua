@@ -9,7 +9,11 @@ local function check(fname, line, ok, msg)
   msg = tostring(msg)
   if not msg:find(fname, 1, true) then error(("case %d at line %d: message does not name %s: %s"):format(cases, line, fname, msg), 2) end
   if not msg:find(here .. line .. ":", 1, true) then error(("case %d: message does not give the line %d: %s"):format(cases, line, msg), 2) end
-  if not (msg:find("expected", 1, true) or msg:find("must", 1, true) or msg:find("no field", 1, true)) then
+  local says = false
+  for _, word in ipairs({"expected", "must", "no field", "not positive definite", "cannot", "truncated", "magic", "does not exist"}) do
+    says = says or msg:find(word, 1, true) ~= nil
+  end
+  if not says then
     error(("case %d at line %d: message says nothing of what was expected: %s"):format(cases, line, msg), 2)
   end
 end
@@ -116,4 +120,58 @@ line = L(); check("dbm.fit_origin", line, pcall(dbm.fit_origin, {0, 0}, {1, 2}))
 line = L(); check("dbm.goe2_density", line, pcall(dbm.goe2_density, 0, 0, -1))
 line = L(); check("dbm.stats.mean", line, pcall(dbm.stats.mean, {}))
 line = L(); check("dbm.stats.ks", line, pcall(dbm.stats.ks, "x", dbm.stats.wigner_cdf))
+-- The other models: bad parameters.
+local rs = dbm.models.rbm_scalar
+line = L(); check("dbm.models.rbm_scalar", line, pcall(rs, {field_mass = 0}))          -- κ_0 = 0: not positive definite
+line = L(); check("dbm.models.rbm_scalar", line, pcall(rs, {mass = 2}))                -- μ² below the largest κ
+line = L(); check("dbm.models.rbm_scalar", line, pcall(rs, {lr = 0 / 0}))
+line = L(); check("dbm.models.rbm_scalar", line, pcall(rs, {lr = -0.1}))
+line = L(); check("dbm.models.rbm_scalar", line, pcall(rs, {batch_size = 0}))
+line = L(); check("dbm.models.rbm_scalar", line, pcall(rs, {k = 0}))
+line = L(); check("dbm.models.rbm_scalar", line, pcall(rs, {target_kernel = -dbm.eye(4)}))
+line = L(); check("dbm.models.rbm_scalar", line, pcall(rs, {target_kernel = dbm.ones(3, 4)}))
+line = L(); check("dbm.models.rbm_scalar", line, pcall(rs, {target_kernel = "K"}))
+line = L(); check("dbm.models.ensemble", line, pcall(dbm.models.ensemble, "rbm_scalar", {seeds = 2, steps = -1}))
+local dy = dbm.models.dyson
+line = L(); check("dbm.models.dyson", line, pcall(dy, {dt = 0}))
+line = L(); check("dbm.models.dyson", line, pcall(dy, {temperature = -1}))
+line = L(); check("dbm.models.dyson", line, pcall(dy, {k = 0 / 0}))
+line = L(); check("dbm.models.dyson", line, pcall(dy, {n = 1}))
+line = L(); check("dbm.models.dyson", line, pcall(dy, {potential = "quartic"}))
+line = L(); check("dbm.models.dyson", line, pcall(dy, {potential = "wishart", n = 10, rows = 5}))
+line = L(); check("dbm.models.dyson", line, pcall(dy, {potential = "wishart", levels = {-1, 2}}))
+line = L(); check("dbm.models.dyson", line, pcall(dy, {levels = {1, 1, 2}}))
+line = L(); check("dbm.models.dyson", line, pcall(dy, {n = 3, levels = {1, 2}}))
+line = L(); check("dbm.models.matrix_bm", line, pcall(dbm.models.matrix_bm, {dt = 0.1}))
+line = L(); check("dbm.models.matrix_bm", line, pcall(dbm.models.matrix_bm, {rows = 3, cols = 2, dt = -1}))
+line = L(); check("m:stationary_cdf", line, pcall(m.stationary_cdf, m, {1, 2}))
+local rb = dbm.models.rbm_bernoulli
+local X = dbm.rand(20, 6)
+line = L(); check("dbm.models.rbm_bernoulli", line, pcall(rb, {hidden = 4}))
+line = L(); check("dbm.models.rbm_bernoulli", line, pcall(rb, {data = X * 2, hidden = 4}))
+line = L(); check("dbm.models.rbm_bernoulli", line, pcall(rb, {data = X, hidden = 0}))
+line = L(); check("dbm.models.rbm_bernoulli", line, pcall(rb, {data = X, batch_size = 21}))
+line = L(); check("dbm.models.rbm_bernoulli", line, pcall(rb, {data = X, lr = -1}))
+line = L(); check("dbm.models.rbm_bernoulli", line, pcall(rb, {data = X, binarize = "round"}))
+line = L(); check("dbm.models.rbm_bernoulli", line, pcall(rb, {data = dbm.rand(6)}))
+local rbm = rb{data = X, hidden = 3, batch_size = 5, seed = 2}
+rbm:step(10)
+assert(rbm.steps == 10 and rbm.weight:shape()[1] == 3 and rbm.weight:shape()[2] == 6)
+assert(rbm:scalars().reconstruction_error > 0 and rbm:levels():numel() == 3)
+local bits = dbm.tensor({{1, 0, 1, 0, 1, 0}, {0, 0, 1, 1, 0, 1}}, {dtype = "float64"})
+local ll, logz = rbm:log_likelihood(bits)
+assert(ll < 0 and logz > 0, "exact log-likelihood of a 6 × 3 RBM")
+line = L(); check("m:reconstruction_error", line, pcall(rbm.reconstruction_error, rbm, dbm.rand(4, 5)))
+line = L(); check("m:biases", line, pcall(m.biases, m))
+-- IDX files: wrong magic number, truncated body, missing file
+local dir = os.tmpname(); os.remove(dir); os.execute("mkdir -p " .. dir)
+local function write(name, bytes) local f = assert(io.open(dir .. "/" .. name, "wb")); f:write(bytes); f:close(); return dir .. "/" .. name end
+local good = write("good.idx", "\0\0\8\1\0\0\0\3" .. "\1\2\3")
+assert(dbm.load_idx(good):numel() == 3 and dbm.load_idx(good)[2] == 2)
+line = L(); check("dbm.load_idx", line, pcall(dbm.load_idx, write("magic.idx", "\1\0\8\1\0\0\0\3\1\2\3")))
+line = L(); check("dbm.load_idx", line, pcall(dbm.load_idx, write("short.idx", "\0\0\8\1\0\0\0\9\1\2\3")))
+line = L(); check("dbm.load_idx", line, pcall(dbm.load_idx, dir .. "/missing.idx"))
+line = L(); check("dbm.load_idx", line, pcall(dbm.load_idx, good, {limit = 0}))
+line = L(); check("dbm.fashion_mnist", line, pcall(dbm.fashion_mnist, "validation"))
+os.execute("rm -rf " .. dir)
 print(("models.lua: %d bad calls caught, all checks passed"):format(cases))
