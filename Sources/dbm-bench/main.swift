@@ -109,6 +109,7 @@ enum Bench {
         try NNBench.run(referenceGflops: refGflops)
         try LuaNNBench.run(lua: lua, referenceGflops: refGflops)
         try GPTStepBench.run(lua: lua, referenceGflops: refGflops)
+        try ModelsBench.run(reps: reps)
     }
 }
 
