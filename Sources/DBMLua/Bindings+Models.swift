@@ -291,7 +291,8 @@ extension Bindings {
             let m = try model(c)
             let n = c.isNoneOrNil(2) ? 1 : try c.integer(2, "n")
             guard n >= 0 else { throw c.fail("argument 2 (n): expected a non-negative number of steps, got \(n)") }
-            m.step(n)
+            // The Dyson simulator refuses levels a script has set out of its domain (its step would stand still).
+            if let d = m as? DysonSimulator { try d.advance(n) } else { m.step(n) }
             lua_settop(c.L, 1); return 1
         },
         fn("model_weight", "Model.weight", "m.weight: the model's state as a live float64 tensor (W; the Dyson simulator's levels), updated by every step and read by the next") { c in

@@ -142,6 +142,15 @@ line = L(); check("dbm.models.dyson", line, pcall(dy, {potential = "wishart", n 
 line = L(); check("dbm.models.dyson", line, pcall(dy, {potential = "wishart", levels = {-1, 2}}))
 line = L(); check("dbm.models.dyson", line, pcall(dy, {levels = {1, 1, 2}}))
 line = L(); check("dbm.models.dyson", line, pcall(dy, {n = 3, levels = {1, 2}}))
+local dm = dbm.models.dyson{n = 5, seed = 1}
+dm:step(10)
+assert(dm.steps == 10 and dm.weight:numel() == 5 and dm:info().potential == "harmonic")
+dm.weight:set(2, dm.weight[1])   -- two coincident levels: the next step refuses them
+line = L(); check("m:step", line, pcall(dm.step, dm, 1))
+local mb = dbm.models.matrix_bm{rows = 40, cols = 20, dt = 0.5, seed = 3}
+mb:step(100)
+local var = (mb.weight * mb.weight):mean()
+assert(math.abs(var - 50) < 10, "entries of variance t = 50, got " .. var)
 line = L(); check("dbm.models.matrix_bm", line, pcall(dbm.models.matrix_bm, {dt = 0.1}))
 line = L(); check("dbm.models.matrix_bm", line, pcall(dbm.models.matrix_bm, {rows = 3, cols = 2, dt = -1}))
 line = L(); check("m:stationary_cdf", line, pcall(m.stationary_cdf, m, {1, 2}))
