@@ -99,6 +99,16 @@ local function run(s)
     local m, se = stats.mean(v)
     s.pair[p] = {S = m, se = se}
   end
+  if not ts then
+    -- each pair's two levels, pooled over seeds and records, against the 2×2 GOE block density
+    local rows = pooled:totable()
+    for p = 1, 4 do
+      local lv = {}
+      for _, row in ipairs(rows) do lv[#lv + 1], lv[#lv + 2] = row[2 * p], row[2 * p + 1] end
+      local _, sigma = dbm.fit_goe2(lv)
+      s.pair[p].sigma = sigma
+    end
+  end
   s.S, s.S_se = stats.mean(ts and s.spacings or by_pair[1])
   s.D_wigner, s.p_wigner = stats.wigner_ks(s.spacings)
   if ts then
@@ -148,7 +158,8 @@ for _, s in ipairs(settings) do
   else
     s.points = {}
     for p = 1, 4 do   -- pair p is levels 2p, 2p + 1 (ascending), both at μ² − κ = expected[2p]
-      s.points[p] = {x = math.sqrt(s.alpha * expected[2 * p] / s.B), y = s.pair[p].S, err = s.pair[p].se}
+      s.points[p] = {x = math.sqrt(s.alpha * expected[2 * p] / s.B), y = s.pair[p].S, err = s.pair[p].se,
+                     sigma = math.sqrt(math.pi) * s.pair[p].sigma}
     end
   end
   for _, pt in ipairs(s.points) do
@@ -160,8 +171,7 @@ for _, s in ipairs(settings) do
   end
 end
 local slope, slope_se, r2 = dbm.fit_origin(fx, fy)
-local sigma_slope, sigma_slope_se
-if ts then sigma_slope, sigma_slope_se = dbm.fit_origin(fx, fy_sigma) end
+local sigma_slope, sigma_slope_se = dbm.fit_origin(fx, fy_sigma)
 
 -- Noise temperature: T against α/|B| through the origin (α ≤ 0.1). The teacher–student noise is ε times
 -- a fixed matrix, so T ∝ ε²α/|B|: the ε scan enters at (ε/ε₀)²·α/|B|.
@@ -219,12 +229,10 @@ plot.xy(dir .. "/plots/collapse", sets_for(function(_, pt) return pt.y, pt.err e
   xlabel = xlabel, ylabel = ts and "⟨S⟩ (final spacing of the pair)" or "⟨S_n⟩ (splitting of pair n)",
   title = ("linear scaling (%s): slope %.4f ± %.4f, R² = %.5f (fitted on α ≤ 0.1)"):format(cfg.model, slope, slope_se, r2),
   lines = {{slope = slope, label = ("through the origin, slope %.4f"):format(slope)}}})
-if ts then
-  plot.xy(dir .. "/plots/collapse_sigma", sets_for(function(_, pt) return pt.sigma end), {
-    xlabel = xlabel, ylabel = "√π σ (fitted 2×2 GOE width)",
-    title = ("fitted σ: slope %.4f ± %.4f (OU: √(2π/(2 − α)) ≈ %.4f at α → 0)"):format(sigma_slope, sigma_slope_se, math.sqrt(math.pi)),
-    lines = {{slope = sigma_slope, label = ("through the origin, slope %.4f"):format(sigma_slope)}}})
-end
+plot.xy(dir .. "/plots/collapse_sigma", sets_for(function(_, pt) return pt.sigma end), {
+  xlabel = xlabel, ylabel = "√π σ (fitted 2×2 GOE width)",
+  title = ("fitted σ: √π σ = (%.4f ± %.4f)·x (fitted on α ≤ 0.1)"):format(sigma_slope, sigma_slope_se),
+  lines = {{slope = sigma_slope, label = ("through the origin, slope %.4f"):format(sigma_slope)}}})
 local tsets = {{x = {}, y = {}, err = {}, label = "noise temperature of one run"}}
 for _, s in ipairs(settings) do
   table.insert(tsets[1].x, temperature_x(s)); table.insert(tsets[1].y, s.T); table.insert(tsets[1].err, s.T_se)
@@ -254,7 +262,7 @@ for _, s in ipairs(settings) do
     local parts = {}
     for p = 1, 4 do
       parts[p] = ("%.4f"):format(s.pair[p].S)
-      line["S_pair" .. p] = s.pair[p].S
+      line["S_pair" .. p], line["sigma_pair" .. p] = s.pair[p].S, s.pair[p].sigma
     end
     rows[#rows + 1] = {s.alpha, s.B, s.alpha / s.B, table.concat(parts, ", "), s.points[1].y / (s.points[1].x * slope),
                        s.p_wigner, ("%.3g ± %.2g"):format(s.T, s.T_se), line.scans}
@@ -278,8 +286,9 @@ if ts then
     :format(slope, slope_se, r2, sigma_slope, sigma_slope_se, 100 * (math.sqrt((2 - 0.1) / (2 - 0.5)) - 1))
 else
   text[#text + 1] = stats.markdown_table({"α", "|B|", "α/|B|", "⟨S_n⟩, pairs n = 1..4", "⟨S_1⟩/(slope·x)", "KS Wigner p", "T", "scans"}, rows)
-  text[#text + 1] = ("\nCollapse: ⟨S_n⟩ = (%.4f ± %.4f)·√(α(μ² − κ_n)/|B|), R² = %.5f, all pairs of the settings with α ≤ 0.1.\n")
-    :format(slope, slope_se, r2)
+  text[#text + 1] = ("\nCollapse: ⟨S_n⟩ = (%.4f ± %.4f)·√(α(μ² − κ_n)/|B|), R² = %.5f, all pairs of the settings with α ≤ 0.1; "
+    .. "√π σ_n (the 2×2 GOE width fitted to each pair's levels) = (%.4f ± %.4f)·√(α(μ² − κ_n)/|B|).\n")
+    :format(slope, slope_se, r2, sigma_slope, sigma_slope_se)
 end
 text[#text + 1] = ("\nNoise temperature from one run per setting: T = (%.4g ± %.2g)·α/|B|%s, R² = %.5f (α ≤ 0.1). "
   .. "The estimate needs per-step increments small against the level gaps (their ratio grows as √α): at large α the "
@@ -291,14 +300,15 @@ for _, c in ipairs(comparisons) do
 end
 text[#text + 1] = "Two-sample KS between final spacing distributions (one spacing per seed and pair):\n\n"
   .. stats.markdown_table({"(α, |B|)", "(α, |B|)", "kind", "D", "p"}, crows)
-text[#text + 1] = "\nPlots: plots/collapse.png" .. (ts and ", plots/collapse_sigma.png" or "")
+text[#text + 1] = "\nPlots: plots/collapse.png, plots/collapse_sigma.png"
   .. ", plots/temperature.png, plots/equal_ratio_spacings.png. Per-setting levels: spectra/final_<setting>.npy.\n"
 local f = assert(io.open(dir .. "/summary.md", "w"))
 f:write(table.concat(text))
 f:close()
 
 print(("linear scaling (%s): %d settings x %d seeds"):format(cfg.model, #settings, cfg.seeds))
-print(("  collapse: slope %.4f +- %.4f, R^2 = %.5f (alpha <= 0.1)"):format(slope, slope_se, r2))
+print(("  collapse: slope %.4f +- %.4f, R^2 = %.5f (alpha <= 0.1); fitted sqrt(pi) sigma: slope %.4f +- %.4f"):format(
+  slope, slope_se, r2, sigma_slope, sigma_slope_se))
 print(("  noise temperature: T = (%.4g +- %.2g) alpha/|B|, R^2 = %.5f"):format(T_slope, T_slope_se, T_r2))
 for _, c in ipairs(comparisons) do
   print(("  KS (%g, %d) vs (%g, %d) [%s]: D = %.4f, p = %.3g"):format(c.a.alpha, c.a.B, c.b.alpha, c.b.B, c.kind, c.D, c.p))

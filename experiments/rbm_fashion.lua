@@ -7,7 +7,8 @@
 --                                          --seed=0 --out_dir=DIR]
 -- Needs the Debian package dataset-fashion-mnist (scripts/setup installs it).
 -- Writes metrics.jsonl (reconstruction_error on the batch, heldout_error on 1000 test images),
--- spectra/W.npy (the levels of the smaller Gram matrix WWᵀ at each record), observables.jsonl,
+-- spectra/W.npy (the levels of the smaller Gram matrix WWᵀ at each record), spectra/final.npy (1 × hidden),
+-- observables.jsonl,
 -- model.safetensors (W, b, c), summary.md, plots/ (W_flow: the eigenvalue flow; metrics: the errors).
 local cfg = dbm.config({hidden = 64, lr = 0.05, batch_size = 64, k = 1, persistent = false, binarize = "sample",
                         images = 20000, steps = 6000, record_every = 100, seed = 0, out_dir = ""})
@@ -44,6 +45,7 @@ local b, c = m:biases()
 dbm.save_safetensors(rec.dir .. "/model.safetensors", {weight = m.weight, visible_bias = b, hidden_bias = c},
   {model = "bernoulli-rbm", hidden = tostring(cfg.hidden), visible = "784"})
 local levels = m:levels():totable()
+dbm.save_npy(rec.dir .. "/spectra/final.npy", dbm.tensor({levels}, {dtype = "float64"}))   -- one seed × levels
 local dir = rec:close()
 
 -- Falls steadily: the held-out error at a fifth, two fifths, … of the run.

@@ -23,6 +23,8 @@ enum Bench {
         let reps = Int(ProcessInfo.processInfo.environment["BENCH_REPS"] ?? "") ?? 15
         print("dbm-bench: \(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS \(String(cString: openblas_get_config())), "
               + "threads \(openblas_get_num_threads()), medians of \(reps) runs")
+        // `dbm-bench models` (scripts/bench models): only the small models' figures, in seconds.
+        if CommandLine.arguments.dropFirst().contains("models") { try ModelsBench.run(reps: reps); return }
 
         // Ours and the reference alternate within each repetition, so that both see the same load
         // on this shared machine; each figure is the median over the repetitions.
