@@ -394,6 +394,7 @@ int dbm_gc_count_kb(lua_State *L) { return lua_gc(L, LUA_GCCOUNT); }
 
 static lua_State *volatile dbm_sigint_state = NULL;
 static volatile sig_atomic_t dbm_sigint_seen = 0;
+static volatile sig_atomic_t dbm_sigint_count = 0;
 
 static void dbm_interrupt_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
@@ -403,6 +404,7 @@ static void dbm_interrupt_hook(lua_State *L, lua_Debug *ar) {
 
 static void dbm_on_sigint(int sig) {
     (void)sig;
+    dbm_sigint_count++;
     lua_State *L = dbm_sigint_state;
     if (L) lua_sethook(L, dbm_interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
     else dbm_sigint_seen = 1;
@@ -420,6 +422,10 @@ void dbm_sigint_arm(lua_State *L) {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+int dbm_sigint_generation(void) {
+    return dbm_sigint_count;
 }
 
 void dbm_sigint_disarm(void) {

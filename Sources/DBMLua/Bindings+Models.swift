@@ -25,6 +25,12 @@ extension Bindings {
         try c.optionInteger(o, key) ?? def
     }
 
+    /// The seeds first, first + 1, …, first + count − 1 (refused when they would pass the largest integer).
+    static func seedRange(_ c: LuaCall, _ first: Int, _ count: Int) throws -> Range<Int> {
+        guard first <= Int.max - count else { throw c.fail("option 'seed': expected a first seed up to \(Int.max - count), got \(first)") }
+        return first..<(first + count)
+    }
+
     /// Option `key` as a positive integer, or the default.
     static func positiveOption(_ c: LuaCall, _ o: Int32, _ key: String, default def: Int) throws -> Int {
         let v = try c.optionInteger(o, key) ?? def
@@ -72,7 +78,7 @@ extension Bindings {
             let seeds = try positiveOption(c, o, "seeds", default: 1000), first = try seedOption(c, o, "seed")
             let args = (epochs: try positiveOption(c, o, "epochs", default: 10), lr: try numberOption(c, o, "lr", default: 0.1),
                         bs: try positiveOption(c, o, "batch_size", default: 16), eps: try numberOption(c, o, "eps", default: 0.1))
-            let range = first..<(first + seeds)
+            let range = try seedRange(c, first, seeds)
             let t = try c.optionBool(o, "history") == true
                 ? try TeacherStudent.ensembleHistory(seeds: range, epochs: args.epochs, lr: args.lr, batchSize: args.bs, eps: args.eps)
                 : try TeacherStudent.ensemble(seeds: range, epochs: args.epochs, lr: args.lr, batchSize: args.bs, eps: args.eps)
@@ -109,7 +115,7 @@ extension Bindings {
                                     try numberOption(c, o, "field_mass", default: 2))
             let (lr, bs, k) = (try numberOption(c, o, "lr", default: 0.1), try positiveOption(c, o, "batch_size", default: 16),
                                try positiveOption(c, o, "k", default: 3))
-            let range = first..<(first + seeds)
+            let range = try seedRange(c, first, seeds)
             let t: Tensor
             if try c.optionBool(o, "history") == true {
                 let every = try positiveOption(c, o, "record_every", default: 1000)
@@ -287,12 +293,20 @@ extension Bindings {
             for (key, v) in vectors { try c.push(try Tensor.from(v, shape: [v.count], dtype: .float64)); try c.setField(-2, key) }
             return 1
         },
-        fn("model_step", "Model:step", "m:step([n=1]) -> m: n update steps (Ctrl-C is honoured between calls, not inside one)") { c in
+        fn("model_step", "Model:step", "m:step([n=1]) -> m: n update steps (Ctrl-C stops it between chunks of 64 steps)") { c in
             let m = try model(c)
             let n = c.isNoneOrNil(2) ? 1 : try c.integer(2, "n")
             guard n >= 0 else { throw c.fail("argument 2 (n): expected a non-negative number of steps, got \(n)") }
-            // The Dyson simulator refuses levels a script has set out of its domain (its step would stand still).
-            if let d = m as? DysonSimulator { try d.advance(n) } else { m.step(n) }
+            // In chunks, so that Ctrl-C stops a long call within milliseconds: the interrupt hook then raises
+            // at the next Lua instruction. The Dyson simulator refuses levels a script has set out of its
+            // domain (its plain step would stand still).
+            let interrupts = dbm_sigint_generation()
+            var remaining = n
+            while remaining > 0, dbm_sigint_generation() == interrupts {
+                let chunk = min(remaining, 64)
+                if let d = m as? DysonSimulator { try d.advance(chunk) } else { m.step(chunk) }
+                remaining -= chunk
+            }
             lua_settop(c.L, 1); return 1
         },
         fn("model_weight", "Model.weight", "m.weight: the model's state as a live float64 tensor (W; the Dyson simulator's levels), updated by every step and read by the next") { c in

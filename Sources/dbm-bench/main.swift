@@ -24,7 +24,7 @@ enum Bench {
         print("dbm-bench: \(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS \(String(cString: openblas_get_config())), "
               + "threads \(openblas_get_num_threads()), medians of \(reps) runs")
         // `dbm-bench models` (scripts/bench models): only the small models' figures, in seconds.
-        if CommandLine.arguments.dropFirst().contains("models") { try ModelsBench.run(reps: reps); return }
+        if ProcessInfo.processInfo.arguments.dropFirst().contains("models") { try ModelsBench.run(reps: reps); return }
 
         // Ours and the reference alternate within each repetition, so that both see the same load
         // on this shared machine; each figure is the median over the repetitions.

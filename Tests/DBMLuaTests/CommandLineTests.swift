@@ -118,6 +118,33 @@ struct CommandLineTests {
         #expect(p.terminationStatus == 0)
     }
 
+    @Test("Ctrl-C stops a long m:step inside Swift within a second, and the REPL carries on")
+    func interruptModelStep() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try dbmLuaBinary())
+        let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()
+        p.standardInput = inPipe; p.standardOutput = outPipe; p.standardError = errPipe
+        let output = OutputCollector(outPipe.fileHandleForReading)
+        try p.run()
+        // 10⁹ steps would take about an hour.
+        inPipe.fileHandleForWriting.write("m = dbm.models.rbm_scalar{}\nprint('stepping')\nm:step(1000000000)\nprint('alive after', m.steps < 1000000000)\n".data(using: .utf8)!)
+        try inPipe.fileHandleForWriting.close()
+        let deadline = Date().addingTimeInterval(30)
+        var sent: Date?
+        while Date() < deadline && p.isRunning && !output.text.contains("alive after") {
+            if output.text.contains("stepping") { usleep(300_000); kill(p.processIdentifier, SIGINT); sent = sent ?? Date() }
+            usleep(100_000)
+        }
+        let latency = sent.map { Date().timeIntervalSince($0) } ?? .infinity
+        if p.isRunning { usleep(500_000) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        let err = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(err.contains("interrupted!"), "\(err)")
+        #expect(output.text.contains("alive after\ttrue"), "\(output.text)")
+        #expect(latency < 5, "stopped \(latency) s after the first Ctrl-C")
+    }
+
     @Test("plugins and modules are found from any working directory, $DBM_LUA_PATH included")
     func searchPath() throws {
         let dir = try tempDir()

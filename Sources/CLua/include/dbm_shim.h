@@ -83,6 +83,7 @@ int dbm_gc_count_kb(lua_State *L);
 void dbm_sigint_arm(lua_State *L);
 void dbm_sigint_disarm(void);
 int dbm_sigint_pending(void);   // a SIGINT arrived while disarmed (e.g. at the prompt); clears it
+int dbm_sigint_generation(void); // SIGINTs so far: long Swift loops compare it between chunks and stop early
 
 // stdio from Swift 6 without touching the C globals stdout/stderr there.
 void dbm_stdout_line_buffered(void);
