@@ -110,7 +110,12 @@ local function run(s)
     end
   end
   s.S, s.S_se = stats.mean(ts and s.spacings or by_pair[1])
-  s.D_wigner, s.p_wigner = stats.wigner_ks(s.spacings)
+  -- Wigner test of S/⟨S⟩, each pair normalised by its own mean (the RBM's pairs split on different scales).
+  local normalised = {}
+  for p = 1, #by_pair do
+    for _, v in ipairs(stats.normalise(by_pair[p])) do normalised[#normalised + 1] = v end
+  end
+  s.D_wigner, s.p_wigner = stats.wigner_ks(normalised)
   if ts then
     local levels = pooled:reshape(-1):totable()
     s.x0, s.sigma = dbm.fit_goe2(levels)
