@@ -43,12 +43,6 @@ extension Bindings {
         try c.optionNumber(o, key) ?? def
     }
 
-    /// A (rows, levels) float64 tensor of rows of levels.
-    static func levelRows(_ rows: [[Double]]) throws -> Tensor {
-        let width = rows.first?.count ?? 0
-        return try Tensor.from(rows.flatMap { $0 }, shape: [rows.count, width], dtype: .float64)
-    }
-
     static let models: [Binding] = [
         fn("noise_temperature", "dbm.noise_temperature",
            "dbm.noise_temperature(history, dt) -> {temperature, stderr, per_level, increments}: the noise temperature T of one run from the increments of its levels (eigenvalues of WᵀW, a (records, levels) tensor recorded δt = dt apart; for SGD dt = lr × steps between records): Var(δx_i) = 8 T x_i δt after the drift is fitted out (DESIGN §2)") { c in
