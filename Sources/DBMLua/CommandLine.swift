@@ -14,6 +14,8 @@ public enum CommandLine {
       -             run standard input as a script
       -v, --version print the version
       -h, --help    print this help
+    dbm-lua analyze FILE ...    spectral diagnostics of the matrices in FILE (--help for more)
+    dbm-lua sweep SCRIPT --grid key=v1,v2 ...   a grid of runs, locally or on Slurm (--help for more)
     With no script, starts the REPL (line editing, history, tab completion, help(f)).
     Plugins and modules are found in $DBM_LUA_PATH (colon-separated) and the project's plugins/.
     """
@@ -26,6 +28,11 @@ public enum CommandLine {
     /// Runs the command with the given arguments (without the program name); returns the exit status.
     public static func run(_ args: [String]) -> Int32 {
         // Subcommands are Lua modules of the library: `dbm-lua analyze FILE ...`.
+        // `dbm-lua sweep ...` runs in Swift (it spawns and waits for processes); `sweep collect` is Lua.
+        if args.first == "sweep" {
+            if args.count > 1 && args[1] == "collect" { return runSubcommand("sweep_collect", Array(args.dropFirst(2))) }
+            return Sweep.main(Array(args.dropFirst()))
+        }
         if let sub = args.first, subcommands.contains(sub) {
             return runSubcommand(sub, Array(args.dropFirst()))
         }

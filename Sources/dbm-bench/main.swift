@@ -25,6 +25,8 @@ enum Bench {
               + "threads \(openblas_get_num_threads()), medians of \(reps) runs")
         // `dbm-bench models` (scripts/bench models): only the small models' figures, in seconds.
         if ProcessInfo.processInfo.arguments.dropFirst().contains("models") { try ModelsBench.run(reps: reps); return }
+        // `dbm-bench sweep`: only the local sweep's 8-points-on-2-cores figure.
+        if ProcessInfo.processInfo.arguments.dropFirst().contains("sweep") { try SweepBench.run(); return }
 
         // Ours and the reference alternate within each repetition, so that both see the same load
         // on this shared machine; each figure is the median over the repetitions.
@@ -112,6 +114,7 @@ enum Bench {
         try LuaNNBench.run(lua: lua, referenceGflops: refGflops)
         try GPTStepBench.run(lua: lua, referenceGflops: refGflops)
         try ModelsBench.run(reps: reps)
+        try SweepBench.run()
     }
 }
 

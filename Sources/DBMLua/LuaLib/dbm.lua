@@ -219,6 +219,19 @@ export("config", function(defaults, args)
     error("dbm.config: argument 1 (defaults): expected a table of defaults, got " .. type(defaults), 2)
   end
   args = args or _G.arg or {}
+  -- DBM_CONFIG_JSON=FILE (FILE "-": stdout): write the keys, their defaults and types as one JSON
+  -- line and exit 0 without running the rest of the script (`dbm-lua sweep` checks its grid so).
+  local dump = os.getenv("DBM_CONFIG_JSON")
+  if dump and dump ~= "" then
+    local types = {}
+    for k, v in pairs(defaults) do types[k] = math.type(v) or type(v) end   -- integer, float, boolean, string
+    local text = dbm.json_encode({defaults = defaults, types = types}) .. "\n"
+    if dump == "-" then io.stdout:write(text); io.stdout:flush()
+    else
+      local f = assert(io.open(dump, "w")); f:write(text); f:close()
+    end
+    os.exit(0)
+  end
   local cfg, known = {}, {}
   for k, v in pairs(defaults) do cfg[k] = v; known[#known + 1] = k end
   table.sort(known)
@@ -252,7 +265,8 @@ export("config", function(defaults, args)
     end
   end
   return cfg
-end, "dbm.config(defaults [, args]) -> defaults overridden by --key=value arguments after the script")
+end, "dbm.config(defaults [, args]) -> defaults overridden by --key=value arguments after the script; --help lists the keys; "
+  .. "with DBM_CONFIG_JSON=FILE (or - for stdout) set, writes {defaults=, types=} as one JSON line and exits 0")
 
 -- ---------------------------------------------------------------- plugins and modules
 
