@@ -109,7 +109,8 @@ struct SweepTests {
         // Another process holds the lock of point lr=0.05,seed=1: this sweep must not run it.
         let locked = sweep + "/lr=0.05,seed=1"
         try FileManager.default.createDirectory(atPath: locked, withIntermediateDirectories: true)
-        let fd = open(locked + "/sweep.lock", O_RDWR | O_CREAT, 0o644)
+        // O_CLOEXEC: processes that other tests start meanwhile must not inherit (and keep) the lock.
+        let fd = open(locked + "/sweep.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         #expect(flock(fd, LOCK_EX | LOCK_NB) == 0)
         let args = ["sweep", script, "--grid", "lr=0.1,0.05", "--grid", "seed=1-3", "--set", "fail=true", "--jobs", "2", "--out_dir", sweep]
         let r = try runProcess(try dbmLuaBinary(), args)
