@@ -22,7 +22,12 @@ public enum CommandLine {
 
     public static func main() {
         dbm_stdout_line_buffered()   // LAPACK writes its errors to stdout: keep them on a crash
-        exit(run(Array(Swift.CommandLine.arguments.dropFirst())))
+        let status = run(Array(Swift.CommandLine.arguments.dropFirst()))
+        // The run is over and its files are closed (exit hooks included). _exit skips the C++ static
+        // destructors, which shut OpenBLAS's thread pool down while our worker threads may still be
+        // parked: a rare SIGSEGV at exit after Ctrl-C, seen once in CI.
+        fflush(nil)
+        _exit(status)
     }
 
     /// Runs the command with the given arguments (without the program name); returns the exit status.
