@@ -64,11 +64,14 @@ local ensembles = {
                                                      "history", "burn_in", "record_every"}},
 }
 
+local core_names = {teacher_student = "model_teacher_student", rbm_scalar = "model_rbm_scalar", dyson = "model_dyson",
+                    matrix_bm = "model_matrix_bm", rbm_bernoulli = "model_rbm_bernoulli"}
 for name, c in pairs(constructors) do
   local what = "dbm.models." .. name
   models[name] = function(opts)
     return call(what, c[1], check_options(what, opts, c[2]))
   end
+  dbm._set_help(models[name], core._help[core_names[name]])
 end
 
 --- dbm.models.ensemble(name, opts) -> tensor: independent seeds (seed, seed + 1, …) of a model run in Swift
@@ -100,6 +103,12 @@ function Model.biases(m) return call("m:biases", core.model_rbm_biases, m) end
 function Model.log_likelihood(m, x) return call("m:log_likelihood", core.model_rbm_log_likelihood, m, x) end
 local properties = {weight = core.model_weight, steps = core.model_steps, name = core.model_name}
 models.Model = Model
+
+dbm._set_help(models.ensemble, "dbm.models.ensemble(\"teacher_student\" | \"rbm_scalar\", {seeds=, seed=0, history=false, ...the model's options; teacher_student: epochs=10; rbm_scalar: steps=100000, burn_in=, record_every=}) -> (seeds × levels) float64 tensor of the final levels (ascending), or (seeds, records, levels) with history = true; seeds seed, seed + 1, … run on all cores")
+for name, f in pairs(Model) do
+  local text = core._help["model_" .. name] or core._help["model_rbm_" .. name]
+  if text then dbm._set_help(f, text) end
+end
 
 local mt = core._model_mt
 mt.__index = function(m, k)
