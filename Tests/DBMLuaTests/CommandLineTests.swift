@@ -92,47 +92,22 @@ struct CommandLineTests {
         #expect(r.stdout.contains("43"), "\(r.stdout) \(r.stderr)")
     }
 
-    @Test("Ctrl-C stops a running Lua loop and the REPL carries on")
-    func interruptLoop() throws {
+    /// Feeds `input` to the REPL on a pipe; once `running` is printed, sends Ctrl-C (again every few tenths
+    /// of a second, should a signal come too early) until `after` is printed; gives up after 30 s.
+    /// Returns the output, the error output, the exit status and the seconds from the first Ctrl-C to `after`.
+    func interrupted(_ input: String, running: String, after: String) throws -> (out: String, err: String, status: Int32, latency: Double) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try dbmLuaBinary())
         let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()
         p.standardInput = inPipe; p.standardOutput = outPipe; p.standardError = errPipe
         let output = OutputCollector(outPipe.fileHandleForReading)
         try p.run()
-        inPipe.fileHandleForWriting.write("print('looping')\nwhile true do end\nprint('alive after interrupt')\n".data(using: .utf8)!)
-        try inPipe.fileHandleForWriting.close()
-        // Once the loop runs, interrupt it (again every half second, should a signal come too early);
-        // give up after 30 s.
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline && p.isRunning && !output.text.contains("alive after interrupt") {
-            if output.text.contains("looping") { usleep(300_000); kill(p.processIdentifier, SIGINT) }
-            usleep(200_000)
-        }
-        if p.isRunning { usleep(500_000) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
-        let err = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(err.contains("interrupted!"), "\(err)")
-        #expect(output.text.contains("alive after interrupt"), "\(output.text)")
-        #expect(p.terminationStatus == 0)
-    }
-
-    @Test("Ctrl-C stops a long m:step inside Swift within a second, and the REPL carries on")
-    func interruptModelStep() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try dbmLuaBinary())
-        let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()
-        p.standardInput = inPipe; p.standardOutput = outPipe; p.standardError = errPipe
-        let output = OutputCollector(outPipe.fileHandleForReading)
-        try p.run()
-        // 10⁹ steps would take about an hour.
-        inPipe.fileHandleForWriting.write("m = dbm.models.rbm_scalar{}\nprint('stepping')\nm:step(1000000000)\nprint('alive after', m.steps < 1000000000)\n".data(using: .utf8)!)
+        inPipe.fileHandleForWriting.write(input.data(using: .utf8)!)
         try inPipe.fileHandleForWriting.close()
         let deadline = Date().addingTimeInterval(30)
         var sent: Date?
-        while Date() < deadline && p.isRunning && !output.text.contains("alive after") {
-            if output.text.contains("stepping") { usleep(300_000); kill(p.processIdentifier, SIGINT); sent = sent ?? Date() }
+        while Date() < deadline && p.isRunning && !output.text.contains(after) {
+            if output.text.contains(running) { usleep(300_000); kill(p.processIdentifier, SIGINT); sent = sent ?? Date() }
             usleep(100_000)
         }
         let latency = sent.map { Date().timeIntervalSince($0) } ?? .infinity
@@ -140,9 +115,26 @@ struct CommandLineTests {
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
         p.waitUntilExit()
         let err = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(err.contains("interrupted!"), "\(err)")
-        #expect(output.text.contains("alive after\ttrue"), "\(output.text)")
-        #expect(latency < 5, "stopped \(latency) s after the first Ctrl-C")
+        return (output.text, err, p.terminationStatus, latency)
+    }
+
+    @Test("Ctrl-C stops a running Lua loop and the REPL carries on")
+    func interruptLoop() throws {
+        let r = try interrupted("print('looping')\nwhile true do end\nprint('alive after interrupt')\n",
+                                running: "looping", after: "alive after interrupt")
+        #expect(r.err.contains("interrupted!"), "\(r.err)")
+        #expect(r.out.contains("alive after interrupt"), "\(r.out)")
+        #expect(r.status == 0)
+    }
+
+    @Test("Ctrl-C stops a long m:step inside Swift within a second, and the REPL carries on")
+    func interruptModelStep() throws {
+        // 10⁹ steps would take about an hour.
+        let r = try interrupted("m = dbm.models.rbm_scalar{}\nprint('stepping')\nm:step(1000000000)\nprint('alive after', m.steps < 1000000000)\n",
+                                running: "stepping", after: "alive after")
+        #expect(r.err.contains("interrupted!"), "\(r.err)")
+        #expect(r.out.contains("alive after\ttrue"), "\(r.out)")
+        #expect(r.latency < 5, "stopped \(r.latency) s after the first Ctrl-C")
     }
 
     @Test("plugins and modules are found from any working directory, $DBM_LUA_PATH included")
