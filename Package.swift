@@ -19,7 +19,10 @@ let package = Package(
         // C side of the REPL's line editing (libedit's globals and callbacks): history, tab completion.
         .target(name: "CLineEdit", dependencies: ["CLua54", "CEditLine"], path: "Sources/CLineEdit"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "DBMCore", dependencies: ["CBLAS", "CZlib"], path: "Sources/DBMCore"),
+        // Chooses the OpenBLAS kernel before main when OpenBLAS fell back to a generic one (issue 12): a C
+        // constructor linked into every executable through DBMCore.
+        .target(name: "CBLASKernel", dependencies: ["CBLAS"], path: "Sources/CBLASKernel"),
+        .target(name: "DBMCore", dependencies: ["CBLAS", "CBLASKernel", "CZlib"], path: "Sources/DBMCore"),
         // Reverse-mode autodiff (the tape) and the differentiable ops as Swift kernels (issue 4).
         .target(name: "DBMNN", dependencies: ["DBMCore", "CBLAS"], path: "Sources/DBMNN"),
         // The paper's small models (teacher–student, RBMs, Dyson Brownian motion) and their ensembles (issue 6).

@@ -514,6 +514,17 @@ enum Bindings {
             }
             return 1
         },
+        fn("blas_info", "dbm.blas_info", "dbm.blas_info() -> {library=, version=, core=, threads=, source=, openblas_core=, config=}: "
+           + "the BLAS kernel in use and who chose it (source: 'openblas', 'user' through OPENBLAS_CORETYPE, or 'dbm-lua')") { c in
+            let b = BLASInfo.current
+            try c.newTable(nrec: 7)
+            for (k, v) in [("library", b.library), ("version", b.version), ("core", b.core), ("source", b.source),
+                           ("openblas_core", b.openblasCore), ("config", b.config)] {
+                try c.push(v); try c.setField(-2, k)
+            }
+            c.push(b.threads); try c.setField(-2, "threads")
+            return 1
+        },
         fn("set_memory_limit", "dbm.set_memory_limit", "dbm.set_memory_limit(bytes): cap on the bytes all tensors may hold at once") { c in
             let b = try c.integer(1, "bytes")
             guard b > 0 else { throw c.fail("argument 1 (bytes): expected a positive number of bytes, got \(b)") }

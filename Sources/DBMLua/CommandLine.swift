@@ -52,7 +52,10 @@ public enum CommandLine {
                 chunks.append(args[i + 1]); i += 2; continue
             }
             if a == "-i" { interactive = true; i += 1; continue }
-            if a == "-v" || a == "--version" { print("dbm-lua \(DBMVersion.string) (Lua 5.4, OpenBLAS, LAPACKE)"); return 0 }
+            if a == "-v" || a == "--version" {
+                print("dbm-lua \(DBMVersion.string) (Lua 5.4, LAPACKE)\nBLAS: \(BLASInfo.current.summary)")
+                return 0
+            }
             if a == "-h" || a == "--help" { print(usage); return 0 }
             if a == "--" { i += 1; if i < args.count { script = args[i] }; break }
             if a.hasPrefix("-") && a != "-" { dbm_write_stderr("dbm-lua: unrecognized option '\(a)'\n\(usage)\n"); return 1 }

@@ -13,7 +13,8 @@
 --   rec:close()                                    -- plots, then DONE; idempotent
 --
 -- The run directory (default runs/<script>-<YYYYmmdd-HHMMSS>, made unique with -2, -3, ...):
---   config.json        the experiment's config, seed, dbm-lua version, git commit (and whether the tree
+--   config.json        the experiment's config, seed, dbm-lua version, the BLAS (`blas`: library, version,
+--                      core, threads, source, as dbm.blas_info), git commit (and whether the tree
 --                      had uncommitted changes), start time (ISO 8601 UTC), host, script and arguments,
 --                      and the watched matrices (rewritten at each watch)
 --   metrics.jsonl      per rec:step: step, time (seconds since the recorder was made), then the scalars
@@ -38,7 +39,9 @@
 -- Resuming (a run continued from its checkpoint at step S redoes step S onward, deterministically, so
 -- it records those steps again): dbm.recorder{out_dir = DIR, resume = S} keeps what DIR recorded at
 -- steps < S and drops what it recorded at steps ≥ S, before it returns:
---   config.json        the original fields, and {step = S, time, args} appended to its `resumed` array;
+--   config.json        the original fields, and {step = S, time, args, blas} appended to its `resumed`
+--                      array; a BLAS kernel other than the one the run last ran on is reported (the
+--                      continuation is then not bit-exact);
 --                      rec:watch replaces the watch entry of its name (or adds one)
 --   *.jsonl            the lines with step < S (rewritten atomically, then appended to); `time` goes on
 --                      from the last kept metrics line, so it stays monotone
@@ -91,6 +94,12 @@ local function read_command(cmd)
   f:close()
   out = out and out:gsub("%s+$", "")
   return out ~= "" and out or nil
+end
+
+-- The BLAS that computes this run (dbm.blas_info without the build string), for config.json.
+local function blas_provenance()
+  local b = dbm.blas_info()
+  return {library = b.library, version = b.version, core = b.core, threads = b.threads, source = b.source}
 end
 
 local function hostname()
@@ -220,6 +229,7 @@ function M.new(opts)
       config = plain(cfg, 0),
       seed = type(cfg.seed) == "number" and cfg.seed or nil,
       dbm_lua_version = dbm.version,
+      blas = blas_provenance(),
       git_commit = commit, git_dirty = dirty,
       start_time = os.date("!%Y-%m-%dT%H:%M:%SZ"),
       host = hostname(),
@@ -235,7 +245,7 @@ function M.new(opts)
   return rec
 end
 
-local config_keys = {"name", "script", "args", "config", "seed", "dbm_lua_version", "git_commit", "git_dirty",
+local config_keys = {"name", "script", "args", "config", "seed", "dbm_lua_version", "blas", "git_commit", "git_dirty",
                      "start_time", "host", "watch"}
 
 -- config.json, one field a line: the keys above in that order, then any others (sorted), `resumed` last.
@@ -651,8 +661,18 @@ function Recorder:_resume(S, name)
   if type(meta) ~= "table" then error("config.json does not hold a JSON object", 0) end
   if type(meta.watch) ~= "table" then meta.watch = {} end
   if type(meta.resumed) ~= "table" then meta.resumed = {} end
+  -- The kernel the run last ran on: another one sums in another order, so the continuation is no
+  -- longer bit for bit what an uninterrupted run would have computed.
+  local before = meta.blas
+  for _, r in ipairs(meta.resumed) do if type(r) == "table" and type(r.blas) == "table" then before = r.blas end end
+  local blas = blas_provenance()
+  if type(before) == "table" and type(before.core) == "string" and before.core ~= blas.core then
+    self.report(("dbm.recorder: resuming %s on the BLAS kernel %s, but it last ran on %s: the continuation is not "
+      .. "bit-exact (products sum in another order); set OPENBLAS_CORETYPE=%s for a bit-exact resume"):format(
+      dir, blas.core, before.core, before.core))
+  end
   meta.resumed[#meta.resumed + 1] = {step = S, time = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-                                     args = _G.arg and table.move(_G.arg, 1, #_G.arg, 1, {}) or {}}
+                                     args = _G.arg and table.move(_G.arg, 1, #_G.arg, 1, {}) or {}, blas = blas}
   self.meta = meta
   self.name = name or (type(meta.name) == "string" and meta.name) or self.name
   self:_write_config()

@@ -201,6 +201,8 @@ d = sys.argv[1]
 cfg = json.load(open(d + "/config.json"))
 assert cfg["config"] == {"lr": 0.1, "seed": 5, "name": "test"}, cfg
 assert cfg["seed"] == 5 and cfg["dbm_lua_version"] and cfg["start_time"].endswith("Z") and cfg["host"]
+assert set(cfg["blas"]) == {"library", "version", "core", "threads", "source"} and cfg["blas"]["core"], cfg["blas"]
+assert cfg["blas"]["source"] in ("openblas", "user", "dbm-lua") and cfg["blas"]["threads"] >= 1, cfg["blas"]
 assert [w["name"] for w in cfg["watch"]] == ["W", "H", "levels", "shrinking", "diverged"], cfg["watch"]
 assert cfg["watch"][0]["every"] == 2 and cfg["watch"][0]["diagnostics"] == ["tmp_good", "tmp_boom", "tmp_junk"]
 metrics = [json.loads(l) for l in open(d + "/metrics.jsonl")]
@@ -408,7 +410,8 @@ assert list(cfg) == list(before) + ["resumed"], (list(cfg), list(before))
 assert all(cfg[k] == before[k] for k in before), "the original fields stay"
 assert cfg["name"] == "resume_test" and cfg["config"] == {"seed": 1, "steps": 20}, cfg
 assert len(cfg["resumed"]) == 1 and cfg["resumed"][0]["step"] == 10 and cfg["resumed"][0]["time"].endswith("Z"), cfg["resumed"]
-assert list(cfg["resumed"][0]) == ["step", "time", "args"], cfg["resumed"][0]
+assert list(cfg["resumed"][0]) == ["step", "time", "args", "blas"], cfg["resumed"][0]
+assert cfg["resumed"][0]["blas"] == cfg["blas"], "resumed on the kernel it ran on"
 assert [w["name"] for w in cfg["watch"]] == ["W", "H"], cfg["watch"]
 ]==], dirB, tmp .. "/B_config.json")
 C:close()
@@ -422,6 +425,22 @@ if P.available() then
 end
 local density = io.open(dirB .. "/plots/W_density.gp"):read("a")
 assert(density:find("Marchenko", 1, true), "the density at step 0 has its MP curve after resuming")
+
+-- ---------------------------------------------------------------- resumed on another BLAS kernel
+-- Another kernel sums in another order: the resume goes on, and says it is no longer bit-exact.
+local dirX = tmp .. "/X"
+kill(run(dirX, 0, 3))
+local xcfg = io.open(dirX .. "/config.json"):read("a")
+local edited, n = xcfg:gsub('("core"%s*:%s*)"[^"]*"', '%1"OtherKernel"')
+assert(n == 1, "config.json names one BLAS kernel")
+write(dirX .. "/config.json", edited)
+local before_count = #resume_messages
+run(dirX, 2, 4, 2):close()
+local said = table.concat(resume_messages, "\n", before_count + 1)
+assert(said:find("last ran on OtherKernel", 1, true) and said:find("not bit-exact", 1, true), said)
+before_count = #resume_messages
+run(dirX, 4, 5, 4):close()   -- resumed again on the kernel of the last resume: nothing to say
+assert(not table.concat(resume_messages, "\n", before_count + 1):find("bit-exact", 1, true))
 
 -- ---------------------------------------------------------------- killed inside step 15, resumed at 15
 -- A SIGKILL between the rows and the steps of a record leaves spectra/W.npy one row longer than
