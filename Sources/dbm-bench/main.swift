@@ -21,8 +21,9 @@ enum Bench {
     static func run() throws {
         dbm_stdout_line_buffered()
         let reps = Int(ProcessInfo.processInfo.environment["BENCH_REPS"] ?? "") ?? 15
-        print("dbm-bench: \(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS \(String(cString: openblas_get_config())), "
-              + "threads \(openblas_get_num_threads()), medians of \(reps) runs")
+        // What runs first: every figure below, the sgemm reference included, is on this kernel.
+        print("dbm-bench: \(ProcessInfo.processInfo.activeProcessorCount) cores; BLAS: \(BLASInfo.current.summary); "
+              + "\(BLASInfo.current.config); medians of \(reps) runs")
         // `dbm-bench models` (scripts/bench models): only the small models' figures, in seconds.
         if ProcessInfo.processInfo.arguments.dropFirst().contains("models") { try ModelsBench.run(reps: reps); return }
         // `dbm-bench sweep`: only the local sweep's 8-points-on-2-cores figure.
