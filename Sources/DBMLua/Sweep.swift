@@ -146,6 +146,7 @@ public enum Sweep {
             else if script == nil { script = a; i += 1 }
             else { throw Failure("unexpected argument '\(a)' (one script per sweep)\n\(usage)") }
         }
+        try checkSlurmOptions(slurmOptions)
         let defaultJobs = ProcessInfo.processInfo.activeProcessorCount
 
         if let (index, dir) = point {
@@ -169,6 +170,9 @@ public enum Sweep {
         let manifestDraft = try makeManifest(script: scriptPath, binary: binary, grids: grids, sets: sets, types: types)
         let base = URL(fileURLWithPath: scriptPath).deletingPathExtension().lastPathComponent
         let sweepDir = absolute(outDir ?? "runs/sweep-\(base)-\(fnv1a(manifestDraft.identity))")
+        if slurm {
+            try checkBatchScriptPaths(sweepDir: sweepDir, cwd: manifestDraft.cwd, script: manifestDraft.script, binary: binary)
+        }
         var manifest = manifestDraft
         let manifestPath = sweepDir + "/sweep.json"
         if FileManager.default.fileExists(atPath: manifestPath) {
@@ -451,14 +455,50 @@ public enum Sweep {
 
     static func shellQuote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
+    /// The values written into sweep.sbatch, in the syntax Slurm accepts for each (sbatch(1)): anything
+    /// else, a line break above all, would become a line of the batch script, run by bash.
+    static func checkSlurmOptions(_ options: [String: String]) throws {
+        let syntax: [(option: String, pattern: String, expected: String)] = [
+            ("--partition", "[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*", "partition names of letters, digits, '_', '.', '-', separated by commas"),
+            ("--time", "UNLIMITED|INFINITE|([0-9]+-)?[0-9]+(:[0-9]+){0,2}", "minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"),
+            ("--cpus-per-task", "[0-9]{1,6}", "a positive integer"),
+            ("--array-chunk", "[0-9]{1,9}", "a positive integer"),
+        ]
+        for (option, pattern, expected) in syntax {
+            guard let v = options[option] else { continue }
+            let ok = (try? Regex(pattern).wholeMatch(in: v)) != nil && (!expected.hasPrefix("a positive") || (Int(v) ?? 0) >= 1)
+            guard ok else { throw Failure("\(option) \(printable(v)): expected \(expected)") }
+        }
+    }
+
+    /// Paths that go into sweep.sbatch: none with a control character (a line break would start a
+    /// command); those of #SBATCH lines (the sweep and working directories) also without white space, at
+    /// which sbatch splits them.
+    static func checkBatchScriptPaths(sweepDir: String, cwd: String, script: String, binary: String) throws {
+        func bad(_ s: String, blanks: Bool) -> Bool {
+            s.unicodeScalars.contains { $0.properties.generalCategory == .control || (blanks && ($0 == " " || $0 == "\t")) }
+        }
+        for (what, path, blanks) in [("the sweep directory", sweepDir, true), ("the working directory", cwd, true),
+                                     ("the script", script, false), ("dbm-lua", binary, false)] where bad(path, blanks: blanks) {
+            throw Failure("--slurm: \(what) \(printable(path)) has \(blanks ? "white space or " : "")control characters, "
+                + "which sweep.sbatch cannot hold; use a path without them")
+        }
+    }
+
+    /// Text from arguments for messages: control characters as \u{NN}, so a message is one line.
+    static func printable(_ s: String) -> String {
+        "'" + s.unicodeScalars.map { $0.properties.generalCategory == .control ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined() + "'"
+    }
+
     /// Writes DIR/sweep.sbatch: a job array with one task per chunk of K points (K = --array-chunk, 1
     /// by default); task T runs points T*K ... T*K+K-1 with `dbm-lua sweep --point I DIR`.
     static func writeBatchScript(_ m: Manifest, sweepDir: String, options: [String: String]) throws -> String {
-        let chunkText = options["--array-chunk"] ?? "1"
-        guard let chunk = Int(chunkText), chunk >= 1 else { throw Failure("--array-chunk \(chunkText): expected a positive integer") }
-        if let c = options["--cpus-per-task"], (Int(c) ?? 0) < 1 { throw Failure("--cpus-per-task \(c): expected a positive integer") }
+        try checkSlurmOptions(options)
+        try checkBatchScriptPaths(sweepDir: sweepDir, cwd: m.cwd, script: m.script, binary: m.binary)
+        let chunk = Int(options["--array-chunk"] ?? "1") ?? 1
         let n = m.points.count, tasks = (n + chunk - 1) / chunk
-        let name = URL(fileURLWithPath: m.script).deletingPathExtension().lastPathComponent
+        let name = String(URL(fileURLWithPath: m.script).deletingPathExtension().lastPathComponent.map {
+            $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") ? $0 : "_" })
         var lines = [
             "#!/bin/bash",
             "#SBATCH --job-name=sweep-\(name)",

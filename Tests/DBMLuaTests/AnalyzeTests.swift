@@ -283,4 +283,43 @@ print('VERDICT', 'FAIL' if problems else 'OK')
         print("analyze fuzz: \(tried) mutated files through the command, \(analyzed) analyzed, \(rejected) rejected with one message")
         #expect(analyzed > 0 && rejected > 0)
     }
+
+    // Names from a downloaded file reach gnuplot scripts (titles) and the terminal (the table): a name
+    // with a line break and a gnuplot `system` command, backquotes, $( ), quotes and an escape sequence
+    // must run nothing and print no control character.
+    @Test("hostile tensor names run no command through gnuplot or a shell, and print no control characters")
+    func hostileNames() throws {
+        let bin = try dbmLuaBinary(), dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let canary = dir + "/PWNED"
+        let script = #"""
+import sys, numpy as np
+from safetensors.numpy import save_file
+d, canary = sys.argv[1], sys.argv[2]
+rng = np.random.default_rng(3)
+names = ['w\nsystem "touch ' + canary + '1"\n#', "w'\nsystem 'touch " + canary + "2'\n#", 'w`touch ' + canary + '3`',
+         'w$(touch ' + canary + '4)', 'w\r\x1b[31mred\x1b[0m\x07', "<touch " + canary + "5", "|touch " + canary + "6",
+         'w\\\nsystem "touch ' + canary + '7"', 'w\u009b31m']
+save_file({n: (0.1 * rng.standard_normal((40, 20))).astype('<f4') for n in names}, f'{d}/evil.safetensors')
+print('OK')
+"""#
+        let w = try python(script, [dir, canary])
+        try #require(w.status == 0 && w.stdout.contains("OK"), "python failed: \(w.stdout) \(w.stderr)")
+        let r = try runProcess(bin, ["analyze", "\(dir)/evil.safetensors", "--plots", "\(dir)/plots"])
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        let made = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        #expect(!made.contains { $0.hasPrefix("PWNED") }, "a command ran: \(made)")
+        let plots = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/plots")) ?? []
+        #expect(plots.filter { $0.hasSuffix(".png") }.count == 18, "density and spacing plots of 9 tensors: \(plots.sorted())")
+        for file in plots where file.hasSuffix(".gp") {
+            let text = (try? String(contentsOfFile: dir + "/plots/" + file, encoding: .utf8)) ?? ""
+            #expect(!text.split(separator: "\n").contains { $0.hasPrefix("system") || $0.hasPrefix("#\"") }, "\(file): \(text)")
+            #expect(!text.contains("`"), "\(file) holds a backquote")
+        }
+        let out = r.stdout + r.stderr
+        let controls = out.unicodeScalars.filter { $0.properties.generalCategory == .control && $0 != "\n" }
+        #expect(controls.isEmpty, "control characters printed: \(controls.map { $0.value })")
+        #expect(r.stdout.split(separator: "\n").count == 2 + 1 + 9, "one table line per tensor: \(r.stdout)")
+        #expect(r.stdout.contains("w\\x0asystem \"touch"), "the line break shown as \\x0a: \(r.stdout)")
+    }
 }

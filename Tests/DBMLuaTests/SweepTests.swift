@@ -160,4 +160,26 @@ struct SweepTests {
         #expect(dirs.count == 5)
         for d in dirs { #expect(FileManager.default.fileExists(atPath: d + "/DONE") && starts(d) == 1, "\(d)") }
     }
+
+    @Test("values written into sweep.sbatch are checked against Slurm's syntax: a line break never reaches the script")
+    func slurmOptionsChecked() throws {
+        let (dir, script) = try setup("slurm-hostile")
+        let bin = try dbmLuaBinary()
+        let bad: [(String, String)] = [("--partition", "short\nrm -rf X"), ("--partition", "a b"), ("--time", "00:05:00\ntouch X"),
+                                       ("--time", "soon"), ("--cpus-per-task", "2\n"), ("--cpus-per-task", "0"), ("--array-chunk", "-1")]
+        for (option, value) in bad {
+            let sweep = dir + "/sweep"
+            let r = try runProcess(bin, ["sweep", script, "--grid", "seed=1-2", "--slurm", option, value, "--out_dir", sweep])
+            #expect(r.status != 0 && r.stderr.contains(option) && r.stderr.contains("expected"), "\(option) \(value): \(r.stderr)")
+            #expect(!r.stderr.dropLast().contains("\n"), "one line: \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: sweep + "/sweep.sbatch"), "\(option) \(value) wrote a batch script")
+        }
+        let odd = dir + "/sweep\nX"
+        let r = try runProcess(bin, ["sweep", script, "--grid", "seed=1-2", "--slurm", "--out_dir", odd])
+        #expect(r.status != 0 && r.stderr.contains("control characters"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: odd + "/sweep.sbatch"))
+        let good = try runProcess(bin, ["sweep", script, "--grid", "seed=1-2", "--slurm", "--partition", "short,long", "--time", "1-02:30",
+                                        "--cpus-per-task", "2", "--out_dir", dir + "/ok"])
+        #expect(good.status == 0, "\(good.stderr)")
+    }
 }

@@ -38,7 +38,7 @@ A.columns = {
 -- ---------------------------------------------------------------- small helpers
 
 local function eprint(...)
-  io.stderr:write("dbm-lua analyze: ", table.concat({...}), "\n")
+  io.stderr:write("dbm-lua analyze: ", dbm._printable(table.concat({...})), "\n")   -- names from files: no escapes
 end
 
 -- The message of an error raised by a dbm function, without the position and the function's name:
@@ -78,9 +78,7 @@ local function format_value(v)
   return string.format("%.4g", v)
 end
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local shell_quote = dbm._shell_quote
 
 -- ---------------------------------------------------------------- arguments
 
@@ -245,7 +243,7 @@ local function print_table(file, rows, skipped, state, diagnostics)
   for _, c in ipairs(columns) do header[#header + 1] = c[1] end
   local lines = {header}
   for _, r in ipairs(rows) do
-    local line = {r.name, shape_text(r.shape)}
+    local line = {dbm._printable(r.name), shape_text(r.shape)}   -- a name from the file: no escapes
     for _, c in ipairs(columns) do line[#line + 1] = format_value(r.scalars[c[2]]) end
     lines[#lines + 1] = line
   end
@@ -254,7 +252,7 @@ local function print_table(file, rows, skipped, state, diagnostics)
     for j, cell in ipairs(line) do widths[j] = math.max(widths[j] or 0, display_width(cell)) end
   end
   local total = #rows + #skipped + state
-  print(string.format("%s: %d tensor%s, %d analyzed; diagnostics: %s", file, total, total == 1 and "" or "s",
+  print(string.format("%s: %d tensor%s, %d analyzed; diagnostics: %s", dbm._printable(file), total, total == 1 and "" or "s",
                       #rows, table.concat(diagnostics, ", ")))
   for k, line in ipairs(lines) do
     local cells = {}
@@ -267,7 +265,7 @@ local function print_table(file, rows, skipped, state, diagnostics)
     end
   end
   for _, s in ipairs(skipped) do
-    print(string.format("skipped %s %s: %s", s.name, shape_text(s.shape), s.reason))
+    print(dbm._printable(string.format("skipped %s %s: %s", s.name, shape_text(s.shape), s.reason)))
   end
   if state > 0 then
     print(string.format("skipped %d optimizer/RNG state tensor%s (optim.*, rng.*)", state, state == 1 and "" or "s"))
@@ -310,7 +308,7 @@ function A.main(args)
   end
 
   if o.plots then
-    local ok = os.execute("mkdir -p " .. shell_quote(o.plots) .. " 2>/dev/null")
+    local ok = os.execute("mkdir -p -- " .. shell_quote(o.plots) .. " 2>/dev/null")
     if not ok then eprint("cannot create the plot directory '", o.plots, "'"); return 1 end
   end
 

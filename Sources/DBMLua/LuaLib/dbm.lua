@@ -187,6 +187,22 @@ function dbm._fail(fmt, ...)
   end
 end
 
+--- dbm._printable(s): s with every control character (C0, DEL and, UTF-8 encoded, C1) and backquote
+--- written as \xNN text, so that text from files and scripts (tensor names, metadata, arguments) reaches
+--- a terminal without escape sequences, and a gnuplot string without a line break that would end it.
+function dbm._printable(s)
+  s = tostring(s):gsub("[%c`]", function(c) return ("\\x%02x"):format(c:byte()) end)
+  return (s:gsub("\194([\128-\159])", function(c) return ("\\u%04x"):format(c:byte()) end))
+end
+
+--- dbm._shell_quote(s): s as one word for sh, the one way text reaches a shell command. A NUL would cut
+--- the command short where C reads it: refused.
+function dbm._shell_quote(s)
+  s = tostring(s)
+  if s:find("\0", 1, true) then dbm._fail("expected a path or word without NUL characters, got '%s'", dbm._printable(s)) end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
 -- Lua-defined functions register their help text here.
 function dbm._set_help(f, text) help[f] = text end
 

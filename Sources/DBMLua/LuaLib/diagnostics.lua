@@ -99,7 +99,7 @@ function D.available()
   for template in dbm.plugin_path:gmatch("[^;]+") do
     local dir = template:match("^(.*)/%?%.lua$")
     if dir then
-      local ls = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+      local ls = io.popen("ls -1 " .. dbm._shell_quote(dir) .. " 2>/dev/null")
       if ls then
         for file in ls:lines() do
           local n = file:match("^([%w_%-]+)%.lua$")

@@ -25,8 +25,11 @@ local is_tensor = dbm.is_tensor
 
 -- ---------------------------------------------------------------- files and gnuplot
 
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function gp_quote(s) return "'" .. tostring(s):gsub("'", "''") .. "'" end
+local shell_quote = dbm._shell_quote
+-- Text for gnuplot, the one way names and titles reach its scripts: a single-quoted string, inside which
+-- gnuplot expands nothing (no `command` substitution, no @macros, no backslash escapes) and a doubled
+-- quote is a quote; the control characters that could end the line (and backquotes) become \xNN text.
+local function gp_quote(s) return "'" .. dbm._printable(s):gsub("'", "''") .. "'" end
 P.shell_quote = shell_quote
 
 local function split_path(base)
@@ -54,7 +57,7 @@ end
 P.write_atomic = write_atomic
 
 local function ensure_dir(dir)
-  if not os.rename(dir, dir) then os.execute("mkdir -p " .. shell_quote(dir)) end
+  if not os.rename(dir, dir) then os.execute("mkdir -p -- " .. shell_quote(dir)) end
 end
 
 local probed, available, png_terminal, warned = nil, false, "png", false
@@ -91,6 +94,12 @@ end
 -- once per terminal.
 local function render(base, data, body, height)
   local dir, name = split_path(base)
+  -- The file names gnuplot opens are BASE.dat, .png, .svg in its folder: plain names only (a name
+  -- starting with '<' or '|' would be a command to gnuplot; a quote or a control character, a broken script).
+  if name == "" or name:find("[%c'\"`\\]") or name:find("^[<|%-]") then
+    error(("dbm.plot: expected a plot name without quotes, backslashes or control characters, not starting with '<', '|' or '-', got '%s'")
+      :format(dbm._printable(name)), 0)
+  end
   ensure_dir(dir)
   height = height or P.height
   local have_gnuplot = P.available()   -- also picks the PNG terminal the script names
@@ -114,7 +123,7 @@ local function render(base, data, body, height)
     return files
   end
   os.remove(base .. ".png"); os.remove(base .. ".svg")
-  local cmd = ("cd %s && %s %s 2>&1"):format(shell_quote(dir), shell_quote(P.gnuplot), shell_quote(name .. ".gp"))
+  local cmd = ("cd %s && %s %s 2>&1"):format(shell_quote(dir), shell_quote(P.gnuplot), shell_quote("./" .. name .. ".gp"))
   local pipe = io.popen(cmd)
   local out = pipe:read("a")
   local ok = pipe:close()
