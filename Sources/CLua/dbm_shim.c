@@ -9,7 +9,19 @@ static void (*dbm_release_hook)(void *obj) = NULL;
 static char dbm_kind_keys[DBM_KIND_COUNT];          // addresses used as registry keys of metatables
 static const char *const dbm_kind_names[DBM_KIND_COUNT] = {"?", "dbm.Tensor", "dbm.Generator", "dbm.Writer", "dbm.Optimizer", "dbm.Dataset", "dbm.Model"};
 
-typedef struct { void *obj; int kind; } dbm_box;
+// A userdata of ours. The kind and the magic live in the block itself, not only in its metatable: a
+// script can give any userdata any metatable (debug.setmetatable), and a box is trusted only when its
+// size, magic and kind all agree.
+typedef struct { void *obj; int kind; unsigned magic; } dbm_box;
+#define DBM_BOX_MAGIC 0x44424d31u   /* "DBM1" */
+
+// The box at idx when it is a userdata of ours (any kind when kind is 0), else NULL.
+static dbm_box *dbm_box_at(lua_State *L, int idx, int kind) {
+    if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof(dbm_box)) return NULL;
+    dbm_box *box = (dbm_box *)lua_touserdata(L, idx);
+    if (box->magic != DBM_BOX_MAGIC || box->kind <= 0 || box->kind >= DBM_KIND_COUNT) return NULL;
+    return kind == 0 || box->kind == kind ? box : NULL;
+}
 
 // ---------------------------------------------------------------- errors and the trampoline
 
@@ -186,7 +198,7 @@ int dbm_set_index(lua_State *L, int tableidx, lua_Integer i) {
 // ---------------------------------------------------------------- Swift objects
 
 static int dbm_object_gc(lua_State *L) {
-    dbm_box *box = (dbm_box *)lua_touserdata(L, 1);
+    dbm_box *box = dbm_box_at(L, 1, 0);
     if (box && box->obj && dbm_release_hook) {
         void *obj = box->obj;
         box->obj = NULL;
@@ -216,6 +228,7 @@ static int p_push_object(lua_State *L) {   // (obj, kind, extbytes, reused_flag)
     dbm_box *box = (dbm_box *)lua_newuserdatauv(L, sizeof(dbm_box), 1);
     box->obj = NULL;
     box->kind = (int)lua_tointeger(L, 2);
+    box->magic = DBM_BOX_MAGIC;
     lua_pushvalue(L, -1);
     lua_rawsetp(L, -3, lua_touserdata(L, 1));   // may fail (memory) while __gc owns nothing yet
     dbm_push_metatable(L, box->kind);
@@ -249,18 +262,18 @@ int dbm_push_object(lua_State *L, void *obj, int kind, size_t extbytes, int *reu
 }
 
 int dbm_object_kind(lua_State *L, int idx) {
-    if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof(dbm_box)) return 0;
-    int kind = ((dbm_box *)lua_touserdata(L, idx))->kind;
-    return (kind > 0 && kind < DBM_KIND_COUNT && dbm_toobject(L, idx, kind)) ? kind : 0;
+    dbm_box *box = dbm_box_at(L, idx, 0);
+    return box && dbm_toobject(L, idx, box->kind) ? box->kind : 0;
 }
 
-// One metatable comparison: is the value at idx a userdata of ours, of this kind?
+// Is the value at idx a userdata of ours, of this kind, with its own metatable? Its object, or NULL.
 void *dbm_toobject(lua_State *L, int idx, int kind) {
-    if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
+    dbm_box *box = dbm_box_at(L, idx, kind);
+    if (!box || !lua_getmetatable(L, idx)) return NULL;
     dbm_push_metatable(L, kind);
     int same = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
-    return same ? ((dbm_box *)lua_touserdata(L, idx))->obj : NULL;
+    return same ? box->obj : NULL;
 }
 
 // __index of tensors, in C to keep method calls cheap: numbers index elements/rows through the

@@ -53,6 +53,14 @@ public enum MemoryLimit {
 
     static func release(_ bytes: Int) { liveBytes.subtract(bytes, ordering: .relaxed) }
 
+    /// Runs body with `bytes` counted against the limit (memory that is not a tensor's: a permutation,
+    /// a table for Lua); throws without running it when they do not fit.
+    public static func withReserved<R>(_ bytes: Int, _ body: () throws -> R) throws -> R {
+        try reserve(bytes)
+        defer { release(bytes) }
+        return try body()
+    }
+
     /// True when an allocation failed only because of bytes that garbage may still hold.
     public static func mightFitAfterCollection(_ bytes: Int) -> Bool { bytes <= limit }
 

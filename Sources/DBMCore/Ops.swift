@@ -241,15 +241,19 @@ extension Tensor {
     /// Counts of the elements in `bins` equal-width bins over [lo, hi] (the last bin includes hi;
     /// values outside, and NaN, are not counted), and the bins + 1 edges.
     public func histogram(bins: Int, lo: Double, hi: Double) throws -> (counts: Tensor, edges: Tensor) {
-        guard bins > 0 else { throw DBMError("expected a positive number of bins, got \(bins)") }
+        guard bins > 0, bins < Int.max / 16 else { throw DBMError("expected a positive number of bins, got \(bins)") }
         guard lo.isFinite, hi.isFinite, lo < hi else { throw DBMError("expected finite lo < hi, got \(lo), \(hi)") }
         let counts = try Tensor(shape: [bins], dtype: .float64)
         let edges = try Tensor(shape: [bins + 1], dtype: .float64, zeroed: false)
         let c = counts.pointer(Double.self), e = edges.pointer(Double.self)
-        for i in 0...bins { e[i] = lo + (hi - lo) * Double(i) / Double(bins) }
-        let width = (hi - lo) / Double(bins)
+        // A range wider than the largest double (−1e308 to 1e308) is worked in halves, which never
+        // overflow; any other range as it is (a subnormal range still gives fractions in [0, 1]).
+        let scale = (hi - lo).isFinite ? 1.0 : 0.5
+        let range = hi * scale - lo * scale
+        for i in 0...bins { e[i] = i == bins ? hi : (lo * scale + range * (Double(i) / Double(bins))) / scale }
         for v in toDoubles() where v >= lo && v <= hi {
-            c[min(bins - 1, Int((v - lo) / width))] += 1
+            let f = (v * scale - lo * scale) / range * Double(bins)
+            c[f.isFinite ? min(bins - 1, max(0, Int(f))) : bins - 1] += 1
         }
         return (counts, edges)
     }

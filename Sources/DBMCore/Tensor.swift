@@ -195,7 +195,12 @@ public final class Tensor: @unchecked Sendable {
         guard step != 0, step.isFinite, start.isFinite, stop.isFinite else {
             throw DBMError("expected finite start, stop and a non-zero step, got \(start), \(stop), \(step)")
         }
-        let n = max(0, Int(((stop - start) / step).rounded(.up)))
+        // The count as a Double first: (stop − start)/step can be far beyond any Int (a step of 1e-300).
+        let count = ((stop - start) / step).rounded(.up)
+        guard count.isFinite, count < 1e15 else {
+            throw DBMError("expected at most 10^15 elements, got a range of \(count) steps of \(step) from \(start) to \(stop)")
+        }
+        let n = max(0, Int(count))
         let t = try Tensor(shape: [n], dtype: dtype, zeroed: false)
         if dtype == .float64 { let p = t.pointer(Double.self); for i in 0..<n { p[i] = start + Double(i) * step } }
         else { let p = t.pointer(Float.self); for i in 0..<n { p[i] = Float(start + Double(i) * step) } }
@@ -327,8 +332,8 @@ public final class Tensor: @unchecked Sendable {
     /// Elements start ..< start+length along dim (a view).
     public func narrow(_ dim: Int, _ start: Int, _ length: Int) throws -> Tensor {
         guard dim >= 0, dim < rank else { throw DBMError("expected a dimension in 1..\(rank), got \(dim + 1)") }
-        guard start >= 0, length >= 0, start + length <= shape[dim] else {
-            throw DBMError("expected a range within 1..\(shape[dim]) in dimension \(dim + 1), got \(start + 1)..\(start + length)")
+        guard start >= 0, length >= 0, length <= shape[dim], start <= shape[dim] - length else {   // no overflow
+            throw DBMError("expected a range within 1..\(shape[dim]) in dimension \(dim + 1), got start \(start) (0-based) and length \(length)")
         }
         var sh = shape; sh[dim] = length
         return Tensor(storage: storage, dtype: dtype, shape: sh, strides: strides, offset: offset + start * strides[dim])

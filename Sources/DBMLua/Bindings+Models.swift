@@ -280,7 +280,7 @@ extension Bindings {
             // Counts are integers in Lua; rates, masses and times stay floats even when whole.
             let counts: Set<String> = ["batch_size", "n_data", "steps_per_epoch", "k", "n", "rows", "cols", "visible", "hidden", "epoch"]
             for (key, v) in numbers {
-                if counts.contains(key), !(m is DysonSimulator && key == "k") { c.push(Int(v)) } else { c.push(v) }
+                if counts.contains(key), !(m is DysonSimulator && key == "k"), let n = Int(exactly: v) { c.push(n) } else { c.push(v) }
                 try c.setField(-2, key)
             }
             for (key, v) in strings { try c.push(v); try c.setField(-2, key) }

@@ -131,7 +131,11 @@ enum Bindings {
             let g = try c.object(1, kind: Int32(DBM_KIND_GENERATOR), "generator", Generator.self)
             let n = try c.integer(2, "n")
             guard n >= 0 else { throw c.fail("argument 2 (n): expected a non-negative count, got \(n)") }
-            try c.push(integers: g.permutation(n).map { $0 + 1 }); return 1
+            // The order (8 bytes an entry) and the Lua table it becomes (about 16) count against the memory limit.
+            let bytes = n.multipliedReportingOverflow(by: 24)
+            guard !bytes.overflow else { throw c.fail("argument 2 (n): expected a count that fits in memory, got \(n)") }
+            try MemoryLimit.withReserved(bytes.partialValue) { try c.push(integers: g.permutation(n).map { $0 + 1 }) }
+            return 1
         },
     ]
 
@@ -264,8 +268,8 @@ enum Bindings {
             let t = try c.tensor(1)
             let d = try c.dim(2, rank: t.rank)
             let start = try c.integer(3, "start"), len = try c.integer(4, "length")
-            guard start >= 1, len >= 0, start - 1 + len <= t.shape[d] else {
-                throw c.fail("expected a range within 1..\(t.shape[d]) in dimension \(d + 1), got \(start)..\(start + len - 1)")
+            guard start >= 1, len >= 0, len <= t.shape[d], start - 1 <= t.shape[d] - len else {   // no overflow
+                throw c.fail("expected a range within 1..\(t.shape[d]) in dimension \(d + 1), got start \(start) and length \(len)")
             }
             try c.push(tracked(t) ? try nnOp { try NN.narrow(t, dim: d, start: start - 1, length: len) } : try t.narrow(d, start - 1, len)); return 1
         },
@@ -278,7 +282,14 @@ enum Bindings {
             let t = try c.tensor(1)
             let d = try c.dim(2, rank: t.rank)
             var idx: [Int] = []
-            if let it = c.tensorOrNil(3) { idx = it.toDoubles().map { Int($0) } }
+            if let it = c.tensorOrNil(3) {
+                for (k, v) in it.toDoubles().enumerated() {
+                    guard let i = Int(exactly: v) else {
+                        throw c.fail("argument 3 (indices): expected integer indices, entry \(k + 1) is \(formatNumber(v))")
+                    }
+                    idx.append(i)
+                }
+            }
             else if c.type(3) == LUA_TTABLE {
                 for k in 0..<Int(lua_rawlen(c.L, 3)) {
                     lua_rawgeti(c.L, 3, lua_Integer(k + 1)); defer { dbm_pop(c.L, 1) }

@@ -17,7 +17,8 @@ enum TensorFormat {
         let allIntegral = finite.allSatisfy { $0 == $0.rounded() } && maxAbs < 1e9
         // A shared power-of-ten scale when all magnitudes are far from 1, as Torch prints "1e-03 *".
         var scale = 0
-        if !allIntegral && maxAbs > 0 && (maxAbs >= 1e4 || maxAbs < 1e-2) { scale = Int(floor(log10(maxAbs))) }
+        // (Not below 1e-300: 10^scale would be subnormal or zero there, and the cells would divide by it.)
+        if !allIntegral && maxAbs >= 1e-300 && (maxAbs >= 1e4 || maxAbs < 1e-2) { scale = Int(floor(log10(maxAbs))) }
         let factor = pow(10.0, Double(scale))
         func cell(_ x: Double) -> String {
             if x.isNaN { return "nan" }

@@ -192,6 +192,37 @@ line = L(); check("Tensor.grad=", line, pcall(function() x3.grad = dbm.ones(3, 2
 line = L(); check("dbm.optim.clip_grad_norm", line, pcall(function() return dbm.optim.clip_grad_norm({x3}, 0) end))
 line = L(); check("dbm.optim.cosine", line, pcall(function() return dbm.optim.cosine{lr = 1, warmup = 10, total = 5} end))
 
+-- Numbers Lua can express that once trapped the Swift runtime (issue 13): each is a Lua error now.
+local z23, f64z = dbm.zeros(2, 3), dbm.zeros(1, {dtype = "float64"})
+line = L(); check("dbm.arange", line, pcall(dbm.arange, 0, 1, 1e-300))
+line = L(); check("dbm.arange", line, pcall(dbm.arange, -1e308, 1e308, 1e-308))
+line = L(); check("Tensor:narrow", line, pcall(z23.narrow, z23, 1, math.maxinteger, 1))
+line = L(); check("Tensor:narrow", line, pcall(z23.narrow, z23, 1, 2, math.maxinteger))
+line = L(); check("Tensor:narrow", line, pcall(z23.narrow, z23, 1, math.mininteger, 1))
+for _, bad in ipairs({0 / 0, 1 / 0, -1 / 0, 1e300, -1e300, 1.7}) do
+  line = L(); check("Tensor:index", line, pcall(z23.index, z23, 1, dbm.tensor({bad}, {dtype = "float64"})))
+end
+line = L(); check("dbm.histogram", line, pcall(dbm.histogram, f64z, math.maxinteger))
+line = L(); check("Generator:permutation", line, pcall(function() return dbm.generator(1):permutation(1e10) end))
+line = L(); check("Generator:permutation", line, pcall(function() return dbm.generator(1):permutation(math.maxinteger) end))
+-- and the ones with an answer: a subnormal range, a range wider than the largest double
+local counts, edges = dbm.histogram(f64z, 2, 0, 5e-324)
+assert(counts[1] == 1 and counts[2] == 0 and edges[1] == 0 and edges[3] == 5e-324, "histogram over [0, 5e-324]")
+counts, edges = dbm.histogram(dbm.tensor({0, -1e308, 1e308}, {dtype = "float64"}), 10, -1e308, 1e308)
+for i = 1, 11 do assert(edges[i] == edges[i] and math.abs(edges[i]) <= 1e308, "finite edge " .. i .. ": " .. edges[i]) end
+assert(counts:sum() == 3 and counts[1] == 1 and counts[10] == 1, "histogram over ±1e308")
+-- A userdata given another kind's metatable is not taken for that kind.
+local g = dbm.generator(1)
+local fake = dbm.zeros(2)
+debug.setmetatable(fake, getmetatable(g))
+line = L(); check("Generator:normal", line, pcall(function() return fake:normal() end))
+local fake2 = dbm.generator(2)
+debug.setmetatable(fake2, getmetatable(dbm.zeros(1)))
+line = L(); check("dbm.sum", line, pcall(function() return fake2:sum() end))
+line = L(); check("dbm.add", line, pcall(function() return fake2 + 1 end))
+fake, fake2 = nil, nil
+collectgarbage(); collectgarbage()   -- their finalizers release the right objects
+
 -- The state is still healthy after all of that.
 local ok = pcall(function() return dbm.eigvalsh(dbm.eye(3)):sum() end)
 assert(ok)
