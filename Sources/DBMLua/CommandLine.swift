@@ -10,7 +10,7 @@ public enum CommandLine {
     Runs a Lua 5.4 script with the dbm library loaded as the global `dbm`.
       script        run this file; its arguments are in `arg` (read --key=value with dbm.config)
       -e chunk      run the string 'chunk'
-      -i            enter the interactive REPL after running the script
+      -i            enter the interactive REPL after running the script (on any standard input)
       -             run standard input as a script
       -v, --version print the version
       -h, --help    print this help
@@ -73,8 +73,12 @@ public enum CommandLine {
             if let err = state.runFile(script == "-" ? nil : script) { return failed(state, err) }
         }
         var status: Int32 = 0
-        if interactive || (script == nil && chunks.isEmpty) {
+        if interactive || (script == nil && chunks.isEmpty && isatty(0) != 0) {
             status = REPL(state: state).run()
+        } else if script == nil && chunks.isEmpty {
+            // As `lua` does: standard input that is not a terminal is one chunk (its locals span lines,
+            // an error stops it with status 1); `-i` keeps the line-by-line REPL on any input.
+            if let err = state.runFile(nil) { return failed(state, err) }
         }
         state.runExitHooks()
         return status

@@ -7,7 +7,8 @@ import Foundation
 /// The interactive loop: line editing and history (libedit), multi-line input for incomplete chunks,
 /// expression values printed (tensors pretty-printed), errors with a traceback that never end the
 /// session, Ctrl-C interrupting the running chunk, tab completion of globals and fields.
-/// When standard input is not a terminal it runs the same loop without prompts or line editing.
+/// When standard input is not a terminal (`dbm-lua -i < file`, tests) it runs the same loop without
+/// prompts or line editing; without -i, `dbm-lua` runs such input as one chunk instead, as `lua` does.
 public final class REPL {
     let state: LuaState
     let interactive: Bool
@@ -20,7 +21,13 @@ public final class REPL {
     }
 
     public func run() -> Int32 {
-        state.run("help = function(...) print(dbm.help(...)) end", name: "=[dbm] repl")
+        state.run("""
+            help = function(...)
+              if select("#", ...) > 0 and (...) == nil then
+                print("help: the value given is nil (a misspelt or undefined name?); help() lists the dbm functions")
+              else print(dbm.help(...)) end
+            end
+            """, name: "=[dbm] repl")
         if interactive {
             print("dbm-lua \(DBMVersion.string) (Lua 5.4) — help() lists the dbm functions, help(f) explains one; Ctrl-D quits")
             dbm_completion_install(state.L)
@@ -51,8 +58,10 @@ public final class REPL {
 
     /// Compiles `return <line>` (an expression, whose values are printed) or else the line as a
     /// statement; an error at <eof> means the chunk continues on the next line.
-    func evaluate(_ code: String) -> Outcome {
+    func evaluate(_ input: String) -> Outcome {
         let L = state.L
+        // `=expr` prints expr, as in the REPL of Lua 5.1–5.3.
+        let code = input.hasPrefix("=") ? "return " + input.dropFirst() : input
         let base = lua_gettop(L)
         let asExpression = "return " + code
         if dbm_loadbuffer(L, asExpression, asExpression.utf8.count, "=stdin") != 0 {

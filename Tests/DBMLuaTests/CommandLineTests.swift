@@ -58,7 +58,21 @@ struct CommandLineTests {
         #expect(r.status == 0 && r.stdout == "4.0\n", "\(r.stdout) \(r.stderr)")
     }
 
-    @Test("the REPL on a pipe: values printed, multi-line chunks, errors do not end the session")
+    @Test("piped standard input without -i is one chunk, as lua 5.4 runs it: locals span lines, an error stops it with status 1")
+    func stdinAsLua() throws {
+        let bin = try dbmLuaBinary()
+        let locals = try runProcess(bin, [], stdin: "local t = {1,2}\nprint(#t)\n")
+        #expect(locals.status == 0 && locals.stdout == "2\n", "\(locals.stdout) \(locals.stderr)")
+        let boom = try runProcess(bin, [], stdin: "print('before')\nerror(\"x\")\nprint('after')\n")
+        #expect(boom.status == 1 && boom.stdout == "before\n" && boom.stderr.contains("stdin:2: x"), "\(boom.stdout) \(boom.stderr)")
+        let open = try runProcess(bin, [], stdin: "print(1\n")
+        #expect(open.status == 1 && open.stdout.isEmpty && open.stderr.contains("<eof>"), "\(open.stdout) \(open.stderr)")
+        let repl = try runProcess(bin, ["-i"], stdin: "=1+1\nhelp(nonexistent)\nx = 5\n= x, x * 2\n")
+        #expect(repl.status == 0 && repl.stdout.contains("2\n") && repl.stdout.contains("5\t10"), "\(repl.stdout) \(repl.stderr)")
+        #expect(repl.stdout.contains("help: the value given is nil") && !repl.stdout.contains("dbm.eigvalsh"), "\(repl.stdout)")
+    }
+
+    @Test("the REPL on a pipe (-i): values printed, multi-line chunks, errors do not end the session")
     func replOnPipe() throws {
         let input = """
         x = 1 + 1
@@ -77,7 +91,7 @@ struct CommandLineTests {
         {1, 2, k = "v"}
 
         """
-        let r = try runProcess(try dbmLuaBinary(), [], stdin: input)
+        let r = try runProcess(try dbmLuaBinary(), ["-i"], stdin: input)
         #expect(r.status == 0)
         let expectedOut = ["2", "loop\t1", "loop\t2", "float32 tensor of shape (2, 2)", "20\ttwo", "7", "ascending eigenvalues", "{1, 2, k = \"v\"}"]
         for e in expectedOut { #expect(r.stdout.contains(e), "missing \(e) in:\n\(r.stdout)") }
@@ -93,12 +107,13 @@ struct CommandLineTests {
         #expect(r.stdout.contains("43"), "\(r.stdout) \(r.stderr)")
     }
 
-    /// Feeds `input` to the REPL on a pipe; once `running` is printed, sends Ctrl-C (again every few tenths
+    /// Feeds `input` to the REPL on a pipe (-i); once `running` is printed, sends Ctrl-C (again every few tenths
     /// of a second, should a signal come too early) until `after` is printed; gives up after 30 s.
     /// Returns the output, the error output, the exit status and the seconds from the first Ctrl-C to `after`.
     func interrupted(_ input: String, running: String, after: String) throws -> (out: String, err: String, status: Int32, latency: Double) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try dbmLuaBinary())
+        p.arguments = ["-i"]
         let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()
         p.standardInput = inPipe; p.standardOutput = outPipe; p.standardError = errPipe
         let output = OutputCollector(outPipe.fileHandleForReading)
