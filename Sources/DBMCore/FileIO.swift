@@ -10,7 +10,9 @@ final class InputFile {
 
     init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking, so that a FIFO (which would wait for a writer forever) opens at once and is
+        // refused below with the rest of what is not a regular file.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             let e = errno
             if e == ENOENT { throw DBMError("file '\(path)' does not exist") }
@@ -24,8 +26,9 @@ final class InputFile {
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             _ = Glibc.close(fd)
-            throw DBMError("'\(path)' is not a regular file")
+            throw DBMError("'\(path)' is not a regular file (\(fileKind(st.st_mode)))")
         }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         self.fd = fd
         self.size = Int(st.st_size)
     }
@@ -54,14 +57,55 @@ final class InputFile {
     func close() { _ = Glibc.close(fd) }
 }
 
-/// A temporary file next to `path` that replaces `path` by rename(2) on commit.
+/// What a file of this mode is, for messages.
+func fileKind(_ mode: mode_t) -> String {
+    switch mode & S_IFMT {
+    case S_IFREG: return "a regular file"
+    case S_IFDIR: return "a directory"
+    case S_IFIFO: return "a FIFO"
+    case S_IFCHR: return "a character device"
+    case S_IFBLK: return "a block device"
+    case S_IFSOCK: return "a socket"
+    case S_IFLNK: return "a symbolic link"
+    default: return "not a regular file"
+    }
+}
+
+/// Where a write to `path` lands: through symbolic links to their target (a link is never replaced by
+/// a file), onto a regular file or a new name only (never onto a FIFO, a device or a directory).
+func writeDestination(_ path: String) throws -> String {
+    var target = path
+    for _ in 0..<40 {
+        var st = stat()
+        guard lstat(target, &st) == 0 else { return target }   // a new name
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return target
+        case S_IFLNK:
+            var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = readlink(target, &buf, buf.count - 1)
+            guard n > 0 else { throw DBMError("cannot write '\(path)': cannot read the link '\(target)': \(String(cString: strerror(errno)))") }
+            let link = String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let slash = target.lastIndex(of: "/")
+            target = link.hasPrefix("/") || slash == nil ? link : String(target[...slash!]) + link
+        default:
+            throw DBMError("cannot write '\(path)': it is \(fileKind(st.st_mode)), not a regular file; give the name of a file")
+        }
+    }
+    throw DBMError("cannot write '\(path)': too many levels of symbolic links")
+}
+
+/// A temporary file next to the destination (`path`, or the file a symbolic link at `path` leads to)
+/// that replaces it by rename(2) on commit, after fsync: a crash leaves the old file or the new one.
 final class AtomicOutputFile {
     let path: String
+    let destination: String
     let tempPath: String
     var fd: Int32
 
     init(path: String) throws {
         self.path = path
+        let path = try writeDestination(path)
+        destination = path
         let slash = path.lastIndex(of: "/")
         let dir = slash.map { String(path[..<$0]) } ?? "."
         let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
@@ -95,15 +139,16 @@ final class AtomicOutputFile {
         }
     }
 
-    /// Closes and renames over the destination. No fsync: the rename already protects readers and
-    /// a killed process; surviving power loss is not worth a disk flush per recorded spectrum.
+    /// Flushes to disk, closes and renames over the destination. (The recorder's growing files append
+    /// instead and flush only at close: a whole-file write is a checkpoint or a result, worth its fsync.)
     func commit() throws {
         let fd = self.fd
         self.fd = -1
-        if Glibc.close(fd) != 0 {
+        let synced = fsync(fd), closed = Glibc.close(fd)
+        if synced != 0 || closed != 0 {
             throw DBMError("cannot write '\(path)': \(String(cString: strerror(errno)))")
         }
-        if rename(tempPath, path) != 0 {
+        if rename(tempPath, destination) != 0 {
             throw DBMError("cannot write '\(path)': \(String(cString: strerror(errno)))")
         }
     }
@@ -112,5 +157,17 @@ final class AtomicOutputFile {
     func abort() {
         if fd >= 0 { _ = Glibc.close(fd); fd = -1 }
         _ = unlink(tempPath)
+    }
+}
+
+/// Writes bytes to path atomically (see AtomicOutputFile): a reader sees the old file or the new one.
+public func writeFileAtomically(_ path: String, _ bytes: UnsafeRawBufferPointer) throws {
+    let out = try AtomicOutputFile(path: path)
+    do {
+        if let base = bytes.baseAddress { try out.write(base, bytes.count) }
+        try out.commit()
+    } catch {
+        out.abort()
+        throw error
     }
 }

@@ -324,6 +324,9 @@ public final class JSONLinesWriter {
                 throw DBMError("cannot create the directory '\(dir)' for '\(path)': \(error.localizedDescription)")
             }
         }
+        // Through symbolic links, onto a regular file or a new name only: fopen would wait forever on
+        // a FIFO and write into a device.
+        _ = try writeDestination(path)
         // "e": close-on-exec, so child processes (plot helpers) do not inherit the descriptor.
         guard let f = fopen(path, append ? "ae" : "we") else {
             throw DBMError("cannot open '\(path)' for writing: \(String(cString: strerror(errno)))")

@@ -525,6 +525,14 @@ enum Bindings {
             }
             return 1
         },
+        fn("write_file", "dbm.write_file", "dbm.write_file(path, text): writes text to path atomically (a reader sees the old "
+           + "file or the new one), through a symbolic link to its target; refuses FIFOs, devices and directories") { c in
+            let path = try c.string(1, "path")
+            var len = 0
+            guard let p = dbm_tolstring_raw(c.L, 2, &len) else { throw c.argError(2, "text", expected: "a string") }
+            try writeFileAtomically(path, UnsafeRawBufferPointer(start: p, count: len))
+            return 0
+        },
         fn("blas_info", "dbm.blas_info", "dbm.blas_info() -> {library=, version=, core=, threads=, source=, openblas_core=, config=}: "
            + "the BLAS kernel in use and who chose it (source: 'openblas', 'user' through OPENBLAS_CORETYPE, or 'dbm-lua')") { c in
             let b = BLASInfo.current

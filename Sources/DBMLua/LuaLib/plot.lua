@@ -46,13 +46,8 @@ end
 
 -- Writes text to path through a temporary file and a rename, so a reader never sees half a file.
 local function write_atomic(path, text)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then error("dbm.plot: cannot write " .. path .. ": " .. tostring(err), 0) end
-  f:write(text)
-  f:close()
-  local ok, rerr = os.rename(tmp, path)
-  if not ok then error("dbm.plot: cannot rename " .. tmp .. " to " .. path .. ": " .. tostring(rerr), 0) end
+  local ok, err = pcall(dbm.write_file, path, text)
+  if not ok then error("dbm.plot: " .. tostring(err):gsub("^.-dbm%.write_file: ", ""), 0) end
 end
 P.write_atomic = write_atomic
 
