@@ -11,6 +11,19 @@ extension Bindings {
     }
 
     /// A 1-based group number at argument i turned 0-based (nil when absent).
+    /// The table {name = tensor} at i (an optimizer state).
+    static func stateTable(_ c: LuaCall, _ i: Int32) throws -> [String: Tensor] {
+        guard c.type(i) == LUA_TTABLE, dbm_object_kind(c.L, i) == 0 else { throw c.argError(i, "state", expected: "a table name -> tensor") }
+        var state: [String: Tensor] = [:]
+        try forEachPair(c, i) { k, v in
+            guard c.type(k) == LUA_TSTRING, let t = c.tensorOrNil(v) else {
+                throw c.fail("argument \(i) (state): expected tensors under string names, got \(c.describe(v)) under \(c.describe(k))")
+            }
+            state[try c.string(k, "name")] = t
+        }
+        return state
+    }
+
     static func group(_ c: LuaCall, _ i: Int32, _ o: Optimizer) throws -> Int? {
         if c.isNoneOrNil(i) { return nil }
         let g = try c.integer(i, "group")
@@ -122,15 +135,14 @@ extension Bindings {
         },
         fn("optim_load_state", "Optimizer:load_state", "opt:load_state(p, {name = tensor}): replace p's state by copies") { c in
             let o = try optimizer(c), p = try c.tensor(2, "parameter")
-            guard c.type(3) == LUA_TTABLE, dbm_object_kind(c.L, 3) == 0 else { throw c.argError(3, "state", expected: "a table name -> tensor") }
-            var state: [String: Tensor] = [:]
-            try forEachPair(c, 3) { k, v in
-                guard c.type(k) == LUA_TSTRING, let t = c.tensorOrNil(v) else {
-                    throw c.fail("argument 3 (state): expected tensors under string names, got \(c.describe(v)) under \(c.describe(k))")
-                }
-                state[try c.string(k, "name")] = t
-            }
+            let state = try stateTable(c, 3)
             try nnOp { try o.loadState(of: p, state) }
+            return 0
+        },
+        fn("optim_check_state", "Optimizer:check_state", "opt:check_state(p, {name = tensor}): the error load_state would raise, changing nothing") { c in
+            let o = try optimizer(c), p = try c.tensor(2, "parameter")
+            let state = try stateTable(c, 3)
+            try nnOp { try o.checkState(of: p, state) }
             return 0
         },
         fn("clip_grad_norm", "dbm.optim.clip_grad_norm",

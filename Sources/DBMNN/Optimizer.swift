@@ -196,27 +196,31 @@ public final class Optimizer {
     /// the algorithm keeps (`algorithm.stateNames`), each of the parameter's shape and dtype (any
     /// layout), or none (the parameter then starts afresh on its next step).
     public func loadState(of param: Tensor, _ state: [String: Tensor]) throws {
+        try checkState(of: param, state)
+        if state.isEmpty { states[ObjectIdentifier(param)] = nil; return }
+        states[ObjectIdentifier(param)] = try algorithm.stateNames.map { try state[$0]!.copy() }
+    }
+
+    /// Throws what loadState would throw, changing nothing (a checkpoint is checked whole before any load).
+    public func checkState(of param: Tensor, _ state: [String: Tensor]) throws {
         guard positions[ObjectIdentifier(param)] != nil else {
             throw DBMError("optimizer state: expected one of the optimizer's parameters, got a tensor of shape "
                 + "\(formatShape(param.shape)) that it does not hold")
         }
-        if state.isEmpty { states[ObjectIdentifier(param)] = nil; return }
+        if state.isEmpty { return }
         let names = algorithm.stateNames
         guard Set(state.keys) == Set(names) else {
             throw DBMError("optimizer state (\(algorithm.name)): expected the entries "
                 + "\(names.isEmpty ? "(none)" : names.joined(separator: ", ")), "
                 + "got \(state.keys.sorted().joined(separator: ", "))")
         }
-        var tensors: [Tensor] = []
         for name in names {
             let t = state[name]!
             guard t.shape == param.shape && t.dtype == param.dtype else {
                 throw DBMError("optimizer state: expected '\(name)' of the parameter's shape \(formatShape(param.shape)) "
                     + "and dtype \(param.dtype.rawValue), got \(formatShape(t.shape)) \(t.dtype.rawValue)")
             }
-            tensors.append(try t.copy())
         }
-        states[ObjectIdentifier(param)] = tensors
     }
 
     // ------------------------------------------------------------------ the step

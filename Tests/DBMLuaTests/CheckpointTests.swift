@@ -145,4 +145,77 @@ print('OK')
         let r = try dbmLua([d + "/load.lua", d])
         #expect(r.stdout.contains("OK"))
     }
+
+    @Test("a checkpoint that fails to load leaves the model, the optimizer and the generators exactly as they were, byte for byte")
+    func failedLoadChangesNothing() throws {
+        let d = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        let lua = """
+        local nn = dbm.nn
+        dbm.seed(3)
+        local m = nn.Sequential({nn.Linear(6, 4), nn.LayerNorm(4), nn.Linear(4, 3)})
+        local opt = dbm.optim.AdamW(m, {lr = 0.01, weight_decay = 0.1})
+        local g, data = dbm.default_generator(), dbm.generator(11)
+        local function train(n)
+          for _ = 1, n do
+            local loss = (m(dbm.randn(5, 6, {generator = data})) ^ 2):mean()
+            loss:backward(); opt:step(); opt:zero_grad()
+          end
+        end
+        train(3)
+        local good = arg[1] .. "/good.safetensors"
+        dbm.save_checkpoint(good, {model = m, optimizer = opt, step = 3, generators = {default = g, data = data}})
+        train(2); g:uniform()   -- the state a failed load must leave alone
+        -- Every byte of the state: weights, optimizer state, step count, rates, generators.
+        local function snapshot()
+          local parts = {}
+          for name, p in m:named_parameters() do parts[#parts + 1] = name .. "=" .. table.concat(p:totable(), ",") end
+          for k, p in ipairs(opt:parameters()) do
+            local st, keys = opt:state(p), {}
+            for key in pairs(st) do keys[#keys + 1] = key end
+            table.sort(keys)
+            for _, key in ipairs(keys) do parts[#parts + 1] = k .. key .. "=" .. table.concat(st[key]:reshape(st[key]:numel()):totable(), ",") end
+          end
+          parts[#parts + 1] = "steps=" .. opt:step_count() .. " lr=" .. opt:lr(1)
+          parts[#parts + 1] = "g=" .. table.concat(g:state():totable(), ",") .. " data=" .. table.concat(data:state():totable(), ",")
+          return table.concat(parts, ";")
+        end
+        local before = snapshot()
+        local tensors, meta = dbm.load_safetensors(good)
+        -- One broken entry per file, each checked after the weights in load order.
+        local function broken(name, change)
+          local copy = {}
+          for k, v in pairs(tensors) do copy[k] = v end
+          change(copy)
+          local path = arg[1] .. "/" .. name .. ".safetensors"
+          dbm.save_safetensors(path, copy, meta)
+          return path
+        end
+        local p3 = "optim.2.weight.exp_avg_sq"
+        local cases = {
+          {"no rng.data", function(t) t["rng.data"] = nil end, "rng.data"},
+          {"a bad generator state", function(t) t["rng.data"] = dbm.full({12}, 0.5, {dtype = "float64"}) end, "rng.data"},
+          {"an optimizer state of the wrong shape", function(t) t[p3] = dbm.zeros(2, 2) end, "exp_avg_sq"},
+          {"an optimizer state missing", function(t) t[p3] = nil end, "optimizer state"},
+          {"no step count", function(t) t["optim.step_count"] = nil end, "optim.step_count"},
+          {"a fractional step count", function(t) t["optim.step_count"] = dbm.full({1}, 2.5, {dtype = "float64"}) end, "optim.step_count"},
+          {"two rates for one group", function(t) t["optim.lr"] = dbm.ones(2, {dtype = "float64"}) end, "optim.lr"},
+          {"a NaN rate", function(t) t["optim.lr"] = dbm.full({1}, 0 / 0, {dtype = "float64"}) end, "optim.lr"},
+          {"a weight of the wrong shape", function(t) t["2.weight"] = dbm.zeros(3, 5) end, "expected shape"},
+        }
+        for _, case in ipairs(cases) do
+          local path = broken(case[1]:gsub(" ", "_"), case[2])
+          local ok, err = pcall(dbm.load_checkpoint, path, {model = m, optimizer = opt, generators = {default = g, data = data}})
+          assert(not ok and tostring(err):find(case[3], 1, true), case[1] .. ": " .. tostring(err))
+          assert(snapshot() == before, case[1] .. ": the failed load changed the state")
+        end
+        -- and the good file loads, changing the state
+        assert(dbm.load_checkpoint(good, {model = m, optimizer = opt, generators = {default = g, data = data}}) == 3)
+        assert(snapshot() ~= before)
+        print("OK " .. #cases)
+        """
+        try lua.write(toFile: d + "/allornothing.lua", atomically: true, encoding: .utf8)
+        let r = try dbmLua([d + "/allornothing.lua", d])
+        #expect(r.stdout.contains("OK 9"), "\(r.stdout) \(r.stderr)")
+    }
 }

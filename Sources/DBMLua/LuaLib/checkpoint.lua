@@ -68,6 +68,8 @@ function C.save(path, opts)
 end
 
 --- dbm.load_checkpoint(path, {model=, prefix="", optimizer=, generators = {name = g}, strict=true}) -> step, metadata
+--- All or nothing: every entry (weights, optimizer state, step count, learning rates, generator states)
+--- is checked before the model, the optimizer or a generator changes.
 function C.load(path, opts)
   local what = "dbm.load_checkpoint"
   if type(path) ~= "string" then fail("%s: argument 1 (path): expected a string, got %s", what, type(path)) end
@@ -78,11 +80,26 @@ function C.load(path, opts)
   for name, t in pairs(tensors) do
     if name:sub(1, 6) ~= "optim." and name:sub(1, 4) ~= "rng." then weights[name] = t end
   end
-  local loaded, err = pcall(opts.model.load_state_dict, opts.model, weights, {strict = opts.strict, prefix = opts.prefix})
-  if not loaded then fail("%s: '%s': %s", what, path, (tostring(err):gsub("^.-load_state_dict: ", ""))) end
-  local opt = opts.optimizer
+  local model_opts = {strict = opts.strict, prefix = opts.prefix, check_only = true}
+  local checked, err = pcall(opts.model.load_state_dict, opts.model, weights, model_opts)
+  if not checked then fail("%s: '%s': %s", what, path, (tostring(err):gsub("^.-load_state_dict: ", ""))) end
+
+  -- The optimizer: each parameter's state, the step count and one learning rate per group.
+  local opt, states, step_count, lrs = opts.optimizer, {}, nil, nil
   if opt ~= nil then
-    if tensors["optim.step_count"] == nil then fail("%s: '%s' holds no optimizer state (no optim.step_count)", what, path) end
+    local count = tensors["optim.step_count"]
+    step_count = count and count:numel() == 1 and math.tointeger(count:item())
+    if not step_count or step_count < 0 then
+      fail("%s: '%s': expected optim.step_count, one whole number >= 0, got %s", what, path, count and tostring(count:numel()) .. " values" or "none")
+    end
+    lrs = tensors["optim.lr"]
+    if lrs == nil or lrs:numel() ~= opt:group_count() then
+      fail("%s: '%s': expected optim.lr with %d learning rates, got %s", what, path, opt:group_count(), lrs and lrs:numel() or "none")
+    end
+    for g = 1, opt:group_count() do
+      local lr = lrs[g]
+      if lr ~= lr or lr < 0 or lr == math.huge then fail("%s: '%s': optim.lr[%d] is %s, expected a finite rate >= 0", what, path, g, tostring(lr)) end
+    end
     local names_of = {}
     for name, p in opts.model:named_parameters(opts.prefix) do names_of[p] = name end   -- first names, as saved
     for _, p in ipairs(opt:parameters()) do
@@ -92,20 +109,31 @@ function C.load(path, opts)
       for key, t in pairs(tensors) do
         if key:sub(1, #head) == head and not key:sub(#head + 1):find("%.") then state[key:sub(#head + 1)] = t end
       end
-      opt:load_state(p, state)
+      local good, why = pcall(opt.check_state, opt, p, state)
+      if not good then fail("%s: '%s': %s: %s", what, path, name, (tostring(why):gsub("^.-check_state: ", ""))) end
+      states[#states + 1] = {p, state}
     end
-    opt:set_step_count(math.tointeger(tensors["optim.step_count"]:item()))
-    local lrs = tensors["optim.lr"]
-    if lrs == nil or lrs:numel() ~= opt:group_count() then
-      fail("%s: '%s': expected optim.lr with %d learning rates, got %s", what, path, opt:group_count(), lrs and lrs:numel() or "none")
-    end
-    for g = 1, opt:group_count() do opt:set_lr(lrs[g], g) end
   end
+
+  -- The generators: a state each, tried on a scratch generator.
+  local rng = {}
   for name, g in pairs(opts.generators or {}) do
     local t = tensors["rng." .. name]
     if t == nil then fail("%s: '%s' holds no state for the generator '%s' (no rng.%s)", what, path, tostring(name), tostring(name)) end
-    g:set_state(t)
+    local good, why = pcall(function() dbm.generator(0):set_state(t) end)
+    if not good then fail("%s: '%s': rng.%s: %s", what, path, tostring(name), (tostring(why):gsub("^.-set_state: ", ""))) end
+    rng[#rng + 1] = {g, t}
   end
+
+  -- Everything checked: now change what was asked.
+  model_opts.check_only = nil
+  opts.model:load_state_dict(weights, model_opts)
+  if opt ~= nil then
+    for _, ps in ipairs(states) do opt:load_state(ps[1], ps[2]) end
+    opt:set_step_count(step_count)
+    for g = 1, opt:group_count() do opt:set_lr(lrs[g], g) end
+  end
+  for _, gt in ipairs(rng) do gt[1]:set_state(gt[2]) end
   return meta.step and tonumber(meta.step), meta
 end
 

@@ -102,6 +102,8 @@ function Optimizer:set_step_count(n) core.optim_set_step_count(self._handle, n) 
 function Optimizer:parameters() return core.optim_parameters(self._handle) end
 function Optimizer:state(p) return core.optim_state(self._handle, p) end
 function Optimizer:load_state(p, state) core.optim_load_state(self._handle, p, state) end
+-- opt:check_state(p, state): raises what load_state would raise, and changes nothing
+function Optimizer:check_state(p, state) core.optim_check_state(self._handle, p, state) end
 Optimizer.__tostring = function(self)
   return ("dbm.optim.%s (%d groups, %d steps, lr %g)"):format(self.name, self:group_count(), self:step_count(), self:lr())
 end

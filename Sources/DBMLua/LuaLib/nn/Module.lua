@@ -154,8 +154,8 @@ function Module:load_state_dict(tensors, opts)
   if type(tensors) ~= "table" then fail("%s:load_state_dict: argument 1: expected a table name -> tensor, got %s", cls, type(tensors)) end
   opts = opts or {}
   local strict, prefix = opts.strict ~= false, opts.prefix or ""
-  local known = {}
-  local missing = {}
+  -- All or nothing: every entry is checked before any parameter changes.
+  local known, missing, pairs_to_copy = {}, {}, {}
   each_parameter(self, prefix, function(name, p)
     known[name] = true
     local t = tensors[name]
@@ -165,7 +165,7 @@ function Module:load_state_dict(tensors, opts)
     if table.concat(ps, ",") ~= table.concat(ts, ",") then
       fail("%s:load_state_dict: '%s': expected shape (%s), got (%s)", cls, name, table.concat(ps, ", "), table.concat(ts, ", "))
     end
-    p:copy(t)
+    pairs_to_copy[#pairs_to_copy + 1] = {p, t}
   end, true)
   if strict then
     if #missing > 0 then fail("%s:load_state_dict: missing parameters: %s", cls, table.concat(missing, ", ")) end
@@ -176,6 +176,8 @@ function Module:load_state_dict(tensors, opts)
     table.sort(unknown)
     if #unknown > 0 then fail("%s:load_state_dict: unexpected names: %s", cls, table.concat(unknown, ", ")) end
   end
+  if opts.check_only then return self end
+  for _, pt in ipairs(pairs_to_copy) do pt[1]:copy(pt[2]) end
   return self
 end
 
