@@ -6,7 +6,7 @@ import DBMCore
 /// spectra and steps files. The Lua half (dbm.lua) checks the option names and sets the methods.
 extension Bindings {
     static func appender(_ c: LuaCall, _ i: Int32 = 1) throws -> NpyAppender {
-        try c.object(i, kind: Int32(DBM_KIND_APPENDER), "npy appender", NpyAppender.self)
+        try c.object(i, kind: Int32(DBM_KIND_APPENDER), "NpyAppender", NpyAppender.self)
     }
 
     /// The rows given at i: a tensor, a number (one element) or a (nested) table of numbers, as a

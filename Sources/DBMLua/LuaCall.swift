@@ -44,7 +44,7 @@ struct LuaCall {
             case Int32(DBM_KIND_OPTIMIZER): return "an optimizer"
             case Int32(DBM_KIND_DATASET): return "a dataset"
             case Int32(DBM_KIND_MODEL): return "a model"
-            case Int32(DBM_KIND_APPENDER): return "an npy appender"
+            case Int32(DBM_KIND_APPENDER): return "a NpyAppender"
             default: return "a userdata"
             }
         default: return String(cString: lua_typename(L, lua_type(L, i)))
