@@ -501,9 +501,12 @@ end
 -- between two statements of _record, leaving a row without its step (or a step without its row).
 -- Rows and steps are cut to the shorter, the union is rebuilt, and the files follow: an open file is
 -- cut to what it shares with its new contents and the rest appended; a resumed run's files are
--- created anew (each once). In three passes, so that a spectra file keeps as many rows as its steps
--- file has steps (or one more) whenever the process is killed: steps files shrink (or are created),
--- then spectra files shrink or grow, then steps files grow (as in _record: rows first).
+-- created anew (each once). In three passes: steps files shrink (or are created), then spectra files
+-- shrink or grow, then steps files grow (as in _record: rows first). So a spectra file never has
+-- fewer rows than its steps file has steps, whenever the process is killed; at close, where files move
+-- by a row at most, it has as many or one more. (A kill inside a resume's cut of k records can leave
+-- up to k rows more: each row i ≤ len(steps) still belongs to steps[i], and resuming again drops the
+-- rest, as it drops the one row more.)
 function Recorder:_finalise()
   local spectra = self.dir .. "/spectra/"
   local matrices = self:_matrices_with_spectra()
