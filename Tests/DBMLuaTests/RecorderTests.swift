@@ -241,7 +241,7 @@ struct RecorderTests {
         #expect(FileManager.default.fileExists(atPath: run + "/DONE"))
     }
 
-    @Test("dbm.npy_appender from Lua: numpy reads appended files (and ignores rows past the header's count); bad calls name the function and line")
+    @Test("dbm.npy_appender from Lua: numpy reads appended files (and ignores rows past the header's count), cuts, replaces; unknown options named")
     func npyAppenderScript() throws {
         let state = try LuaState()
         let err = state.runFile(luaTestFolder + "/npy_appender.lua")
