@@ -7,7 +7,8 @@
 
 static void (*dbm_release_hook)(void *obj) = NULL;
 static char dbm_kind_keys[DBM_KIND_COUNT];          // addresses used as registry keys of metatables
-static const char *const dbm_kind_names[DBM_KIND_COUNT] = {"?", "dbm.Tensor", "dbm.Generator", "dbm.Writer", "dbm.Optimizer", "dbm.Dataset", "dbm.Model"};
+static const char *const dbm_kind_names[DBM_KIND_COUNT] = {"?", "dbm.Tensor", "dbm.Generator", "dbm.Writer", "dbm.Optimizer", "dbm.Dataset", "dbm.Model",
+                                                                  "dbm.NpyAppender"};
 
 // A userdata of ours. The kind and the magic live in the block itself, not only in its metatable: a
 // script can give any userdata any metatable (debug.setmetatable), and a box is trusted only when its

@@ -153,6 +153,17 @@ final class AtomicOutputFile {
         }
     }
 
+    /// Renames over the destination and hands over the still open descriptor (write-only), for a
+    /// file that goes on growing in place (NpyAppender). The caller closes it.
+    func commitKeepingOpen() throws -> Int32 {
+        guard rename(tempPath, destination) == 0 else {
+            throw DBMError("cannot write '\(path)': \(String(cString: strerror(errno)))")
+        }
+        let fd = self.fd
+        self.fd = -1
+        return fd
+    }
+
     /// Removes the temporary file after a failure.
     func abort() {
         if fd >= 0 { _ = Glibc.close(fd); fd = -1 }

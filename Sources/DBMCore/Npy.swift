@@ -164,52 +164,64 @@ public enum Npy {
     /// and a failed write leaves any old file untouched.
     public static func write(_ t: Tensor, path: String, as type: NpyWriteType = .same) throws {
         let src = try t.contiguous()
-        let resolved: NpyWriteType = type == .same ? (src.dtype == .float32 ? .float32 : .float64) : type
-        let (descr, itemSize): (String, Int)
-        switch resolved {
-        case .float32, .same: (descr, itemSize) = ("<f4", 4)
-        case .float64: (descr, itemSize) = ("<f8", 8)
-        case .int32: (descr, itemSize) = ("<i4", 4)
-        case .int64: (descr, itemSize) = ("<i8", 8)
-        }
+        let (resolved, descr, _) = fileType(type, for: src.dtype)
         let header = headerBytes(descr: descr, shape: src.shape)
-        let count = src.count
-
         let out = try AtomicOutputFile(path: path)
         do {
             try header.withUnsafeBytes { try out.write($0.baseAddress!, $0.count) }
-            let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunkElements * itemSize, alignment: 16)
-            defer { buffer.deallocate() }
-            let floats = src.dtype == .float32 ? src.pointer(Float.self) : nil
-            let doubles = src.dtype == .float64 ? src.pointer(Double.self) : nil
-            var done = 0
-            while done < count {
-                let n = min(chunkElements, count - done)
-                for i in 0..<n {
-                    let v = floats.map { Double($0[done + i]) } ?? doubles![done + i]
-                    switch resolved {
-                    case .float32, .same:
-                        // From a Float32 tensor this is exact; from Float64 it rounds, as astype does.
-                        buffer.storeBytes(of: Float(v).bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
-                    case .float64:
-                        buffer.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: i * 8, as: UInt64.self)
-                    case .int32:
-                        let r = try roundedInteger(v, index: done + i, count: count, type: "int32",
-                                                   low: -0x1p31, high: 0x1p31, path: path)
-                        buffer.storeBytes(of: Int32(r).littleEndian, toByteOffset: i * 4, as: Int32.self)
-                    case .int64:
-                        let r = try roundedInteger(v, index: done + i, count: count, type: "int64",
-                                                   low: -0x1p63, high: 0x1p63, path: path)
-                        buffer.storeBytes(of: Int64(r).littleEndian, toByteOffset: i * 8, as: Int64.self)
-                    }
-                }
-                try out.write(buffer, n * itemSize)
-                done += n
-            }
+            try encode(src, as: resolved, path: path) { try out.write($0, $1) }
             try out.commit()
         } catch {
             out.abort()
             throw error
+        }
+    }
+
+    /// The element type a write of `type` stores for a tensor of `dtype` (`.same` resolved), its descr
+    /// and its size in bytes.
+    static func fileType(_ type: NpyWriteType, for dtype: DType) -> (type: NpyWriteType, descr: String, itemSize: Int) {
+        let resolved: NpyWriteType = type == .same ? (dtype == .float32 ? .float32 : .float64) : type
+        switch resolved {
+        case .float32, .same: return (.float32, "<f4", 4)
+        case .float64: return (.float64, "<f8", 8)
+        case .int32: return (.int32, "<i4", 4)
+        case .int64: return (.int64, "<i8", 8)
+        }
+    }
+
+    /// The elements of the contiguous tensor `src` as little-endian `type` (resolved, not `.same`), handed
+    /// to `sink` in chunks of at most `chunkElements` elements (pointer, byte count), in order.
+    static func encode(_ src: Tensor, as type: NpyWriteType, path: String,
+                       _ sink: (UnsafeRawPointer, Int) throws -> Void) throws {
+        let itemSize = fileType(type, for: src.dtype).itemSize
+        let count = src.count
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunkElements * itemSize, alignment: 16)
+        defer { buffer.deallocate() }
+        let floats = src.dtype == .float32 ? src.pointer(Float.self) : nil
+        let doubles = src.dtype == .float64 ? src.pointer(Double.self) : nil
+        var done = 0
+        while done < count {
+            let n = min(chunkElements, count - done)
+            for i in 0..<n {
+                let v = floats.map { Double($0[done + i]) } ?? doubles![done + i]
+                switch type {
+                case .float32, .same:
+                    // From a Float32 tensor this is exact; from Float64 it rounds, as astype does.
+                    buffer.storeBytes(of: Float(v).bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
+                case .float64:
+                    buffer.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: i * 8, as: UInt64.self)
+                case .int32:
+                    let r = try roundedInteger(v, index: done + i, count: count, type: "int32",
+                                               low: -0x1p31, high: 0x1p31, path: path)
+                    buffer.storeBytes(of: Int32(r).littleEndian, toByteOffset: i * 4, as: Int32.self)
+                case .int64:
+                    let r = try roundedInteger(v, index: done + i, count: count, type: "int64",
+                                               low: -0x1p63, high: 0x1p63, path: path)
+                    buffer.storeBytes(of: Int64(r).littleEndian, toByteOffset: i * 8, as: Int64.self)
+                }
+            }
+            try sink(buffer, n * itemSize)
+            done += n
         }
     }
 
@@ -229,26 +241,55 @@ public enum Npy {
 
     /// Magic, version, length and the padded header dict, so that the data starts at a multiple of 64.
     public static func headerBytes(descr: String, shape: [Int]) -> [UInt8] {
+        let dict = headerDict(descr: descr, shape: shape)
+        func build(version: UInt8, lengthBytes: Int) -> [UInt8]? {
+            let unpadded = magic.count + 2 + lengthBytes + dict.count + 1  // +1 for the final '\n'
+            return wrap(dict, version: version, lengthBytes: lengthBytes, padding: (64 - unpadded % 64) % 64)
+        }
+        return build(version: 1, lengthBytes: 2) ?? build(version: 2, lengthBytes: 4)!
+    }
+
+    /// numpy's room for a growing first dimension: a header holds spaces for a size of this many digits.
+    public static let growthAxisMaxDigits = 21
+
+    /// The header numpy writes (numpy.lib.format, numpy ≥ 1.23): the dict, then spaces for a first
+    /// dimension of up to 21 digits, padded so the data starts at a multiple of 64 (a full 64 bytes of
+    /// padding where none is needed, as numpy does). Its length does not depend on the first dimension,
+    /// so a file that grows along it gets its header rewritten in place; the bytes equal numpy.save's.
+    public static func growableHeaderBytes(descr: String, shape: [Int]) -> [UInt8] {
+        var dict = headerDict(descr: descr, shape: shape)
+        if let first = shape.first {
+            dict += [UInt8](repeating: 0x20, count: max(0, growthAxisMaxDigits - String(first).utf8.count))
+        }
+        func build(version: UInt8, lengthBytes: Int) -> [UInt8]? {
+            let unpadded = magic.count + 2 + lengthBytes + dict.count + 1
+            return wrap(dict, version: version, lengthBytes: lengthBytes, padding: 64 - unpadded % 64)
+        }
+        return build(version: 1, lengthBytes: 2) ?? build(version: 2, lengthBytes: 4)!
+    }
+
+    /// The dict literal of a C-order header: "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }".
+    static func headerDict(descr: String, shape: [Int]) -> [UInt8] {
         let shapeText: String
         switch shape.count {
         case 0: shapeText = "()"
         case 1: shapeText = "(\(shape[0]),)"  // a 1-tuple needs its comma in Python
         default: shapeText = "(" + shape.map(String.init).joined(separator: ", ") + ")"
         }
-        let dict = Array("{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }".utf8)
-        func build(version: UInt8, lengthBytes: Int) -> [UInt8]? {
-            let unpadded = magic.count + 2 + lengthBytes + dict.count + 1  // +1 for the final '\n'
-            let padding = (64 - unpadded % 64) % 64
-            let headerLength = dict.count + padding + 1
-            if lengthBytes == 2 && headerLength > 0xFFFF { return nil }
-            var bytes = magic + [version, 0]
-            for i in 0..<lengthBytes { bytes.append(UInt8(truncatingIfNeeded: headerLength >> (8 * i))) }
-            bytes += dict
-            bytes += [UInt8](repeating: 0x20, count: padding)
-            bytes.append(0x0A)
-            return bytes
-        }
-        return build(version: 1, lengthBytes: 2) ?? build(version: 2, lengthBytes: 4)!
+        return Array("{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }".utf8)
+    }
+
+    /// Magic, version, header length, the dict, `padding` spaces and '\n'; nil when version 1.0's
+    /// two-byte length cannot hold the header.
+    static func wrap(_ dict: [UInt8], version: UInt8, lengthBytes: Int, padding: Int) -> [UInt8]? {
+        let headerLength = dict.count + padding + 1
+        if lengthBytes == 2 && headerLength > 0xFFFF { return nil }
+        var bytes = magic + [version, 0]
+        for i in 0..<lengthBytes { bytes.append(UInt8(truncatingIfNeeded: headerLength >> (8 * i))) }
+        bytes += dict
+        bytes += [UInt8](repeating: 0x20, count: padding)
+        bytes.append(0x0A)
+        return bytes
     }
 }
 

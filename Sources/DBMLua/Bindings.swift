@@ -17,7 +17,7 @@ struct Binding: Sendable {
 
 enum Bindings {
     static let entries: [Binding] = creation + shapes + arithmetic + reductions + linalg + files + misc + safetensors + spectral
-        + autograd + functional + optim + data + models
+        + autograd + functional + optim + data + models + npyAppender
 
     /// The single C entry point of every binding: reads the binding's index from upvalue 2.
     static let dispatch: @convention(c) (OpaquePointer?) -> Int32 = { L in

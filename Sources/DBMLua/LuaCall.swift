@@ -44,6 +44,7 @@ struct LuaCall {
             case Int32(DBM_KIND_OPTIMIZER): return "an optimizer"
             case Int32(DBM_KIND_DATASET): return "a dataset"
             case Int32(DBM_KIND_MODEL): return "a model"
+            case Int32(DBM_KIND_APPENDER): return "a NpyAppender"
             default: return "a userdata"
             }
         default: return String(cString: lua_typename(L, lua_type(L, i)))
@@ -236,10 +237,13 @@ struct LuaCall {
         try check(dbm_push_string(L, s, s.utf8.count))
     }
 
+    /// Tells the collector about the bytes the tensor shows, not its whole storage: a view (a row of a
+    /// big buffer, say) holds no new memory, and counting the buffer at every view ran a full GC cycle
+    /// per view, a cost that grew with the buffer (the recorder's rows: O(records²) over a run).
     func push(_ t: Tensor) throws {
         let p = Unmanaged.passRetained(t).toOpaque()
         var reused: Int32 = 0
-        let st = dbm_push_object(L, p, Int32(DBM_KIND_TENSOR), t.storage.byteCount, &reused)
+        let st = dbm_push_object(L, p, Int32(DBM_KIND_TENSOR), min(t.storage.byteCount, t.byteCount), &reused)
         if st != 0 || reused != 0 { Unmanaged<Tensor>.fromOpaque(p).release(); try check(st) }
     }
 

@@ -75,7 +75,8 @@ public final class LuaState {
         guard dbm_set_field(L, -2, "_help") == 0 else { throw DBMError(popError()) }
         // Metatables of the object kinds, for the Lua half to fill in.
         for (kind, name) in [(DBM_KIND_TENSOR, "_tensor_mt"), (DBM_KIND_GENERATOR, "_generator_mt"), (DBM_KIND_WRITER, "_writer_mt"), (DBM_KIND_OPTIMIZER, "_optimizer_mt"),
-                           (DBM_KIND_DATASET, "_dataset_mt"), (DBM_KIND_MODEL, "_model_mt")] {
+                           (DBM_KIND_DATASET, "_dataset_mt"), (DBM_KIND_MODEL, "_model_mt"),
+                           (DBM_KIND_APPENDER, "_appender_mt")] {
             dbm_push_metatable(L, Int32(kind))
             guard dbm_set_field(L, -2, name) == 0 else { throw DBMError(popError()) }
         }

@@ -28,6 +28,8 @@ enum Bench {
         if ProcessInfo.processInfo.arguments.dropFirst().contains("models") { try ModelsBench.run(reps: reps); return }
         // `dbm-bench sweep`: only the local sweep's 8-points-on-2-cores figure.
         if ProcessInfo.processInfo.arguments.dropFirst().contains("sweep") { try SweepBench.run(); return }
+        // `dbm-bench recorder`: only the recorder's 10,000 against 20,000 recorded steps.
+        if ProcessInfo.processInfo.arguments.dropFirst().contains("recorder") { try RecorderBench.run(reps: reps); return }
 
         // Ours and the reference alternate within each repetition, so that both see the same load
         // on this shared machine; each figure is the median over the repetitions.
@@ -116,6 +118,7 @@ enum Bench {
         try GPTStepBench.run(lua: lua, referenceGflops: refGflops)
         try ModelsBench.run(reps: reps)
         try SweepBench.run()
+        try RecorderBench.run(reps: reps)
     }
 }
 

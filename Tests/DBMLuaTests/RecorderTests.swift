@@ -241,6 +241,175 @@ struct RecorderTests {
         #expect(FileManager.default.fileExists(atPath: run + "/DONE"))
     }
 
+    @Test("dbm.npy_appender from Lua: numpy reads appended files (and ignores rows past the header's count), cuts, replaces; unknown options named")
+    func npyAppenderScript() throws {
+        let state = try LuaState()
+        let err = state.runFile(luaTestFolder + "/npy_appender.lua")
+        #expect(err == nil, "npy_appender.lua: \(err ?? "")")
+    }
+
+    /// Records one 64×64 matrix at every step (and an 8×8 one every 3 steps, with its own steps file),
+    /// resumed at --resume=S when S ≥ 0, up to --steps; prints "recording" once the matrices are watched.
+    func writeKillableRun(_ dir: String) throws -> String {
+        let script = dir + "/killable.lua"
+        try """
+        local cfg = dbm.config({out_dir = "", resume = -1, steps = 1000000})
+        local rec = dbm.recorder{out_dir = cfg.out_dir, config = cfg, resume = cfg.resume >= 0 and cfg.resume or nil,
+                                 plots = false, report = function() end}
+        local W = dbm.randn(64, 64, {dtype = "float64", generator = dbm.generator(1)})
+        rec:watch("W", W, {every = 1})
+        local H = dbm.randn(8, 8, {dtype = "float64", generator = dbm.generator(2)})
+        rec:watch("H", H + H:t(), {every = 3, symmetric = true})
+        print("recording")
+        io.stdout:flush()
+        for step = math.max(cfg.resume, 0), cfg.steps - 1 do rec:step(step, {loss = 1 / (step + 1)}) end
+        rec:close()
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        return script
+    }
+
+    /// The rows of each spectra/*.npy and of the steps file it goes with (its own, else steps.npy), read
+    /// with Npy.read; a missing file (nothing recorded yet) is left out.
+    func spectraRows(_ run: String) throws -> [String: (rows: Int, steps: Int)] {
+        let sp = run + "/spectra"
+        let union = try Npy.read(path: sp + "/steps.npy").count
+        var out: [String: (rows: Int, steps: Int)] = [:]
+        for f in try FileManager.default.contentsOfDirectory(atPath: sp).sorted()
+        where f.hasSuffix(".npy") && f != "steps.npy" && !f.hasSuffix(".steps.npy") && !f.hasPrefix(".") {
+            let name = String(f.dropLast(4))
+            let own = sp + "/" + name + ".steps.npy"
+            let steps = FileManager.default.fileExists(atPath: own) ? try Npy.read(path: own).count : union
+            out[name] = (try Npy.read(path: sp + "/" + f).shape[0], steps)
+        }
+        return out
+    }
+
+    @Test("SIGKILL at 20 random moments of runs recording every step (fresh and resumed), and between a row write and its header update: numpy loads every spectra file, with as many rows as its steps or one more")
+    func killedAtRandomMoments() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = try writeKillableRun(dir)
+        let binary = try dbmLuaBinary()
+        let fm = FileManager.default
+        var snapshots = 0
+        /// Copies the run's spectra/ for the numpy check at the end (one python for all of them).
+        func snapshot(_ run: String) throws {
+            let to = "\(dir)/snapshots/\(snapshots)"
+            try fm.createDirectory(atPath: to, withIntermediateDirectories: true)
+            try fm.copyItem(atPath: run + "/spectra", toPath: to + "/spectra")
+            snapshots += 1
+        }
+        /// Starts the run; once it prints "recording", waits `delay` seconds (nil: until the child kills
+        /// itself) and kills it with SIGKILL; returns how it ended.
+        func killedRun(_ run: String, resume: Int? = nil, delay: Double?, hook: String? = nil) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.arguments = [script, "--out_dir=" + run] + (resume.map { ["--resume=\($0)"] } ?? [])
+            var env = ProcessInfo.processInfo.environment
+            env[NpyAppender.killHook] = hook
+            p.environment = env
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            var text = ""
+            let deadline = Date().addingTimeInterval(60)
+            while !text.contains("recording\n") && Date() < deadline {
+                let d = out.fileHandleForReading.availableData
+                if d.isEmpty { break }   // the child ended
+                text += String(decoding: d, as: UTF8.self)
+            }
+            if let delay {
+                #expect(text.contains("recording"), "the run did not start: \(text)")
+                usleep(UInt32(delay * 1e6))
+                kill(p.processIdentifier, SIGKILL)
+            }
+            p.waitUntilExit()
+            #expect(p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGKILL, "the run ended otherwise: \(p.terminationStatus)")
+            return p
+        }
+        func checkInvariant(_ run: String, _ label: String) throws {
+            for (name, c) in try spectraRows(run) {
+                #expect(c.rows == c.steps || c.rows == c.steps + 1, "\(label): spectra/\(name).npy has \(c.rows) rows for \(c.steps) steps")
+            }
+        }
+
+        // 20 kills at random moments: a fresh run every 4 rounds, resumed in between (two steps back).
+        let g = Generator(seed: 20261202)
+        var run = "", recorded: [Int] = []
+        for round in 0..<20 {
+            var resume: Int? = nil
+            if round % 4 == 0 {
+                run = "\(dir)/run\(round / 4)"
+            } else {
+                resume = max(0, try Npy.read(path: run + "/spectra/steps.npy").count - 2)
+            }
+            _ = try killedRun(run, resume: resume, delay: 0.3 * g.uniform())
+            try checkInvariant(run, "round \(round)")
+            recorded.append(try Npy.read(path: run + "/spectra/steps.npy").count)
+            try snapshot(run)
+        }
+        print("killed at random moments: steps recorded at each kill \(recorded)")
+        #expect(recorded.filter { $0 > 0 }.count >= 10, "most kills land after some records: \(recorded)")
+
+        // Killed by the test hook between W.npy's 25th append (step 25) and its header update: the header
+        // counts 25 rows, one row's bytes follow; steps.npy has the 25 steps 0...24.
+        let rowBytes = 64 * 8, header = Npy.growableHeaderBytes(descr: "<f8", shape: [0, 64]).count
+        let a = dir + "/hookW"
+        _ = try killedRun(a, delay: nil, hook: "/W.npy:25")
+        let wSize = (try fm.attributesOfItem(atPath: a + "/spectra/W.npy")[.size] as? Int) ?? 0
+        #expect(try Npy.read(path: a + "/spectra/W.npy").shape == [25, 64] && wSize == header + 26 * rowBytes,
+                "W.npy: a row past the header's 25 (\(wSize) bytes)")
+        #expect(try Npy.read(path: a + "/spectra/steps.npy").toDoubles() == (0..<25).map(Double.init))
+        try checkInvariant(a, "killed between W.npy's row and header")
+        try snapshot(a)
+        // ... and between steps.npy's 25th append (step 24) and its header update: 24 steps, 25 rows.
+        let b = dir + "/hookSteps"
+        _ = try killedRun(b, delay: nil, hook: "/steps.npy:25")
+        let sSize = (try fm.attributesOfItem(atPath: b + "/spectra/steps.npy")[.size] as? Int) ?? 0
+        #expect(try Npy.read(path: b + "/spectra/steps.npy").count == 24 && sSize == header + 25 * 8, "steps.npy: \(sSize) bytes")
+        #expect(try Npy.read(path: b + "/spectra/W.npy").shape == [25, 64])
+        try checkInvariant(b, "killed between steps.npy's step and header")
+        try snapshot(b)
+
+        // numpy reads every snapshot: each spectra file loads, with as many rows as its steps or one more.
+        let check = try runProcess("/usr/bin/env", ["python3", "-c", """
+        import os, sys, numpy as np
+        root = sys.argv[1]
+        extra = 0
+        for snap in sorted(os.listdir(root), key=int):
+            sp = os.path.join(root, snap, "spectra")
+            steps = np.load(os.path.join(sp, "steps.npy"))
+            assert steps.dtype == np.int64 and steps.ndim == 1 and list(steps) == list(range(len(steps))), (snap, steps)
+            for f in sorted(os.listdir(sp)):
+                if not f.endswith(".npy") or f == "steps.npy" or f.endswith(".steps.npy") or f.startswith("."):
+                    continue
+                a = np.load(os.path.join(sp, f))
+                own = os.path.join(sp, f[:-4] + ".steps.npy")
+                st = np.load(own) if os.path.exists(own) else steps
+                assert a.dtype == np.float64 and a.ndim == 2 and a.shape[1] in (64, 8), (snap, f, a.shape)
+                assert a.shape[0] in (len(st), len(st) + 1), (snap, f, a.shape, len(st))
+                assert np.all(np.diff(a, axis=1) >= 0), (snap, f, "levels not ascending")
+                extra += a.shape[0] == len(st) + 1
+        print("numpy: %d snapshots valid; %d spectra files one row ahead of their steps" % (len(os.listdir(root)), extra))
+        """, dir + "/snapshots"])
+        #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
+        print(check.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+
+        // The run killed between steps.npy's data and header resumes (at 20) and completes: files exact.
+        let r = try runProcess(binary, [script, "--out_dir=" + b, "--resume=20", "--steps=40"])
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        let rows = try spectraRows(b)
+        #expect(rows["W"]?.rows == 40 && rows["W"]?.steps == 40 && rows["H"]?.rows == 14 && rows["H"]?.steps == 14, "\(rows)")
+        let sizes = ["W.npy": header + 40 * rowBytes, "steps.npy": header + 40 * 8]
+        for (f, size) in sizes {
+            #expect((try fm.attributesOfItem(atPath: b + "/spectra/" + f)[.size] as? Int) == size, "\(f): no bytes past its rows")
+        }
+        #expect(try Npy.read(path: b + "/spectra/H.steps.npy").toDoubles() == stride(from: 0, to: 40, by: 3).map(Double.init))
+        #expect(fm.fileExists(atPath: b + "/DONE"))
+        _ = try validate(b)
+    }
+
     @Test("Ctrl-C ends a run cleanly: files complete, plots written, no DONE")
     func interruptedRun() throws {
         let dir = try tempDir()

@@ -18,8 +18,8 @@ typedef int (*dbm_swift_fn)(lua_State *L);
 
 // Kinds of Swift objects held in userdata (one retained pointer each).
 enum { DBM_KIND_TENSOR = 1, DBM_KIND_GENERATOR = 2, DBM_KIND_WRITER = 3, DBM_KIND_OPTIMIZER = 4, DBM_KIND_DATASET = 5,
-       DBM_KIND_MODEL = 6,
-       DBM_KIND_COUNT = 7 };
+       DBM_KIND_MODEL = 6, DBM_KIND_APPENDER = 7,
+       DBM_KIND_COUNT = 8 };
 
 // ---- Wrappers for the C-API macros Swift cannot import (none of these raise) ----
 static inline int dbm_upvalueindex(int i) { return lua_upvalueindex(i); }

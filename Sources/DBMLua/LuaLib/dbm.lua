@@ -16,7 +16,9 @@ local hidden = {generator_uniform = true, generator_normal = true, generator_per
                 set_grad = true, backward = true, detach = true, clip_grad_norm = true,
                 generator_state = true, generator_set_state = true,
                 dataset_vocab_size = true, dataset_vocab = true, dataset_size = true, dataset_encode = true,
-                dataset_decode = true, dataset_batch = true}
+                dataset_decode = true, dataset_batch = true,
+                npy_appender_append = true, npy_appender_rows = true, npy_appender_truncate = true,
+                npy_appender_close = true, npy_appender_tostring = true}
 --- dbm.F: the differentiable functional ops (core functions F_name), from which nn modules are built.
 dbm.F = {}
 for name, f in pairs(core) do
@@ -128,6 +130,24 @@ end
 
 core._writer_mt.__index = {write = core.jsonl_write, close = core.jsonl_close}
 core._writer_mt.__tostring = function() return "dbm.Writer" end
+
+-- ---------------------------------------------------------------- growing .npy files
+
+local appender_options = {dtype = true, cols = true, data = true}
+export("npy_appender", function(path, opts)
+  if type(opts) == "table" and getmetatable(opts) == nil then
+    for k in pairs(opts) do
+      if not appender_options[k] then
+        dbm._fail("dbm.npy_appender: unknown option '%s' (known: dtype, cols, data)", tostring(k))
+      end
+    end
+  end
+  return core.npy_appender(path, opts)
+end, core._help.npy_appender)
+dbm.NpyAppender = {append = core.npy_appender_append, rows = core.npy_appender_rows,
+                   truncate = core.npy_appender_truncate, close = core.npy_appender_close}
+core._appender_mt.__index = dbm.NpyAppender
+core._appender_mt.__tostring = core.npy_appender_tostring
 
 -- ---------------------------------------------------------------- datasets
 

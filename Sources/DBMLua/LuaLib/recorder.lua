@@ -28,10 +28,16 @@
 --                      lambda_max, semicircle_radius) against the step; metrics (loss etc.) against the step
 --   DONE               written last by an explicit rec:close()
 --
--- Durability: JSON lines are appended and flushed one by one; .npy and .json files are written to a
--- temporary file and renamed. A killed run leaves every file valid up to its last record: rows of
--- spectra/<matrix>.npy are written before spectra/steps.npy, so row i of a spectra file belongs to
--- steps[i] for every i ≤ len(steps) (after a kill a spectra file may hold one row more).
+-- Durability: JSON lines are appended and flushed one by one; .json files are written to a temporary
+-- file and renamed. The spectra/ files grow by appending (dbm.npy_appender): a record writes its row
+-- after the rows the file's header counts, then the header with the new count, in place (numpy's
+-- header, with room for a 21-digit row count), so a run costs O(records), not O(records²); files are
+-- fsync'd at close only. A killed run leaves every file valid up to its last record: rows of
+-- spectra/<matrix>.npy are written before their steps (spectra/steps.npy or <matrix>.steps.npy), so
+-- row i of a spectra file belongs to steps[i] for every i ≤ len(steps), and after a kill a spectra file
+-- holds as many rows as its steps file or one more. A kill between a row write and its header update
+-- leaves bytes after the rows the header counts: np.load and dbm.load_npy ignore them, the resume
+-- below rewrites the file without them. (A file is created whole, with its first rows, and renamed.)
 -- dbm.on_exit closes the recorder after an error or Ctrl-C (plots included, no DONE); closing cuts
 -- rows and steps to agree exactly, should Ctrl-C have landed inside a record.
 -- Messages (plugin failures, gnuplot missing, closing without DONE) go to opts.report (stderr).
@@ -46,6 +52,7 @@
 --   *.jsonl            the lines with step < S (rewritten atomically, then appended to); `time` goes on
 --                      from the last kept metrics line, so it stays monotone
 --   spectra/           the rows whose step < S, steps files written before the rows they describe
+--                      (each file rewritten once, then appended to)
 --   DONE               removed; close() writes it again
 -- rec:watch of a matrix with kept rows takes up its rows, steps, observables and first record, so
 -- close() plots the whole run. A matrix that this run does not watch keeps its kept rows.
@@ -77,8 +84,23 @@ local function mkdir_p(dir)
   return os.execute("mkdir -p " .. shell_quote(dir) .. " 2>/dev/null") == true
 end
 
-local function save_steps(path, steps)
-  dbm.save_npy(path, dbm.tensor(#steps > 0 and steps or {}, {dtype = "float64"}), {dtype = "int64"})
+-- A steps file (int64, 1-D) holding steps[1..n], created whole (atomically); it grows by appending.
+local function create_steps(path, steps, n)
+  n = n or #steps
+  return dbm.npy_appender(path, {dtype = "int64", data = table.move(steps, 1, n, 1, {})})
+end
+
+-- Appends steps[file:rows() + 1 .. #steps] to a steps file that holds the first entries of the list.
+local function grow_steps(file, steps)
+  local have = file:rows()
+  if have < #steps then file:append(table.move(steps, have + 1, #steps, 1, {})) end
+end
+
+-- The number of leading entries a and b share, at most n.
+local function common_prefix(a, b, n)
+  local p = 0
+  while p < n and p < #a and p < #b and a[p + 1] == b[p + 1] do p = p + 1 end
+  return p
 end
 
 local function same_steps(a, b)
@@ -237,7 +259,7 @@ function M.new(opts)
     }
     local ok, err = pcall(rec._write_config, rec)
     if not ok then error("dbm.recorder: cannot write " .. dir .. "/config.json: " .. tostring(err), 2) end
-    save_steps(dir .. "/spectra/steps.npy", {})   -- there from the start, empty until the first record
+    rec.steps_file = create_steps(dir .. "/spectra/steps.npy", {})   -- there from the start, empty until the first record
     rec.metrics_file = dbm.jsonl(dir .. "/metrics.jsonl", {append = false})
     rec.observables_file = dbm.jsonl(dir .. "/observables.jsonl", {append = false})
   end
@@ -437,8 +459,7 @@ function Recorder:_record(w, step, level)
   local snapshot = {step = step, levels = levels, results = results}
   if not w.first then w.first = snapshot end
   w.last = snapshot
-  local spectra = self.dir .. "/spectra/"
-  dbm.save_npy(spectra .. w.name .. ".npy", w.buf:narrow(1, 1, w.rows))
+  self:_write_rows(w)
   if not self.step_seen[step] then
     self.step_seen[step] = true
     self.steps[#self.steps + 1] = step
@@ -451,14 +472,32 @@ function Recorder:_record(w, step, level)
       if not other.own_steps and not (#other.steps == #union and other.steps[#other.steps] == union[#union]) then
         other.own_steps = true
       end
-      if other.own_steps and other.own_written ~= #other.steps then
-        save_steps(spectra .. other.name .. ".steps.npy", other.steps)
-        other.own_written = #other.steps
-      end
+      if other.own_steps then self:_write_own_steps(other) end
     end
   end
-  save_steps(spectra .. "steps.npy", union)
+  grow_steps(self.steps_file, union)
   return results
+end
+
+-- Brings spectra/<name>.npy to the matrix's rows: creates it with them (first record, or a resumed
+-- run), else appends the rows it lacks or cuts those it has too many (_finalise).
+function Recorder:_write_rows(w)
+  if not w.file then
+    w.file = dbm.npy_appender(self.dir .. "/spectra/" .. w.name .. ".npy", {cols = w.buf:shape()[2], data = w.buf:narrow(1, 1, w.rows)})
+    return
+  end
+  local have = w.file:rows()
+  if have > w.rows then w.file:truncate(w.rows)
+  elseif have < w.rows then w.file:append(w.buf:narrow(1, have + 1, w.rows - have)) end
+end
+
+-- Brings spectra/<name>.steps.npy to the matrix's steps (created with them when it has none yet).
+function Recorder:_write_own_steps(w)
+  if not w.steps_file then
+    w.steps_file = create_steps(self.dir .. "/spectra/" .. w.name .. ".steps.npy", w.steps)
+  else
+    grow_steps(w.steps_file, w.steps)
+  end
 end
 
 -- The matrices whose spectra files the recorder keeps up: the watched ones, and those of a resumed run
@@ -470,12 +509,18 @@ end
 
 -- Makes memory and files agree at close (and when a resumed run has cut its rows): Ctrl-C can land
 -- between two statements of _record, leaving a row without its step (or a step without its row).
--- Rows and steps are cut to the shorter, the union is rebuilt, and every spectra file is written once
--- more. Steps files go first: the files only shrink here, and a spectra file keeps at least as many
--- rows as its steps file has steps (as in _record, which grows them, rows first), whenever it is killed.
+-- Rows and steps are cut to the shorter, the union is rebuilt, and the files follow: an open file is
+-- cut to what it shares with its new contents and the rest appended; a resumed run's files are
+-- created anew (each once). In three passes: steps files shrink (or are created), then spectra files
+-- shrink or grow, then steps files grow (as in _record: rows first). So a spectra file never has
+-- fewer rows than its steps file has steps, whenever the process is killed; at close, where files move
+-- by a row at most, it has as many or one more. (A kill inside a resume's cut of k records can leave
+-- up to k rows more: each row i ≤ len(steps) still belongs to steps[i], and resuming again drops the
+-- rest, as it drops the one row more.)
 function Recorder:_finalise()
   local spectra = self.dir .. "/spectra/"
   local matrices = self:_matrices_with_spectra()
+  local old_union = self.steps
   local present = {}
   for _, w in ipairs(matrices) do
     local n = math.min(w.rows, #w.steps)
@@ -493,16 +538,46 @@ function Recorder:_finalise()
     end
   end
   self.steps = union
+  local own = {}
   for _, w in ipairs(matrices) do
     if w.rows > 0 and (w.own_steps or not same_steps(w.steps, union)) then
       w.own_steps = true
-      save_steps(spectra .. w.name .. ".steps.npy", w.steps)
+      own[#own + 1] = w
     end
   end
-  save_steps(spectra .. "steps.npy", union)
-  for _, w in ipairs(matrices) do
-    if w.rows > 0 then dbm.save_npy(spectra .. w.name .. ".npy", w.buf:narrow(1, 1, w.rows)) end
+  -- 1. steps files shrink to what they share with their new lists, or are created (a new one with no
+  --    more steps than its spectra file has rows)
+  if self.steps_file then
+    local have = self.steps_file:rows()
+    local keep = common_prefix(old_union, union, have)
+    if keep < have then self.steps_file:truncate(keep) end
+  else
+    self.steps_file = create_steps(spectra .. "steps.npy", union)
   end
+  for _, w in ipairs(own) do
+    if w.steps_file then
+      if w.steps_file:rows() > #w.steps then w.steps_file:truncate(#w.steps) end
+    else
+      local n = w.file and math.min(w.file:rows(), #w.steps) or #w.steps
+      w.steps_file = create_steps(spectra .. w.name .. ".steps.npy", w.steps, n)
+    end
+  end
+  -- 2. spectra files
+  for _, w in ipairs(matrices) do
+    if w.rows > 0 then self:_write_rows(w) end
+  end
+  -- 3. steps files grow
+  for _, w in ipairs(own) do grow_steps(w.steps_file, w.steps) end
+  grow_steps(self.steps_file, union)
+end
+
+-- Flushes (fsync) and closes the spectra files, at close.
+function Recorder:_close_files()
+  for _, w in ipairs(self:_matrices_with_spectra()) do
+    if w.file then w.file:close() end
+    if w.steps_file then w.steps_file:close() end
+  end
+  if self.steps_file then self.steps_file:close() end
 end
 
 local function scalar_value(key, v)
@@ -717,6 +792,7 @@ function Recorder:_take_up(w)
   end
   if not m then return end
   w.buf, w.rows, w.steps, w.nlevels, w.own_steps = m.buf, m.rows, m.steps, m.nlevels, m.own_steps
+  w.file, w.steps_file = m.file, m.steps_file
   if is_tensor(w.source) and w.source:dim() == 2 then   -- for the MP curve, should nothing more be recorded
     local shape = w.source:shape()
     w.shape = {shape[1], shape[2]}
@@ -885,6 +961,8 @@ function Recorder:_close(completed)
   pcall(self.observables_file.close, self.observables_file)
   local ok, err = xpcall(self._finalise, debug.traceback, self)
   if not ok then self.report("dbm.recorder: could not finish the spectra files: " .. tostring(err)) end
+  ok, err = pcall(self._close_files, self)
+  if not ok then self.report("dbm.recorder: could not close the spectra files: " .. tostring(err)) end
   if self.make_plots then self:_make_plots() end
   if completed then
     write_atomic(self.dir .. "/DONE", os.date("!%Y-%m-%dT%H:%M:%SZ") .. "\n")

@@ -222,6 +222,49 @@ line = L(); check("dbm.sum", line, pcall(function() return fake2:sum() end))
 line = L(); check("dbm.add", line, pcall(function() return fake2 + 1 end))
 fake, fake2 = nil, nil
 collectgarbage(); collectgarbage()   -- their finalizers release the right objects
+-- dbm.npy_appender and its methods (a file of 3 columns; nothing is appended by a bad call).
+local atmp = os.tmpname(); os.remove(atmp)
+assert(os.execute("mkdir -p " .. atmp))
+local a = dbm.npy_appender(atmp .. "/a.npy", {cols = 3})
+local g = dbm.generator(1)
+local path = atmp .. "/b.npy"
+for _, v in ipairs({true, {}, function() end, -1, 0.5, g, ""}) do
+  line = L(); check("dbm.npy_appender", line, pcall(dbm.npy_appender, v))
+end
+for _, v in ipairs({"x", true, -1, g, a}) do
+  line = L(); check("dbm.npy_appender", line, pcall(dbm.npy_appender, path, v))
+end
+for _, v in ipairs({"x", "float16", true, {}, -1, g}) do
+  line = L(); check("dbm.npy_appender", line, pcall(dbm.npy_appender, path, {dtype = v}))
+end
+for _, v in ipairs({"x", true, {}, -1, 0.5, 1e300, 0 / 0, g}) do
+  line = L(); check("dbm.npy_appender", line, pcall(dbm.npy_appender, path, {cols = v}))
+end
+for _, v in ipairs({"x", true, function() end, -1, 0.5, 0 / 0, g, {1, 2}, {{1, 2, 3}, {1, 2}}, {{"a", 2, 3}}, dbm.randn(2, 4)}) do
+  line = L(); check("dbm.npy_appender", line, pcall(dbm.npy_appender, path, {cols = 3, data = v}))
+end
+line = L(); check("dbm.npy_appender", line, pcall(dbm.npy_appender, atmp .. "/no/such/dir/c.npy", {cols = 3}))
+line = L(); check("dbm.npy_appender", line, pcall(dbm.npy_appender, path, {dtype = "int64", data = {1, 0 / 0}}))
+for _, v in ipairs({"x", true, function() end, -1, 0.5, 1e300, 0 / 0, g, {1, 2}, {{1, 2, 3}, {1, 2}}, dbm.randn(2, 4), dbm.randn(3, 1)}) do
+  line = L(); check("NpyAppender:append", line, pcall(a.append, a, v))
+end
+line = L(); check("NpyAppender:append", line, pcall(a.append, a))
+for _, v in ipairs({"x", true, {}, function() end, -1, 0.5, 1e300, 0 / 0, g, 1}) do
+  line = L(); check("NpyAppender:truncate", line, pcall(a.truncate, a, v))
+end
+for _, v in ipairs({false, "x", 3, {}, dbm.randn(3), g}) do
+  if v == false then v = nil end
+  line = L(); check("NpyAppender:append", line, pcall(dbm.NpyAppender.append, v, {1, 2, 3}))
+  line = L(); check("NpyAppender:rows", line, pcall(dbm.NpyAppender.rows, v))
+  line = L(); check("NpyAppender:truncate", line, pcall(dbm.NpyAppender.truncate, v, 0))
+  line = L(); check("NpyAppender:close", line, pcall(dbm.NpyAppender.close, v))
+end
+assert(a:rows() == 0, "failed appends append nothing")
+a:close()
+line = L(); check("NpyAppender:append", line, pcall(a.append, a, {1, 2, 3}))
+line = L(); check("NpyAppender:truncate", line, pcall(a.truncate, a, 0))
+assert(dbm.help(dbm.npy_appender):find("a:append(rows)", 1, true) and dbm.help(a.append):find("the row count", 1, true))
+os.execute("rm -rf " .. atmp)
 
 -- The state is still healthy after all of that.
 local ok = pcall(function() return dbm.eigvalsh(dbm.eye(3)):sum() end)

@@ -14,7 +14,7 @@ end
 local function exists(path) local f = io.open(path, "rb"); if f then f:close() end; return f ~= nil end
 local function python(code, ...)
   local script = tmp .. "/check.py"
-  write(script, "import json, os, sys\nimport numpy as np\n" .. code)
+  write(script, "import io, json, os, sys\nimport numpy as np\n" .. code)
   local args = {}
   for i, a in ipairs({...}) do args[i] = "'" .. tostring(a) .. "'" end
   local ok = os.execute("python3 " .. script .. " " .. table.concat(args, " "))
@@ -553,6 +553,38 @@ local G = dbm.recorder{out_dir = dirG, resume = 5, report = report}
 G:watch("W", function() return dbm.randn(30, 8, {dtype = "float64"}) end, {every = 5})
 throws(function() G:step(5) end, this_file, "matrix 'W' has 8 levels at step 5 but had 12 before")
 G:_close(false)
+
+-- ---------------------------------------------------------------- Ctrl-C inside a record, then close
+-- The spectra files grow by appending; closing brings each one to the rows and steps in memory (cut to
+-- agree), appending what a record interrupted between its row and its files did not write.
+
+-- Runs steps 0..12 into dir, then step 15 with `method` raising (as Ctrl-C would, inside _record),
+-- then closes as dbm.on_exit does: spectra/W.npy and steps.npy end with step 15's row and step.
+local function interrupted(dir, method, rows_before_close)
+  local rec = run(dir, 0, 12)          -- W at 0, 5, 10; H at 0, 10 (its own steps file)
+  rec.by_name.W.source = function() return W_at(15) end
+  rec[method] = function() error("interrupted") end
+  assert(not pcall(rec.step, rec, 15))
+  rec[method] = nil
+  python([==[
+d = sys.argv[1]
+assert np.load(d + "/spectra/W.npy").shape == (int(sys.argv[2]), 12) and list(np.load(d + "/spectra/steps.npy")) == [0, 5, 10]
+]==], dir, rows_before_close)
+  rec:_close(false)
+  python([==[
+d = sys.argv[1]
+W = np.load(d + "/spectra/W.npy"); steps = np.load(d + "/spectra/steps.npy")
+assert W.shape == (4, 12) and list(steps) == [0, 5, 10, 15], (W.shape, list(steps))
+assert not os.path.exists(d + "/spectra/W.steps.npy")
+assert list(np.load(d + "/spectra/H.steps.npy")) == [0, 10] and np.load(d + "/spectra/H.npy").shape == (2, 10)
+for f in ("W.npy", "steps.npy", "H.npy", "H.steps.npy"):
+    buf = io.BytesIO(); np.save(buf, np.load(d + "/spectra/" + f))
+    assert open(d + "/spectra/" + f, "rb").read() == buf.getvalue(), f + ": numpy.save's bytes, nothing past the rows"
+print("recorder.lua: Ctrl-C inside a record (" + sys.argv[2] + "): closing brings the files to the rows and steps in memory")
+]==], dir, method)
+end
+interrupted(tmp .. "/J1", "_write_rows", 3)         -- after the row and the step went to memory, before spectra/W.npy
+interrupted(tmp .. "/J2", "_write_own_steps", 4)    -- after spectra/W.npy got its row, before the steps files
 
 -- ---------------------------------------------------------------- errors, at the caller's line
 
