@@ -167,17 +167,22 @@ print('OK')
         dbm.save_checkpoint(good, {model = m, optimizer = opt, step = 3, generators = {default = g, data = data}})
         train(2); g:uniform()   -- the state a failed load must leave alone
         -- Every byte of the state: weights, optimizer state, step count, rates, generators.
+        local function exact(t)   -- every value in hexadecimal: nothing rounded away
+          local v = t:reshape(t:numel()):totable()
+          for i = 1, #v do v[i] = ("%a"):format(v[i]) end
+          return table.concat(v, ",")
+        end
         local function snapshot()
           local parts = {}
-          for name, p in m:named_parameters() do parts[#parts + 1] = name .. "=" .. table.concat(p:totable(), ",") end
+          for name, p in m:named_parameters() do parts[#parts + 1] = name .. "=" .. exact(p) end
           for k, p in ipairs(opt:parameters()) do
             local st, keys = opt:state(p), {}
             for key in pairs(st) do keys[#keys + 1] = key end
             table.sort(keys)
-            for _, key in ipairs(keys) do parts[#parts + 1] = k .. key .. "=" .. table.concat(st[key]:reshape(st[key]:numel()):totable(), ",") end
+            for _, key in ipairs(keys) do parts[#parts + 1] = k .. key .. "=" .. exact(st[key]) end
           end
-          parts[#parts + 1] = "steps=" .. opt:step_count() .. " lr=" .. opt:lr(1)
-          parts[#parts + 1] = "g=" .. table.concat(g:state():totable(), ",") .. " data=" .. table.concat(data:state():totable(), ",")
+          parts[#parts + 1] = "steps=" .. opt:step_count() .. (" lr=%a"):format(opt:lr(1))
+          parts[#parts + 1] = "g=" .. exact(g:state()) .. " data=" .. exact(data:state())
           return table.concat(parts, ";")
         end
         local before = snapshot()
