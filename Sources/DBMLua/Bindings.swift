@@ -533,6 +533,17 @@ enum Bindings {
             try writeFileAtomically(path, UnsafeRawBufferPointer(start: p, count: len))
             return 0
         },
+        fn("_lock", "dbm._lock", "dbm._lock(path): an exclusive lock on the file path (created if need be), held until "
+           + "dbm._unlock(path) or the end of the process; an error naming the holder when another process has it") { c in
+            let path = try c.string(1, "path")
+            if c.context.locks[path] == nil { c.context.locks[path] = try FileLock(path: path) }
+            return 0
+        },
+        fn("_unlock", "dbm._unlock", "dbm._unlock(path): releases a lock dbm._lock took") { c in
+            let path = try c.string(1, "path")
+            c.context.locks.removeValue(forKey: path)?.release()
+            return 0
+        },
         fn("blas_info", "dbm.blas_info", "dbm.blas_info() -> {library=, version=, core=, threads=, source=, openblas_core=, config=}: "
            + "the BLAS kernel in use and who chose it (source: 'openblas', 'user' through OPENBLAS_CORETYPE, or 'dbm-lua')") { c in
             let b = BLASInfo.current

@@ -6,6 +6,8 @@ import Foundation
 /// What the bridge keeps per Lua state (in the state's extra space): the default generator.
 final class BridgeContext {
     var generator = Generator(seed: 0)
+    /// Locks held by this state (run directories), by path: released by dbm._unlock or at exit.
+    var locks: [String: FileLock] = [:]
 
     static func of(_ L: OpaquePointer) -> BridgeContext {
         Unmanaged<BridgeContext>.fromOpaque(dbm_extraspace(L)!.pointee!).takeUnretainedValue()

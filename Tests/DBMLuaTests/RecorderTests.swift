@@ -179,6 +179,36 @@ struct RecorderTests {
         return (p, errPipe)
     }
 
+    @Test("a second run on a directory in use is refused within a second, naming the holder; the first run's files stay intact")
+    func directoryInUse() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (p, _) = try startEndlessRun(dir, until: 40)
+        #expect(p.isRunning, "the run ended by itself")
+        let script = dir + "/endless.lua"
+        let t0 = Date()
+        let second = try runProcess(try dbmLuaBinary(), [script, "--out_dir=" + dir + "/run"],
+                                    environment: environment(pluginDir: dir + "/plugins"))
+        let seconds = Date().timeIntervalSince(t0)
+        #expect(second.status == 1 && second.stderr.contains("is in use") && second.stderr.contains("process \(p.processIdentifier)"),
+                "\(second.stderr)")
+        #expect(seconds < 1, "refused after \(seconds) s")
+        // The first run goes on recording, unharmed: its files are whole when it is stopped.
+        let before = ((try? String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8)) ?? "").count
+        usleep(300_000)
+        let after = ((try? String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8)) ?? "").count
+        #expect(after > before, "the first run stopped recording")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let summary = try validate(dir + "/run")
+        #expect((summary["steps"] as? Int ?? 0) >= 20, "\(summary)")
+        print("directory in use: the second run refused in \(String(format: "%.3f", seconds)) s; the first: \(summary)")
+        // With the holder gone, the directory can be taken again (resumed here).
+        let third = try runProcess(try dbmLuaBinary(), ["-e", "local r = dbm.recorder{out_dir = '\(dir)/run', resume = 5}; r:close()"],
+                                   environment: environment(pluginDir: dir + "/plugins"))
+        #expect(third.status == 0, "\(third.stderr)")
+    }
+
     @Test("a run killed with SIGKILL mid-way leaves every file valid up to its last record")
     func killedRun() throws {
         let dir = try tempDir()

@@ -13,6 +13,8 @@
 --   rec:close()                                    -- plots, then DONE; idempotent
 --
 -- The run directory (default runs/<script>-<YYYYmmdd-HHMMSS>, made unique with -2, -3, ...):
+--   run.lock           an exclusive flock held by the recording process until rec:close() (or its end),
+--                      with its PID and host: a second run on the directory is refused at once
 --   config.json        the experiment's config, seed, dbm-lua version, the BLAS (`blas`: library, version,
 --                      core, threads, source, as dbm.blas_info), git commit (and whether the tree
 --                      had uncommitted changes), start time (ISO 8601 UTC), host, script and arguments,
@@ -224,10 +226,18 @@ function M.new(opts)
   if not mkdir_p(dir .. "/spectra") then
     error("dbm.recorder: cannot create the run directory " .. dir, 2)
   end
+  -- One run at a time in a directory: an exclusive lock on run.lock for the recorder's life (until
+  -- close, or the process's end), taken before anything in the directory changes.
+  local lock = dir .. "/run.lock"
+  local locked, why = pcall(dbm._lock, lock)
+  if not locked then
+    error(("dbm.recorder: the run directory %s is in use: %s; give another out_dir, or wait for that run to end")
+      :format(dir, (tostring(why):gsub("^.-dbm%._lock: ", ""))), 2)
+  end
   if exists(dir .. "/config.json") then os.remove(dir .. "/DONE") end   -- a run directory used again, or resumed
 
   local rec = setmetatable({
-    dir = dir, name = name, config = opts.config or {},
+    dir = dir, name = name, config = opts.config or {}, lock = lock,
     make_plots = opts.plots ~= false,
     report = opts.report or function(msg) io.stderr:write(msg, "\n") end,
     t0 = dbm.clock(), time_offset = 0,   -- metrics `time` = time_offset + seconds since t0
@@ -970,6 +980,7 @@ function Recorder:_close(completed)
     self.report(("dbm.recorder: the run ended before rec:close() (an error, Ctrl-C, or no close call): %s closed without DONE")
       :format(self.dir))
   end
+  pcall(dbm._unlock, self.lock)
   return self.dir
 end
 
