@@ -344,8 +344,9 @@ public final class JSONLinesWriter {
     }
 
     /// Closes the file; later writes throw. Safe to call more than once.
+    /// Flushes the lines to disk (each line was already handed to the kernel as it was written) and closes.
     public func close() {
-        if let f = file { fclose(f); file = nil }
+        if let f = file { fflush(f); fsync(fileno(f)); fclose(f); file = nil }
     }
 
     deinit { close() }
