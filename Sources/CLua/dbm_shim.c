@@ -409,22 +409,35 @@ int dbm_gc_count_kb(lua_State *L) { return lua_gc(L, LUA_GCCOUNT); }
 static lua_State *volatile dbm_sigint_state = NULL;
 static volatile sig_atomic_t dbm_sigint_seen = 0;
 static volatile sig_atomic_t dbm_sigint_count = 0;
+static volatile sig_atomic_t dbm_sigint_pending_in_lua = 0;   // set by the handler, cleared when the main thread stops
 
 static void dbm_interrupt_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
+    dbm_sigint_pending_in_lua = 0;
     luaL_error(L, "interrupted!");
 }
+
+// A coroutine's hook: it stays installed (every 1000 instructions: a negligible cost) and raises only
+// while an interrupt is pending; the main thread, whose own hook is set by the handler, then stops too.
+static void dbm_coroutine_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    if (dbm_sigint_pending_in_lua && dbm_sigint_state) luaL_error(L, "interrupted!");
+}
+
+void dbm_watch_interrupts(lua_State *co) { lua_sethook(co, dbm_coroutine_hook, LUA_MASKCOUNT, 1000); }
 
 static void dbm_on_sigint(int sig) {
     (void)sig;
     dbm_sigint_count++;
     lua_State *L = dbm_sigint_state;
+    if (L) dbm_sigint_pending_in_lua = 1;
     if (L) lua_sethook(L, dbm_interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
     else dbm_sigint_seen = 1;
 }
 
 void dbm_sigint_arm(lua_State *L) {
+    dbm_sigint_pending_in_lua = 0;
     dbm_sigint_state = L;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

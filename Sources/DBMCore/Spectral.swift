@@ -37,7 +37,12 @@ public enum Spectral {
         guard degree >= 0 else { throw DBMError("expected a non-negative degree, got \(degree)") }
         guard let lo = x.min(), let hi = x.max() else { return [] }
         guard x.allSatisfy({ $0.isFinite }), y.allSatisfy({ $0.isFinite }) else { throw DBMError("expected finite x and y values") }
-        if lo == hi { return [Double](repeating: y.reduce(0, +) / Double(m), count: m) }
+        if lo == hi {
+            guard degree == 0 else {
+                throw DBMError("a polynomial of degree \(degree) needs at least \(cols) distinct x values, got 1")
+            }
+            return [Double](repeating: y.reduce(0, +) / Double(m), count: m)
+        }
         let distinct = Set(x).count
         guard distinct >= cols else {
             throw DBMError("a polynomial of degree \(degree) needs at least \(cols) distinct x values, got \(distinct)")

@@ -181,6 +181,10 @@ extension Bindings {
             NN.isGradEnabled = c.boolean(1)
             c.push(previous); return 1
         },
+        fn("_watch_interrupts", "dbm._watch_interrupts", "dbm._watch_interrupts(co): Ctrl-C interrupts the coroutine co too") { c in
+            guard c.type(1) == LUA_TTHREAD, let co = lua_tothread(c.L, 1) else { throw c.argError(1, "co", expected: "a coroutine") }
+            dbm_watch_interrupts(co); return 0
+        },
         fn("is_grad_enabled", "dbm.is_grad_enabled", "dbm.is_grad_enabled() -> whether ops are recorded for backward()") { c in
             c.push(NN.isGradEnabled); return 1
         },

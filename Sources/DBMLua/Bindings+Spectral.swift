@@ -9,7 +9,16 @@ extension Bindings {
            "dbm.ks_distance(F) -> Kolmogorov–Smirnov distance max_i max(i/n − F_i, F_i − (i−1)/n) of n ascending samples from a model CDF, given its values F_i at them (table or 1-d tensor)") { c in
             let f = try numbers(c, 1, "F")
             guard !f.isEmpty else { throw c.fail("argument 1 (F): expected at least one CDF value, got none") }
-            if let k = f.firstIndex(where: { $0.isNaN }) { throw c.fail("argument 1 (F): expected CDF values, entry \(k + 1) is NaN") }
+            // The model CDF at ascending samples: values in [0, 1], never decreasing; up to a rounding slack
+            // of 1e-9 (a CDF evaluated in closed form can come out at 1 + 2⁻⁵², or a hair below its
+            // neighbour at two nearly equal samples), far below any KS distance that matters.
+            let slack = 1e-9
+            for k in f.indices {
+                guard f[k] >= -slack, f[k] <= 1 + slack else { throw c.fail("argument 1 (F): expected CDF values in [0, 1], entry \(k + 1) is \(formatNumber(f[k]))") }
+                guard k == 0 || f[k] >= f[k - 1] - slack else {
+                    throw c.fail("argument 1 (F): expected non-decreasing CDF values (at ascending samples), entry \(k + 1) (\(formatNumber(f[k]))) is below entry \(k) (\(formatNumber(f[k - 1])))")
+                }
+            }
             c.push(f.withUnsafeBufferPointer { Spectral.ksDistance($0) }); return 1
         },
         fn("polyfit_values", "dbm.polyfit_values",

@@ -533,6 +533,11 @@ enum Bindings {
             try writeFileAtomically(path, UnsafeRawBufferPointer(start: p, count: len))
             return 0
         },
+        fn("_exit", "dbm._exit", "dbm._exit(status): flush C's streams and end the process at once (os.exit after the exit hooks)") { c in
+            let status = try c.integer(1, "status")
+            fflush(nil)
+            _exit(Int32(truncatingIfNeeded: status))
+        },
         fn("_lock", "dbm._lock", "dbm._lock(path): an exclusive lock on the file path (created if need be), held until "
            + "dbm._unlock(path) or the end of the process; an error naming the holder when another process has it") { c in
             let path = try c.string(1, "path")

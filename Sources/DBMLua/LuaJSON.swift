@@ -42,6 +42,11 @@ enum LuaJSON {
             let n = entries.count
             let ints = entries.compactMap(\.intKey)
             if n == 0 { return .array([]) }
+            // 1 and "1" (or 1.5 and "1.5") would both become the key "1": JSON objects have one value a key.
+            var seen = Set<String>()
+            for e in entries where !seen.insert(e.key).inserted {
+                throw c.fail("cannot encode a table with two keys that are both \"\(e.key)\" in JSON (a number and a string)")
+            }
             if ints.count == n, Set(ints) == Set(1...n) {
                 return .array(entries.sorted { $0.intKey! < $1.intKey! }.map(\.value))
             }

@@ -143,6 +143,25 @@ struct CommandLineTests {
         #expect(r.status == 0)
     }
 
+    @Test("Ctrl-C stops a loop running inside a coroutine, and the REPL carries on")
+    func interruptCoroutine() throws {
+        let r = try interrupted("co = coroutine.wrap(function() while true do end end)\nprint('looping')\nco()\nprint('alive after interrupt')\n",
+                                running: "looping", after: "alive after interrupt")
+        #expect(r.err.contains("interrupted!"), "\(r.err)")
+        #expect(r.out.contains("alive after interrupt"), "\(r.out)")
+        #expect(r.latency < 5, "stopped \(r.latency) s after the first Ctrl-C")
+    }
+
+    @Test("os.exit runs the exit hooks first (recorders close their run directories) and exits with its status")
+    func osExitRunsHooks() throws {
+        let r = try runProcess(try dbmLuaBinary(), ["-e", "dbm.on_exit(function() print('hook ran') end); print('before'); os.exit(3); print('after')"])
+        #expect(r.status == 3 && r.stdout == "before\nhook ran\n", "\(r.status) \(r.stdout) \(r.stderr)")
+        let t = try runProcess(try dbmLuaBinary(), ["-e", "os.exit(true)"])
+        #expect(t.status == 0)
+        let f = try runProcess(try dbmLuaBinary(), ["-e", "os.exit(false)"])
+        #expect(f.status == 1)
+    }
+
     @Test("Ctrl-C stops a long m:step inside Swift within a second, and the REPL carries on")
     func interruptModelStep() throws {
         // 10⁹ steps would take about an hour.

@@ -84,6 +84,9 @@ void dbm_sigint_arm(lua_State *L);
 void dbm_sigint_disarm(void);
 int dbm_sigint_pending(void);   // a SIGINT arrived while disarmed (e.g. at the prompt); clears it
 int dbm_sigint_generation(void); // SIGINTs so far: long Swift loops compare it between chunks and stop early
+// Ctrl-C inside a coroutine: the signal handler can only reach the main thread's hook, so each coroutine
+// gets a count hook that raises "interrupted!" while an interrupt is pending (a few instructions later).
+void dbm_watch_interrupts(lua_State *co);
 
 // stdio from Swift 6 without touching the C globals stdout/stderr there.
 void dbm_stdout_line_buffered(void);

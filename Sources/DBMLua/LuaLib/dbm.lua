@@ -99,6 +99,37 @@ export("no_grad", function(f, ...)
   return table.unpack(result, 2, result.n)
 end, "dbm.no_grad(f, ...) -> f(...) with gradient recording off (evaluation: no graph is kept), restored afterwards, also after an error")
 
+-- Coroutines keep their own gradient mode: a coroutine that yields inside dbm.no_grad leaves the
+-- resumer's mode as it was, and finds its own again when resumed (as each thread has its own in
+-- PyTorch). And Ctrl-C reaches a loop running inside a coroutine.
+do
+  local create, resume = coroutine.create, coroutine.resume
+  local modes = setmetatable({}, {__mode = "k"})   -- coroutine -> its gradient mode while suspended
+  coroutine.create = function(f)
+    local co = create(f)
+    core._watch_interrupts(co)
+    modes[co] = core.is_grad_enabled()
+    return co
+  end
+  coroutine.resume = function(co, ...)
+    local mine = modes[co]
+    if mine == nil then return resume(co, ...) end   -- not made by coroutine.create (a C library's)
+    local outer = core.set_grad_enabled(mine)
+    local result = table.pack(resume(co, ...))
+    modes[co] = core.set_grad_enabled(outer)
+    return table.unpack(result, 1, result.n)
+  end
+  coroutine.wrap = function(f)
+    local co = coroutine.create(f)
+    return function(...)
+      local result = table.pack(coroutine.resume(co, ...))
+      if result[1] then return table.unpack(result, 2, result.n) end
+      coroutine.close(co)
+      error(result[2], 0)
+    end
+  end
+end
+
 -- ---------------------------------------------------------------- generators and writers
 
 local Generator = {
@@ -401,6 +432,17 @@ function dbm._run_exit_hooks()
     local ok, err = xpcall(hooks[i], debug.traceback)
     if not ok then io.stderr:write("dbm-lua: in an exit hook: ", tostring(err), "\n") end
   end
+end
+
+-- os.exit([code]) ends the program as the end of a script does: the exit hooks run first (recorders
+-- close their run directories), then the process exits without C++ static destructors (see main).
+local process_exit = core._exit
+os.exit = function(code)
+  local status = code == nil and 0 or code == true and 0 or code == false and 1 or math.tointeger(code)
+  if status == nil then error("os.exit: expected true, false or an integer status, got " .. tostring(code), 2) end
+  dbm._run_exit_hooks()
+  io.stdout:flush(); io.stderr:flush()
+  process_exit(status)
 end
 
 -- ---------------------------------------------------------------- runs: recorder, progress, diagnostics

@@ -266,6 +266,25 @@ line = L(); check("NpyAppender:truncate", line, pcall(a.truncate, a, 0))
 assert(dbm.help(dbm.npy_appender):find("a:append(rows)", 1, true) and dbm.help(a.append):find("the row count", 1, true))
 os.execute("rm -rf " .. atmp)
 
+-- Module trees refuse cycles (parameters() would loop forever).
+local lin = dbm.nn.Linear(2, 2)
+line = L(); check("Linear:child", line, pcall(lin.child, lin, "me", lin))
+local inner = dbm.nn.Sequential({dbm.nn.Linear(2, 2)})
+local outer = dbm.nn.Sequential({inner})
+line = L(); check("Sequential:child", line, pcall(inner.child, inner, "up", outer))
+assert(#outer:parameters() == 2, "the refused cycles left the tree as it was")
+-- Coroutines keep their own gradient mode across yields.
+local inside
+local co = coroutine.create(function()
+  dbm.no_grad(function() coroutine.yield(); inside = dbm.is_grad_enabled() end)
+end)
+assert(coroutine.resume(co))
+assert(dbm.is_grad_enabled(), "a yield inside no_grad left gradients off in the resumer")
+assert(coroutine.resume(co) and inside == false and dbm.is_grad_enabled(), "the coroutine's own no_grad held after resuming")
+local gen = coroutine.wrap(function() dbm.no_grad(function() coroutine.yield(1) end) end)
+assert(gen() == 1 and dbm.is_grad_enabled(), "coroutine.wrap too")
+line = L(); check("dbm.zeros", line, pcall(coroutine.wrap(function() return dbm.zeros("x") end)))
+
 -- The state is still healthy after all of that.
 local ok = pcall(function() return dbm.eigvalsh(dbm.eye(3)):sum() end)
 assert(ok)

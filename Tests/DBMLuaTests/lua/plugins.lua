@@ -81,7 +81,12 @@ do   -- a cubic through ten points is reproduced exactly by the degree-3 fit
   -- and the line of least squares through three points
   fit = dbm.polyfit_values({0, 1, 2}, {0, 2, 1}, 1):totable()
   close(fit[1], 0.5, 1e-12, "least-squares line"); close(fit[3], 1.5, 1e-12, "least-squares line")
-  close(dbm.polyfit_values({2, 2, 2}, {1, 2, 6}, 1):totable()[2], 3, 1e-15, "all x equal: the mean of y")
+  close(dbm.polyfit_values({2, 2, 2}, {1, 2, 6}, 0):totable()[2], 3, 1e-15, "all x equal, degree 0: the mean of y")
+  assert(not pcall(dbm.polyfit_values, {2, 2, 2}, {1, 2, 6}, 1), "all x equal, degree 1: too few distinct x")
+  assert(not pcall(dbm.polyfit_values, {1, 2, 2}, {1, 2, 6}, 2), "two distinct x, degree 2: too few distinct x")
+  assert(not pcall(dbm.ks_distance, {5, 7}), "CDF values above 1")
+  assert(not pcall(dbm.ks_distance, {0.5, 0.2}), "decreasing CDF values")
+  assert(not pcall(dbm.json_encode, {[1] = 1, ["1"] = 2}), "1 and '1' are the same JSON key")
 end
 for _, bad in ipairs({
   {function() return dbm.ks_distance("x") end, "dbm.ks_distance: argument 1 (F): expected a 1-d tensor or a table of numbers"},

@@ -67,6 +67,19 @@ end
 function Module:child(name, m)
   check_name(self, "child", name)
   if not Module.is_module(m) then fail("%s:child: argument 2: expected an nn module, got %s", getmetatable(self).__name, type(m)) end
+  -- A module tree has no cycles (parameters(), state_dict() walk it): m may not be self or hold it.
+  local stack, seen = {m}, {}
+  while #stack > 0 do
+    local node = table.remove(stack)
+    if node == self then
+      fail("%s:child: argument 2 ('%s'): expected a module that does not contain this one, got %s (a cycle)",
+        getmetatable(self).__name, name, node == m and "the module itself" or "one that holds it")
+    end
+    if not seen[node] then
+      seen[node] = true
+      for _, child_name in ipairs(node._children or {}) do stack[#stack + 1] = rawget(node, child_name) end
+    end
+  end
   self._children[#self._children + 1] = name
   rawset(self, name, m)
   return m
