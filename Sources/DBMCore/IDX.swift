@@ -76,6 +76,9 @@ public enum IDX {
             count = c
         }
 
+        // The body counts against the memory limit while it is read (the tensor made from it has its own).
+        try MemoryLimit.reserve(count)
+        defer { MemoryLimit.release(count) }
         var gotBody = 0
         let body = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             if count > 0 { gotBody = try readUpTo(buffer.baseAddress!, count) }

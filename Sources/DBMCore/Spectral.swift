@@ -32,9 +32,12 @@ public enum Spectral {
     /// the x_i cluster, unlike the normal equations). Shapes: x (m), y (m) → (m).
     /// Needs at least degree + 1 distinct x values; all x equal: the mean of y.
     public static func polynomialFitValues(_ x: [Double], _ y: [Double], degree: Int) throws -> [Double] {
-        let m = x.count, cols = degree + 1
+        let m = x.count
         guard y.count == m else { throw DBMError("expected as many y values as x values, got \(y.count) and \(m)") }
-        guard degree >= 0 else { throw DBMError("expected a non-negative degree, got \(degree)") }
+        guard degree >= 0, degree < max(m, 1) else {
+            throw DBMError("expected a degree in 0..<\(max(m, 1)) (fewer than the \(m) points), got \(degree)")
+        }
+        let cols = degree + 1
         guard let lo = x.min(), let hi = x.max() else { return [] }
         guard x.allSatisfy({ $0.isFinite }), y.allSatisfy({ $0.isFinite }) else { throw DBMError("expected finite x and y values") }
         if lo == hi {

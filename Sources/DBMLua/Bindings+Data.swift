@@ -39,7 +39,7 @@ extension Bindings {
         fn("text_dataset", "dbm.text_dataset",
            "dbm.text_dataset(path [, {train_fraction=0.9}]) -> ds: characters of a UTF-8 text file; vocabulary = the sorted set of its characters, ids 1-based; the first train_fraction of the text trains, the rest validates") { c in
             let path = try c.string(1, "path")
-            let o = try c.options(2)
+            let o = try c.options(2, known: ["train_fraction"])
             let fraction = try c.optionNumber(o, "train_fraction") ?? 0.9
             try c.push(object: try CharDataset(path: path, trainFraction: fraction), kind: Int32(DBM_KIND_DATASET)); return 1
         },
@@ -88,7 +88,7 @@ extension Bindings {
             let ds = try dataset(c)
             let s = try split(c, 2)
             let b = try positiveSize(c, 3, "batch_size"), t = try positiveSize(c, 4, "block_size")
-            let g = try generatorOption(c, try c.options(5))
+            let g = try generatorOption(c, try c.options(5, known: ["generator"]))
             let (x, y) = try ds.batch(split: s, batchSize: b, blockSize: t, generator: g)
             try c.push(try idTensor(x, shape: [b, t])); try c.push(try idTensor(y, shape: [b, t])); return 2
         },

@@ -181,7 +181,7 @@ extension Bindings {
         fn("load_idx", "dbm.load_idx",
            "dbm.load_idx(path [, {limit=}]) -> tensor: an IDX file (gzipped or plain, unsigned bytes): images (n, rows, cols) as float32 (n, rows·cols) of pixel/255 in [0, 1]; labels (n) as float32 (n) of the byte values; any other shape as float32 of that shape") { c in
             let path = try c.string(1, "path")
-            let o = try c.options(2)
+            let o = try c.options(2, known: ["limit"])
             let limit = try c.optionInteger(o, "limit")
             if let limit, limit < 1 { throw c.fail("option 'limit': expected a positive number of items, got \(limit)") }
             let (shape, bytes) = try IDX.read(path: path)
@@ -197,7 +197,7 @@ extension Bindings {
            "dbm.fashion_mnist([\"train\" | \"test\"] [, {limit=}]) -> images, labels: Fashion-MNIST from Debian's dataset-fashion-mnist (scripts/setup installs it): float32 (n, 784) pixels in [0, 1] and float32 (n) labels 0–9") { c in
             let split = c.isNoneOrNil(1) ? "train" : try c.string(1, "split")
             guard split == "train" || split == "test" else { throw c.argError(1, "split", expected: "\"train\" or \"test\"") }
-            let o = try c.options(2)
+            let o = try c.options(2, known: ["limit"])
             let limit = try c.optionInteger(o, "limit")
             if let limit, limit < 1 { throw c.fail("option 'limit': expected a positive number of images, got \(limit)") }
             let prefix = IDX.fashionMNISTDirectory + "/" + (split == "train" ? "train" : "t10k")

@@ -150,7 +150,7 @@ extension Bindings {
             if gradient == nil && !c.isNoneOrNil(2) && !(c.type(2) == LUA_TTABLE && dbm_object_kind(c.L, 2) == 0) {
                 throw c.argError(2, "gradient", expected: "a tensor of the tensor's shape or an options table")
             }
-            let o = try c.options(gradient == nil ? 2 : 3)
+            let o = try c.options(gradient == nil ? 2 : 3, known: ["retain_graph"])
             let retain = try c.optionBool(o, "retain_graph") ?? false
             do { try NN.backward(t, gradient: gradient, retainGraph: retain) } catch let e as DBMError {
                 // DBMNN's messages name its Swift arguments; say what a script passes instead.
@@ -167,7 +167,7 @@ extension Bindings {
             if let t = c.tensorOrNil(1) { list = [t] }
             else if c.type(1) == LUA_TTABLE && dbm_object_kind(c.L, 1) == 0 { list = try tensorArray(c, 1, "tensors") }
             else { throw c.argError(1, "tensors", expected: "a tensor or a table of tensors") }
-            let toNone = try c.optionBool(try c.options(2), "set_to_none") ?? false
+            let toNone = try c.optionBool(try c.options(2, known: ["set_to_none"]), "set_to_none") ?? false
             NN.zeroGrad(list, setToNil: toNone)
             return 0
         },
@@ -231,14 +231,14 @@ extension Bindings {
             if b == nil && !c.isNoneOrNil(3) && !(c.type(3) == LUA_TTABLE && dbm_object_kind(c.L, 3) == 0) {
                 throw c.argError(3, "bias", expected: "a tensor, nil or an options table")
             }
-            let o = try c.options(b == nil && c.type(3) == LUA_TTABLE ? 3 : 4)
+            let o = try c.options(b == nil && c.type(3) == LUA_TTABLE ? 3 : 4, known: ["eps"])
             let eps = try c.optionNumber(o, "eps") ?? 1e-5
             guard eps.isFinite, eps >= 0 else { throw c.fail("option 'eps': expected a finite non-negative number, got \(eps)") }
             try c.push(try nnOp { try NN.layerNorm(x, weight: w, bias: b, eps: eps) }); return 1
         },
         fn("F_gelu", "dbm.F.gelu", "dbm.F.gelu(x [, {approximate=\"none\" | \"tanh\"}]) -> x·Φ(x) (exact erf form), or its tanh approximation") { c in
             let x = try c.tensor(1, "x")
-            let s = try c.optionString(try c.options(2), "approximate") ?? "none"
+            let s = try c.optionString(try c.options(2, known: ["approximate"]), "approximate") ?? "none"
             guard let form = GELUForm(rawValue: s) else { throw c.fail("option 'approximate': expected \"none\" or \"tanh\", got \"\(s)\"") }
             try c.push(try nnOp { try NN.gelu(x, form: form) }); return 1
         },
@@ -251,7 +251,7 @@ extension Bindings {
             let x = try c.tensor(1, "x")
             let p = try c.number(2, "p")
             guard p >= 0, p < 1 else { throw c.fail("argument 2 (p): expected a probability in [0, 1), got \(formatNumber(p))") }
-            let o = try c.options(3)
+            let o = try c.options(3, known: ["training", "generator"])
             let training = try c.optionBool(o, "training") ?? true
             if !training || p == 0 { lua_settop(c.L, 1); return 1 }
             let g = try generatorOption(c, o)
@@ -261,7 +261,7 @@ extension Bindings {
            "dbm.F.causal_attention(qkv, heads [, {dropout=0, generator=}]) -> causal multi-head self-attention, fused: qkv (B, T, 3C) as c_attn's output, result (B, T, C)") { c in
             let qkv = try c.tensor(1, "qkv")
             let heads = try c.integer(2, "heads")
-            let o = try c.options(3)
+            let o = try c.options(3, known: ["dropout", "generator"])
             let p = try c.optionNumber(o, "dropout") ?? 0
             guard p >= 0, p < 1 else { throw c.fail("option 'dropout': expected a probability in [0, 1), got \(formatNumber(p))") }
             let g = p > 0 ? try generatorOption(c, o) : nil

@@ -96,7 +96,7 @@ extension Bindings {
         fn("optim_zero_grad", "Optimizer:zero_grad",
            "opt:zero_grad([{set_to_none=false}]): zero the gradients of the optimizer's parameters in place (keeping the buffers), or drop them") { c in
             let o = try optimizer(c)
-            o.zeroGrad(setToNil: try c.optionBool(try c.options(2), "set_to_none") ?? false); return 0
+            o.zeroGrad(setToNil: try c.optionBool(try c.options(2, known: ["set_to_none"]), "set_to_none") ?? false); return 0
         },
         fn("optim_set_lr", "Optimizer:set_lr", "opt:set_lr(lr [, group]): the learning rate of one group, or of all") { c in
             let o = try optimizer(c)

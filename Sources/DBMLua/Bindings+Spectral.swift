@@ -32,7 +32,7 @@ extension Bindings {
         fn("powerlaw_scan", "dbm.powerlaw_scan",
            "dbm.powerlaw_scan(levels [, {min_tail=10, exhaustive=true}]) -> alpha, D: for x_min = levels[k] (ascending), the MLE α̂ = 1 + n/Σlog(λ/x_min) of the tail λ ≥ x_min and its KS distance (Clauset et al. 2009); NaN where levels[k] is no candidate; exhaustive=false computes only the minimum D exactly (+inf for candidates that cannot attain it)") { c in
             let x = try numbers(c, 1, "levels")
-            let o = try c.options(2)
+            let o = try c.options(2, known: ["min_tail", "exhaustive"])
             let minTail = try c.optionInteger(o, "min_tail") ?? 10
             let exhaustive = try c.optionBool(o, "exhaustive") ?? true
             guard minTail >= 1 else { throw c.fail("option 'min_tail': expected a positive tail size, got \(minTail)") }

@@ -56,31 +56,31 @@ enum Bindings {
     static let creation: [Binding] = [
         fn("zeros", "dbm.zeros", "dbm.zeros(rows, cols, ... | {sizes} [, {dtype=}]) -> tensor of zeros") { c in
             let (shape, next) = try c.shape(from: 1)
-            let o = try c.options(next)
+            let o = try c.options(next, known: ["dtype"])
             try c.push(try Tensor.zeros(shape, dtype: try c.optionDType(o, default: .float32))); return 1
         },
         fn("ones", "dbm.ones", "dbm.ones(rows, cols, ... | {sizes} [, {dtype=}]) -> tensor of ones") { c in
             let (shape, next) = try c.shape(from: 1)
-            let o = try c.options(next)
+            let o = try c.options(next, known: ["dtype"])
             try c.push(try Tensor.full(shape, 1, dtype: try c.optionDType(o, default: .float32))); return 1
         },
         fn("full", "dbm.full", "dbm.full({sizes}, value [, {dtype=}]) -> tensor filled with value") { c in
             guard c.type(1) == LUA_TTABLE else { throw c.argError(1, "sizes", expected: "a table of sizes") }
             let (shape, _) = try c.shape(from: 1)
             let v = try c.number(2, "value")
-            let o = try c.options(3)
+            let o = try c.options(3, known: ["dtype"])
             try c.push(try Tensor.full(shape, v, dtype: try c.optionDType(o, default: .float32))); return 1
         },
         fn("randn", "dbm.randn", "dbm.randn(rows, cols, ... | {sizes} [, {mean=0, std=1, dtype=, generator=}]) -> normal samples") { c in
             let (shape, next) = try c.shape(from: 1)
-            let o = try c.options(next)
+            let o = try c.options(next, known: ["mean", "std", "dtype", "generator"])
             let g = try generatorOption(c, o)
             try c.push(try Tensor.randn(shape, mean: try c.optionNumber(o, "mean") ?? 0, std: try c.optionNumber(o, "std") ?? 1,
                                         dtype: try c.optionDType(o, default: .float32), generator: g)); return 1
         },
         fn("rand", "dbm.rand", "dbm.rand(rows, cols, ... | {sizes} [, {low=0, high=1, dtype=, generator=}]) -> uniform samples") { c in
             let (shape, next) = try c.shape(from: 1)
-            let o = try c.options(next)
+            let o = try c.options(next, known: ["low", "high", "dtype", "generator"])
             let g = try generatorOption(c, o)
             try c.push(try Tensor.rand(shape, low: try c.optionNumber(o, "low") ?? 0, high: try c.optionNumber(o, "high") ?? 1,
                                        dtype: try c.optionDType(o, default: .float32), generator: g)); return 1
@@ -90,17 +90,17 @@ enum Bindings {
             var i: Int32 = 1
             while c.type(i) == LUA_TNUMBER && nums.count < 3 { nums.append(try c.number(i, "bound")); i += 1 }
             guard !nums.isEmpty else { throw c.argError(1, "stop", expected: "a number") }
-            let o = try c.options(i)
+            let o = try c.options(i, known: ["dtype"])
             let (start, stop, step) = nums.count == 1 ? (0, nums[0], 1) : (nums[0], nums[1], nums.count > 2 ? nums[2] : 1)
             try c.push(try Tensor.arange(start, stop, step, dtype: try c.optionDType(o, default: .float32))); return 1
         },
         fn("eye", "dbm.eye", "dbm.eye(n [, {dtype=}]) -> n×n identity") { c in
             let n = try c.integer(1, "n")
             guard n >= 0 else { throw c.fail("argument 1 (n): expected a non-negative size, got \(n)") }
-            try c.push(try Tensor.eye(n, dtype: try c.optionDType(try c.options(2), default: .float32))); return 1
+            try c.push(try Tensor.eye(n, dtype: try c.optionDType(try c.options(2, known: ["dtype"]), default: .float32))); return 1
         },
         fn("tensor", "dbm.tensor", "dbm.tensor(nested table of numbers | number [, {dtype=}]) -> tensor (a tensor argument is copied)") { c in
-            let o = try c.options(2)
+            let o = try c.options(2, known: ["dtype"])
             let dt = try c.optionDType(o, default: .float32)
             if let t = c.tensorOrNil(1) { try c.push(try t.copy(dtype: try c.optionDType(o, default: t.dtype))); return 1 }
             if c.type(1) == LUA_TNUMBER { try c.push(try Tensor.from([try c.number(1, "value")], shape: [], dtype: dt)); return 1 }
@@ -407,7 +407,7 @@ enum Bindings {
         fn("var", "dbm.var", "t:var([dim] [, {ddof=0}]) -> variance (divided by n - ddof) of all elements or along dim") { c in
             let t = try c.tensor(1)
             let hasDim = c.type(2) == LUA_TNUMBER
-            let o = try c.options(hasDim ? 3 : 2)
+            let o = try c.options(hasDim ? 3 : 2, known: ["ddof"])
             let ddof = try c.optionInteger(o, "ddof") ?? 0
             if !hasDim { c.push(try t.reduce(.variance, ddof: ddof).toDoubles()[0]); return 1 }
             try c.push(try t.reduce(.variance, dim: try c.dim(2, rank: t.rank), ddof: ddof)); return 1
@@ -416,7 +416,7 @@ enum Bindings {
         fn("min", "dbm.min", "t:min([dim]) -> smallest element; along dim: values and 1-based indices") { c in try maxMin(c, .min, .argmin) },
         fn("sort", "dbm.sort", "dbm.sort(t [, {descending=false}]) -> sorted values, 1-based source indices (along the last dim)") { c in
             let t = try c.tensor(1)
-            let desc = try c.optionBool(try c.options(2), "descending") ?? false
+            let desc = try c.optionBool(try c.options(2, known: ["descending"]), "descending") ?? false
             let (v, idx) = try t.sorted(descending: desc)
             try c.push(v)
             try c.push(try Tensor.from(idx.map { Double($0 + 1) }, shape: t.shape, dtype: .float64)); return 2
@@ -450,24 +450,24 @@ enum Bindings {
     static let linalg: [Binding] = [
         fn("gram", "dbm.gram", "dbm.gram(W [, {dtype=\"float64\"}]) -> WᵀW if W has at least as many rows as columns, else WWᵀ (syrk)") { c in
             let w = try c.tensor(1, "W")
-            try c.push(try Linalg.gram(w, dtype: try c.optionDType(try c.options(2), default: .float64))); return 1
+            try c.push(try Linalg.gram(w, dtype: try c.optionDType(try c.options(2, known: ["dtype"]), default: .float64))); return 1
         },
         fn("eigvalsh", "dbm.eigvalsh", "dbm.eigvalsh(A [, {dtype=\"float64\"}]) -> ascending eigenvalues of symmetric A (LAPACK syevd)") { c in
             let a = try c.tensor(1, "A")
-            try c.push(try Linalg.eigvalsh(a, dtype: try c.optionDType(try c.options(2), default: .float64))); return 1
+            try c.push(try Linalg.eigvalsh(a, dtype: try c.optionDType(try c.options(2, known: ["dtype"]), default: .float64))); return 1
         },
         fn("eigh", "dbm.eigh", "dbm.eigh(A [, {dtype=}]) -> ascending eigenvalues, eigenvectors as columns (syevd)") { c in
             let a = try c.tensor(1, "A")
-            let (v, vec) = try Linalg.eigh(a, dtype: try c.optionDType(try c.options(2), default: .float64))
+            let (v, vec) = try Linalg.eigh(a, dtype: try c.optionDType(try c.options(2, known: ["dtype"]), default: .float64))
             try c.push(v); try c.push(vec); return 2
         },
         fn("svdvals", "dbm.svdvals", "dbm.svdvals(W [, {dtype=}]) -> singular values, descending (LAPACK gesdd)") { c in
             let w = try c.tensor(1, "W")
-            try c.push(try Linalg.svdvals(w, dtype: try c.optionDType(try c.options(2), default: .float64))); return 1
+            try c.push(try Linalg.svdvals(w, dtype: try c.optionDType(try c.options(2, known: ["dtype"]), default: .float64))); return 1
         },
         fn("svd", "dbm.svd", "dbm.svd(W [, {dtype=}]) -> U, S, Vᵀ with W = U·diag(S)·Vᵀ (thin; S descending)") { c in
             let w = try c.tensor(1, "W")
-            let r = try Linalg.svd(w, dtype: try c.optionDType(try c.options(2), default: .float64))
+            let r = try Linalg.svd(w, dtype: try c.optionDType(try c.options(2, known: ["dtype"]), default: .float64))
             try c.push(r.u); try c.push(r.s); try c.push(r.vt); return 3
         },
     ]
@@ -480,7 +480,7 @@ enum Bindings {
         },
         fn("save_npy", "dbm.save_npy", "dbm.save_npy(path, t [, {dtype=\"float32\"|\"float64\"|\"int32\"|\"int64\"}]): write numpy .npy atomically") { c in
             let path = try c.string(1, "path"), t = try c.tensor(2)
-            let o = try c.options(3)
+            let o = try c.options(3, known: ["dtype"])
             let kind: NpyWriteType
             switch try c.optionString(o, "dtype") {
             case nil: kind = .same
@@ -500,7 +500,7 @@ enum Bindings {
         },
         fn("jsonl_open", "dbm.jsonl", "dbm.jsonl(path [, {append=true}]) -> writer; w:write(table) appends one flushed line") { c in
             let path = try c.string(1, "path")
-            let append = try c.optionBool(try c.options(2), "append") ?? true
+            let append = try c.optionBool(try c.options(2, known: ["append"]), "append") ?? true
             try c.push(object: try JSONLinesWriter(path: path, append: append), kind: Int32(DBM_KIND_WRITER)); return 1
         },
         fn("jsonl_write", "Writer:write", "w:write(table): append the table as one JSON line and flush") { c in

@@ -209,10 +209,26 @@ struct LuaCall {
         return d
     }
 
-    /// The options table at i must be a table or absent.
-    func options(_ i: Int32) throws -> Int32 {
-        if isNoneOrNil(i) || (lua_type(L, i) == LUA_TTABLE && dbm_object_kind(L, i) == 0) { return i }
-        throw argError(i, "options", expected: "a table of options")
+    /// The options table at i must be a table or absent; with `known`, a key it does not list is an
+    /// error naming the ones it does (a misspelt option is never silently ignored).
+    func options(_ i: Int32, known: [String]? = nil) throws -> Int32 {
+        if isNoneOrNil(i) { return i }
+        guard lua_type(L, i) == LUA_TTABLE && dbm_object_kind(L, i) == 0 else {
+            throw argError(i, "options", expected: "a table of options")
+        }
+        guard let known else { return i }
+        let t = lua_absindex(L, i)
+        lua_pushnil(L)
+        while lua_next(L, t) != 0 {   // raw traversal of a table we do not change: never raises
+            let key = lua_type(L, -2) == LUA_TSTRING ? (dbm_tolstring_raw(L, -2, nil).map { String(cString: $0) } ?? "") : nil
+            if key == nil || !known.contains(key!) {
+                let shown = key.map { "'\($0)'" } ?? describe(-2)
+                dbm_pop(L, 2)
+                throw fail("argument \(i) (options): unknown option \(shown) (known: \(known.joined(separator: ", ")))")
+            }
+            dbm_pop(L, 1)
+        }
+        return i
     }
 
     // ------------------------------------------------------------------ pushing
