@@ -35,7 +35,7 @@ struct FuzzChildRun {
     var stopped: (call: Int, verdict: FuzzVerdict)?   // a failure
     var slow: Int?                                    // a call interrupted at the time limit that then returned
     var lastStarted: Int?
-    var stderrTail = ""
+    var stderrHead = ""
 }
 
 /// Runs the driver in children: a fresh temporary folder each, standard input from /dev/null, a 512 MB
@@ -86,7 +86,11 @@ struct FuzzHarness: Sendable {
         var result = FuzzChildRun()
         var buffer = Data(), current: (call: Int, start: Date)?, sigintAt: Date?, killed = false
         func readLines() {
-            buffer.append(out.availableData)
+            while true {   // everything written so far (a call may print a lot: one read may not get it all)
+                let chunk = out.availableData
+                if chunk.isEmpty { break }
+                buffer.append(chunk)
+            }
             while let nl = buffer.firstIndex(of: 10) {
                 let line = String(decoding: buffer[buffer.startIndex..<nl], as: UTF8.self)
                 buffer.removeSubrange(buffer.startIndex...nl)
@@ -126,7 +130,7 @@ struct FuzzHarness: Sendable {
             }
         }
         let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-        result.stderrTail = String(err.suffix(2000))
+        result.stderrHead = String(err.prefix(20_000))   // a crash report starts with Swift's message
         return result
     }
 
@@ -141,7 +145,8 @@ struct FuzzHarness: Sendable {
     /// "Fatal error: ...") and the first frame of the backtrace in the project's sources.
     static func cause(_ stderr: String) -> String {
         let lines = stderr.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-        let message = lines.first { ($0.contains("runtime failure:") || $0.contains("Fatal error:")) && !$0.contains("0x") }
+        let message = (lines.first { ($0.contains("runtime failure:") || $0.contains("Fatal error:")) && !$0.contains("0x") }
+                       ?? lines.first { $0.contains("Program crashed:") }.map { $0.replacingOccurrences(of: #" at 0x[0-9a-f]+"#, with: "", options: .regularExpression) })
             .map { $0.replacingOccurrences(of: "*** ", with: "").replacingOccurrences(of: " ***", with: "") }
         let frame = lines.first { $0.contains("/Sources/") && $0.contains(" at /") }
             .flatMap { l -> String? in
@@ -210,7 +215,7 @@ struct FuzzTests {
             for c in culprit == nil ? [call] + Array(start..<call) : [] {
                 let alone = try h.run(["run", String(seed), String(c), String(c)])
                 tally.add(alone)
-                if let (_, v) = alone.stopped { culprit = (c, v, FuzzHarness.cause(alone.stderrTail)); break }
+                if let (_, v) = alone.stopped { culprit = (c, v, FuzzHarness.cause(alone.stderrHead)); break }
             }
             let name = { (c: Int) in targets[(c - 1) % targets.count] }
             if let (c, v, cause) = culprit {
@@ -219,7 +224,7 @@ struct FuzzTests {
             } else {
                 let cmd = "dbm-lua \(h.driver) run \(seed) \(start) \(call)"
                 tally.fail(FuzzFailure(call: call, target: name(call), verdict: verdict.text + " (only in a batch)",
-                                       cause: FuzzHarness.cause(r.stderrTail), reproducer: "(ulimit -v \(FuzzHarness.memoryLimitKB); \(cmd))"),
+                                       cause: FuzzHarness.cause(r.stderrHead), reproducer: "(ulimit -v \(FuzzHarness.memoryLimitKB); \(cmd))"),
                            status: "fail")
             }
             start = call + 1
