@@ -290,6 +290,10 @@ struct FuzzTests {
         for f in failures { distinct["\(f.target): \(f.verdict) \(f.cause)", default: 0] += 1 }
         report.append("fuzz: \(failures.count) failures, \(distinct.count) distinct (function, signal, cause):")
         for (d, n) in distinct.sorted(by: { $0.key < $1.key }) { report.append("  \(n)× \(d)") }
+        // Slow calls are not failures (Ctrl-C stopped them), but each cost the 10 s limit: worth a look.
+        for i in tally.slow.sorted() {
+            report.append("fuzz: slow (interrupted at \(Int(FuzzHarness.callTimeLimit)) s, then returned): call \(i) \(targets[(i - 1) % targets.count]): \(h.reproducer(seed: seed, call: i))")
+        }
         report.append("fuzz: every failure with its reproducer:")
         for f in failures {
             report.append("  call \(f.call) \(f.target): \(f.verdict)\(f.cause.isEmpty ? "" : " — " + f.cause)")

@@ -144,8 +144,13 @@ local LONG_BY_REQUEST = {["dbm.models.Model.step"] = true, ["dbm.nn.GPT.generate
 
 -- Valid-argument builders. r(lo, hi) is the call's random integer. Small sizes (at most 8×8) keep each
 -- call fast. Objects are made fresh in every call (expressions), so no call sees another's state.
-local function mat(r) return ("dbm.randn(%d, %d)"):format(r(1, 6), r(1, 6)) end
-local function vec(r) return ("dbm.randn(%d)"):format(r(2, 8)) end
+-- A valid tensor of the given sizes: normal or uniform samples, or zeros (a range of width zero), in
+-- float32 or float64, so that a hostile bound meets data inside it (histogram(zeros, 2, 0, 5e-324)).
+local TENSOR_FORMS = {"dbm.randn(%s)", "dbm.randn(%s)", "dbm.zeros(%s)", "dbm.randn(%s, {dtype = 'float64'})",
+                      "dbm.rand(%s, {dtype = 'float64'})", "dbm.zeros(%s, {dtype = 'float64'})"}
+local function tensor_of(r, sizes) return TENSOR_FORMS[r(1, #TENSOR_FORMS)]:format(sizes) end
+local function mat(r) return tensor_of(r, ("%d, %d"):format(r(1, 6), r(1, 6))) end
+local function vec(r) return tensor_of(r, tostring(r(1, 8))) end
 local SYM = "(function() local a = dbm.randn(5, 5, {dtype = 'float64'}) return a + a:t() end)()"
 local LEVELS = "dbm.sort(dbm.rand(40, {dtype = 'float64'}) + 0.1)"
 local PARAM = "dbm.parameter(dbm.randn(3, 4))"
@@ -352,7 +357,7 @@ local VALID = {
   ["dbm.nn.MLP.forward"] = function() return {"dbm.nn.MLP" .. BLOCKCFG, "dbm.randn(1, 3, 4)"} end,
   ["dbm.nn.Block.forward"] = function() return {"dbm.nn.Block" .. BLOCKCFG, "dbm.randn(1, 3, 4)"} end,
   ["dbm.nn.GPT.forward"] = function(r) return {"dbm.nn.GPT" .. GPTCFG, ids(r), ids(r)} end,
-  ["dbm.nn.GPT.generate"] = function(r) return {"dbm.nn.GPT" .. GPTCFG, ids(r), r(0, 3), "{top_k = 2}"} end,
+  ["dbm.nn.GPT.generate"] = function(r) return {"dbm.nn.GPT" .. GPTCFG, ("{%d, %d}"):format(r(1, 5), r(1, 5)), r(0, 3), "{top_k = 2}"} end,
   ["dbm.nn.GPT.check_config"] = function() return {GPTCFG} end,
   ["dbm.nn.GPT.optimizer_groups"] = function() return {"dbm.nn.GPT" .. GPTCFG, "0.1"} end,
   ["dbm.nn.GPT.num_parameters"] = function() return {"dbm.nn.GPT" .. GPTCFG, "true"} end,
