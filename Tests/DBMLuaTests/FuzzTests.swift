@@ -210,9 +210,8 @@ struct FuzzTests {
             if let s = r.slow { start = s + 1; continue }
             guard let (call, verdict) = r.stopped else { break }
             var culprit: (Int, FuzzVerdict, String)?
-            // A hang is the call that was running (re-running it would cost another 11 s).
-            if verdict == .hang { culprit = (call, verdict, "") }
-            for c in culprit == nil ? [call] + Array(start..<call) : [] {
+            // After a hang only the hung call is re-run alone: each earlier one could cost another 11 s.
+            for c in verdict == .hang ? [call] : [call] + Array(start..<call) {
                 let alone = try h.run(["run", String(seed), String(c), String(c)])
                 tally.add(alone)
                 if let (_, v) = alone.stopped { culprit = (c, v, FuzzHarness.cause(alone.stderrHead)); break }
