@@ -6,11 +6,19 @@ import Testing
 // arguments in child processes. A call may return or raise a Lua error; it must never kill the process
 // (a signal), run on after Ctrl-C (a hang) or allocate past the memory limit.
 //
-// EXPECTED TO FAIL until the crashes it finds are fixed on main: when this test was written (branch
-// `fuzz`, 2 December 2026) it found, among others, dbm.arange(0, 1, 1e-300),
-// t:narrow(1, math.maxinteger, 1), t:index(1, dbm.tensor({0/0})), dbm.histogram on a 5e-324 range and
-// g:permutation(1e10); its report (printed, and in the hand-over of branch `fuzz`) lists each with a
-// one-line reproducer. Run alone: `swift test -c release --filter Fuzz`; DBM_FUZZ_SEED=n repeats a run.
+// EXPECTED TO FAIL, and to pass only once the bugs it finds are fixed on main. On branch `fuzz`
+// (2 December 2026, seeds 1-7, 50,000-200,000 calls each) it found, each a crash of the whole process:
+//   dbm.arange(0, 1, 1e-300), arange(1e300), arange(3, math.maxinteger): SIGILL, Double to Int (Tensor.swift:198)
+//   g:permutation(1e10), (2^31), (2^53): SIGABRT, unchecked allocation; g:permutation(math.maxinteger): SIGSEGV
+//   dbm.narrow(t, 1, math.maxinteger, 1), narrow(t, 2, 2, math.maxinteger): SIGILL, overflow (Bindings.swift:267-268)
+//   dbm.index_select(t, 2, dbm.tensor(0/0)) (NaN, ±inf, maxinteger indices): SIGILL (Bindings.swift:281)
+//   dbm.polyfit_values(x, y, math.maxinteger): SIGILL, overflow (Spectral.swift:35)
+//   dbm.histogram(dbm.zeros(1, {dtype='float64'}), 2, 0, 5e-324): SIGILL (reproduced by hand; rarer in the fuzzer)
+//   dbm.fashion_mnist() after other calls: SIGABRT, its 47 MB file buffer allocated past the 512 MB limit
+//   dbm.nn.GPT forward after other calls: hang, cblas_sgemm in attention spinning in OpenBLAS's
+//   blas_memory_alloc (a 128 MB buffer per calling thread) once the 512 MB are used; Ctrl-C cannot stop it.
+// Run alone: `swift test -c release --filter Fuzz`; DBM_FUZZ_SEED=n repeats a run, DBM_FUZZ_CALLS=n
+// changes its length. The report printed lists a one-line reproducer for each failure.
 
 /// How one call ended: the driver's statuses (ok, err, oom, int, setup) or the parent's verdicts.
 enum FuzzVerdict: Equatable {
