@@ -56,10 +56,19 @@ local EXTRA_ROOTS = {
   {"dbm.sweep_collect", "require('dbm.sweep_collect')"},
 }
 
--- Functions left out, each with its reason (everything else reachable is fuzzed).
-local EXCLUDED = {
-  -- The metatable hooks of tables (e.g. the nn classes' __call, the Optimizer's __tostring) are
-  -- reached through their objects; only named functions are targets (see `walk`).
+-- Metatables of the objects: their metamethods are reachable (t[i], t[i] = v, #t, -t, tostring(m), m.weight)
+-- and are fuzzed like the named functions.
+local METATABLES = {
+  {"Tensor.metatable", "getmetatable(dbm.zeros(1))"},
+  {"Generator.metatable", "getmetatable(dbm.generator(1))"},
+  {"Writer.metatable", "getmetatable(dbm.jsonl('fz_w.jsonl'))"},
+  {"Model.metatable", "getmetatable(dbm.models.dyson{n = 3})"},
+  {"Dataset.metatable", "getmetatable(dbm.text_dataset((function() local f = io.open('fz.txt', 'wb') f:write('ab') f:close() return 'fz.txt' end)()))"},
+}
+-- Metamethods left out, with the reason (every other reachable function is fuzzed):
+local EXCLUDED_METAMETHODS = {
+  __gc = "a finalizer called by hand frees a live object's storage: the collector's hook, not an API",
+  __close = "the same, for to-be-closed variables",
 }
 
 local function is_identifier(k) return type(k) == "string" and k:match("^[%a_][%w_]*$") ~= nil end
@@ -69,8 +78,13 @@ local function is_identifier(k) return type(k) == "string" and k:match("^[%a_][%
 -- shortest name. Private names (a leading `_`) are skipped; so are metamethods.
 local function enumerate()
   local targets, seen_fn, seen_tab = {}, {}, {}
-  local queue = {{"dbm", "dbm", dbm}}
+  local queue, metatables = {{"dbm", "dbm", dbm}}, {}
   for _, r in ipairs(EXTRA_ROOTS) do queue[#queue + 1] = {r[1], r[2], assert(load("return " .. r[2]))()} end
+  for _, r in ipairs(METATABLES) do
+    local mt = assert(load("return " .. r[2]))()
+    metatables[mt] = true
+    queue[#queue + 1] = {r[1], r[2], mt}
+  end
   local head = 1
   while head <= #queue do
     local name, expr, t = table.unpack(queue[head])
@@ -78,7 +92,11 @@ local function enumerate()
     if not seen_tab[t] then
       seen_tab[t] = true
       local keys = {}
-      for k in pairs(t) do if is_identifier(k) and k:sub(1, 1) ~= "_" then keys[#keys + 1] = k end end
+      for k in pairs(t) do
+        if is_identifier(k) and (k:sub(1, 1) ~= "_" or (metatables[t] and k:sub(1, 2) == "__" and not EXCLUDED_METAMETHODS[k])) then
+          keys[#keys + 1] = k
+        end
+      end
       table.sort(keys)
       for _, k in ipairs(keys) do
         local v = rawget(t, k)
@@ -86,7 +104,7 @@ local function enumerate()
         local full, fexpr = name .. sep .. k, expr .. "." .. k
         local callable = type(v) == "function"
           or (type(v) == "table" and getmetatable(v) and type(getmetatable(v).__call) == "function")
-        if callable and not seen_fn[v] and not EXCLUDED[full] then
+        if callable and not seen_fn[v] then
           seen_fn[v] = true
           targets[#targets + 1] = {name = full, expr = fexpr}
         end
@@ -361,6 +379,10 @@ local VALID = {
   ["dbm.nn.GPT.check_config"] = function() return {GPTCFG} end,
   ["dbm.nn.GPT.optimizer_groups"] = function() return {"dbm.nn.GPT" .. GPTCFG, "0.1"} end,
   ["dbm.nn.GPT.num_parameters"] = function() return {"dbm.nn.GPT" .. GPTCFG, "true"} end,
+  -- metamethods: t[i], t[i] = v, m.weight
+  ["Tensor.metatable.__index"] = function(r) return {"dbm.randn(3, 4)", r(1, 3)} end,
+  ["Tensor.metatable.__newindex"] = function(r) return {"dbm.randn(4)", r(1, 4), "0.5"} end,
+  ["Model.metatable.__index"] = function() return {TS, '"weight"'} end,
   -- stats
   ["dbm.stats.ks"] = function() return {"{0.1, 0.5, 0.9}", "function(x) return x end"} end,
   ["dbm.stats.wigner_cdf"] = function() return {"0.7"} end,
@@ -415,7 +437,9 @@ local SELF = {
   ["dbm.models.Model."] = function() return TS end, ["Generator:"] = function() return "dbm.generator(3)" end,
   ["Optimizer:"] = function() return OPT end, ["Writer:"] = function() return "dbm.jsonl('fz_w.jsonl')" end,
   ["dbm.recorder.Recorder."] = function() return REC end, ["dbm.progress.Progress."] = function() return PROG end,
-  ["dbm.nn.Module."] = function() return MOD end,
+  ["dbm.nn.Module."] = function() return MOD end, ["Tensor.metatable."] = function(r) return mat(r) end,
+  ["Generator.metatable."] = function() return "dbm.generator(3)" end, ["Writer.metatable."] = function() return "dbm.jsonl('fz_w.jsonl')" end,
+  ["Model.metatable."] = function() return TS end, ["Dataset.metatable."] = function() return DS end,
 }
 
 -- The valid arguments of a target: its builder, else a fresh object for a method, else one matrix.
