@@ -142,9 +142,29 @@ struct FuzzHarness: Sendable {
         return result
     }
 
+    /// The standard output of `dbm-lua fuzz_api.lua ARGS...` run in a fresh temporary folder (enumerating
+    /// the targets makes small files: never in the caller's folder).
+    func output(_ args: [String]) throws -> String {
+        let dir = try makeTempDir("dbm-fuzz")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = [driver] + args
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        p.environment = environment
+        p.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// The one line of Lua that repeats call i, made by the driver from (seed, i).
     func reproducer(seed: Int, call: Int) -> String {
-        let src = (try? runProcess(binary, [driver, "show", String(seed), String(call)]).stdout)?
+        let src = (try? output(["show", String(seed), String(call)]))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
         return "(ulimit -v \(Self.memoryLimitKB); dbm-lua -e '\(src.replacingOccurrences(of: "'", with: "'\\''"))')"
     }
@@ -243,8 +263,7 @@ struct FuzzTests {
         let h = try harness()
         let began = Date()
         let seed = ProcessInfo.processInfo.environment["DBM_FUZZ_SEED"].flatMap { Int($0) } ?? Int(Date().timeIntervalSince1970) % 1_000_000
-        let list = try runProcess(h.binary, [h.driver, "list"])
-        let targets = list.stdout.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }.filter { $0.count >= 2 }.map { $0[1] }
+        let targets = try h.output(["list"]).split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }.filter { $0.count >= 2 }.map { $0[1] }
         // Self-checks of the enumeration: the kinds of targets the issue names are all found.
         for name in ["dbm.zeros", "dbm.F.linear", "dbm.narrow", "dbm.Tensor.row", "Generator:permutation", "Optimizer:step",
                      "dbm.optim.AdamW", "dbm.models.Model.step", "dbm.nn.Linear", "dbm.nn.Module.parameters", "dbm.stats.ks",
