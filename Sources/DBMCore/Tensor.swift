@@ -200,7 +200,7 @@ public final class Tensor: @unchecked Sendable {
         guard count.isFinite, count < 1e15 else {
             throw DBMError("expected at most 10^15 elements, got a range of \(count) steps of \(step) from \(start) to \(stop)")
         }
-        let n = max(0, Int(count))
+        let n = count > 0 ? Int(count) : 0   // (a negative count, however large, is an empty range)
         let t = try Tensor(shape: [n], dtype: dtype, zeroed: false)
         if dtype == .float64 { let p = t.pointer(Double.self); for i in 0..<n { p[i] = start + Double(i) * step } }
         else { let p = t.pointer(Float.self); for i in 0..<n { p[i] = Float(start + Double(i) * step) } }

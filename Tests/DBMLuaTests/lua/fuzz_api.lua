@@ -19,10 +19,15 @@
 -- all-valid arguments; rounds 7-9 anything (hostile values, valid ones at random positions).
 local mode = arg[1]
 
--- Tensor memory the library may hold in a child (dbm.set_memory_limit): well inside the 512 MB address
--- space the parent allows (the binary and OpenBLAS's buffers take about 260 MB of it at start), so that
--- an allocation the library checked never reaches the hard limit; one that does was not checked.
+-- Tensor memory the library may hold in a child (dbm.set_memory_limit), and the resident memory the child
+-- may reach (its peak, VmHWM): a call that takes the child past 512 MB allocated what the library did
+-- not check. (Resident, not address space: OpenBLAS reserves 128 MB of address space for each thread
+-- that calls it and waits for the allocation forever when a ulimit -v refuses it. The parent's ulimit
+-- -v of 4 GB only keeps a runaway allocation from taking the machine down.)
 local MEMORY_LIMIT = 64 * 1024 * 1024
+local RESIDENT_LIMIT = 512 * 1024 * 1024
+local memory = dbm.memory
+local over_limit = false   -- the child's peak passed RESIDENT_LIMIT already (only the call that took it there is named)
 
 -- ---------------------------------------------------------------- sandbox
 -- Processes: gnuplot, git and `test -t` would make each call slow (and the fuzzer is not testing them);
@@ -185,6 +190,7 @@ local RBM = "dbm.models.rbm_bernoulli{data = dbm.rand(8, 6), hidden = 4, batch_s
 local DYSON = "dbm.models.dyson{n = 6}"
 local OPT = "dbm.optim.SGD({" .. PARAM .. "}, {lr = 0.1})"
 local OPT_FZ = "(function() _FZ = " .. PARAM .. " return dbm.optim.SGD({_FZ}, {lr = 0.1, momentum = 0.9}) end)()"
+local APP = "dbm.npy_appender('fz_a.npy', {cols = 3})"   -- a 3-column file in the call's folder
 local MOD = "dbm.nn.Linear(4, 3)"
 local GPTCFG = "{vocab_size = 5, block_size = 4, n_layer = 1, n_head = 2, n_embd = 4}"
 local BLOCKCFG = "{n_embd = 4, n_head = 2}"
@@ -327,6 +333,13 @@ local VALID = {
   -- _FZ (arguments are evaluated left to right, here as in the reproducer; the driver clears _FZ).
   ["Optimizer:state"] = function() return {OPT_FZ, "_FZ"} end,
   ["Optimizer:load_state"] = function() return {OPT_FZ, "_FZ", "{momentum_buffer = dbm.zeros(3, 4)}"} end,
+  ["Optimizer:check_state"] = function() return {OPT_FZ, "_FZ", "{momentum_buffer = dbm.zeros(3, 4)}"} end,
+  ["dbm.npy_appender"] = function() return {"'fz_a.npy'", "{cols = 3}"} end,
+  ["dbm.write_file"] = function() return {"'fz_f.txt'", "'some text'"} end,
+  ["dbm.NpyAppender.append"] = function() return {APP, "dbm.zeros(2, 3)"} end,
+  ["dbm.NpyAppender.rows"] = function() return {APP} end,
+  ["dbm.NpyAppender.truncate"] = function() return {APP, "0"} end,
+  ["dbm.NpyAppender.close"] = function() return {APP} end,
   -- models
   ["dbm.models.teacher_student"] = function(r) return {("{n_data = 32, batch_size = 4, seed = %d}"):format(r(0, 9))} end,
   ["dbm.models.rbm_scalar"] = function() return {"{n = 4, batch_size = 4, seed = 1}"} end,
@@ -436,6 +449,7 @@ local SELF = {
   ["dbm.Tensor."] = function(r) return mat(r) end, ["dbm.Dataset."] = function() return DS end,
   ["dbm.models.Model."] = function() return TS end, ["Generator:"] = function() return "dbm.generator(3)" end,
   ["Optimizer:"] = function() return OPT end, ["Writer:"] = function() return "dbm.jsonl('fz_w.jsonl')" end,
+  ["dbm.NpyAppender."] = function() return APP end,
   ["dbm.recorder.Recorder."] = function() return REC end, ["dbm.progress.Progress."] = function() return PROG end,
   ["dbm.nn.Module."] = function() return MOD end, ["Tensor.metatable."] = function(r) return mat(r) end,
   ["Generator.metatable."] = function() return "dbm.generator(3)" end, ["Writer.metatable."] = function() return "dbm.jsonl('fz_w.jsonl')" end,
@@ -542,6 +556,7 @@ elseif mode == "run" then
       elseif message:find("not enough memory", 1, true) then status = "oom"
       elseif message:find("interrupted!", 1, true) then status = "int"
       else status = "err" end
+      if not over_limit and memory().peak_rss > RESIDENT_LIMIT then status, over_limit = "oom", true end
     end
     -- The message of a setup failure (a fuzzer bug), or of any error with DBM_FUZZ_VERBOSE set.
     local say = status == "setup" or (message and os.getenv("DBM_FUZZ_VERBOSE"))
@@ -559,7 +574,8 @@ elseif mode == "canary" then
     elseif kind == "hang" then real_execute("sleep 12")               -- system() ignores SIGINT meanwhile
     elseif kind == "oom" then return string.rep("x", 600 * 1024 * 1024) end
   end)
-  emit("E", 1, ok and "ok" or (tostring(err):find("not enough memory", 1, true) and "oom" or "err"))
+  local over = memory().peak_rss > RESIDENT_LIMIT
+  emit("E", 1, (over or not ok and tostring(err):find("not enough memory", 1, true)) and "oom" or ok and "ok" or "err")
   emit("D")
 else
   io.stderr:write("usage: dbm-lua fuzz_api.lua list | run SEED FIRST LAST | show SEED I | canary KIND\n")
