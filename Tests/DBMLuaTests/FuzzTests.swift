@@ -342,6 +342,74 @@ struct FuzzTests {
         #expect(never.count <= targets.count / 20, "\(never.count) functions never returned successfully: their valid-argument builders need work")
     }
 
+    // The file fuzzer (issue 13, item 9, part 2): mutated .npy, safetensors, IDX and checkpoint files through
+    // their loaders in batched children (fuzz_files.lua), then safetensors files with hostile tensor names
+    // (line breaks with gnuplot and shell commands after them, quotes, backquotes, escape sequences,
+    // leading '<', '|' or '-') through `dbm-lua analyze --plots`: no signal, no hang, no command run.
+    @Test("mutated files through every loader and hostile names through analyze --plots: no signal, no hang, no canary file")
+    func fuzzFiles() throws {
+        let h = FuzzHarness(binary: try dbmLuaBinary(), driver: luaTestFolder + "/fuzz_files.lua")
+        let began = Date()
+        let seed = ProcessInfo.processInfo.environment["DBM_FUZZ_SEED"].flatMap { Int($0) } ?? Int(Date().timeIntervalSince1970) % 1_000_000
+        let loaders = ["npy", "safetensors", "idx", "checkpoint"]
+        let files = 20_000, batch = 2_000
+        let tally = FuzzTally()
+        nonisolated(unsafe) var thrown: Error?
+        DispatchQueue.concurrentPerform(iterations: 2) { _ in
+            while true {
+                let b = tally.take()
+                if b >= files / batch { break }
+                do { try runBatch(h, seed: seed, first: b * batch + 1, last: (b + 1) * batch, targets: loaders, tally: tally) }
+                catch { thrown = error }
+            }
+        }
+        if let thrown { throw thrown }
+        let loaded = tally.statuses.values.filter { $0 == "ok" }.count
+        print("file fuzz: seed \(seed) (DBM_FUZZ_SEED=\(seed) repeats it): \(tally.statuses.count) mutated files through "
+              + "\(loaders.joined(separator: ", ")) loaders, \(loaded) loaded, the rest refused with a Lua error; "
+              + "\(String(format: "%.1f", Date().timeIntervalSince(began))) s")
+        for f in tally.failures { print("  call \(f.call) \(f.target): \(f.verdict) \(f.cause)\n    \(f.reproducer)") }
+        #expect(tally.statuses.count >= 5_000)
+        #expect(tally.failures.isEmpty, "\(tally.failures.count) mutated files killed or hung a loader (see above)")
+
+        // Hostile names through analyze --plots, two at a time.
+        let dir = try makeTempDir("dbm-fuzz-names")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let canary = dir + "/CANARY"
+        let runs = 320
+        let next = FuzzTally()
+        nonisolated(unsafe) var problems: [String] = []
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: 2) { _ in
+            while true {
+                let i = next.take()
+                if i >= runs { break }
+                let file = "\(dir)/n\(i).safetensors", plots = "\(dir)/plots\(i)"
+                do {
+                    let w = try runProcess(h.binary, [h.driver, "names", String(seed), String(i), file, canary])
+                    let r = try runProcess("/usr/bin/timeout", ["30", h.binary, "analyze", file, "--plots", plots])
+                    var bad: String?
+                    if w.status != 0 { bad = "the driver failed: \(w.stderr.prefix(300))" }
+                    else if r.status > 2 { bad = "status \(r.status) (124: a hang; above 128: a signal): \(r.stderr.prefix(300))" }
+                    else if (r.stdout + r.stderr).unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" }) {
+                        bad = "a control character printed"
+                    }
+                    if let bad {
+                        lock.lock(); problems.append("names \(i): \(bad)\n    dbm-lua \(h.driver) names \(seed) \(i) F \(canary) && dbm-lua analyze F --plots D"); lock.unlock()
+                    }
+                    try? FileManager.default.removeItem(atPath: plots)
+                    try? FileManager.default.removeItem(atPath: file)
+                } catch { lock.lock(); problems.append("names \(i): \(error)"); lock.unlock() }
+            }
+        }
+        let canaries = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("CANARY") }
+        print("file fuzz: \(runs) files with hostile names through analyze --plots: \(problems.count) problems, "
+              + "\(canaries.count) canary files; \(String(format: "%.1f", Date().timeIntervalSince(began))) s in all")
+        for p in problems.prefix(20) { print("  " + p) }
+        #expect(problems.isEmpty, "\(problems.count) analyze runs failed (see above)")
+        #expect(canaries.isEmpty, "a name ran a command: \(canaries)")
+    }
+
     @Test("the fuzzer's harness sees a signal, a hang and an allocation past the limit, and names the call")
     func harnessSelfCheck() throws {
         let h = try harness()
