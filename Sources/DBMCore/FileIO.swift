@@ -229,3 +229,19 @@ public final class FileLock {
 
     deinit { release() }
 }
+
+/// mkdir -p: the folder and its missing parents; an error names the part that could not be made and why.
+public func makeDirectories(_ path: String) throws {
+    guard !path.isEmpty else { throw DBMError("cannot create a folder with an empty name") }
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+        prefix += (prefix.isEmpty || prefix.hasSuffix("/") ? "" : "/") + part
+        if mkdir(prefix, 0o777) != 0 && errno != EEXIST {
+            throw DBMError("cannot create the folder '\(prefix)': \(String(cString: strerror(errno)))")
+        }
+    }
+    var st = stat()
+    guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+        throw DBMError("cannot create the folder '\(path)': \(stat(path, &st) == 0 ? "it is \(fileKind(st.st_mode))" : String(cString: strerror(errno)))")
+    }
+}

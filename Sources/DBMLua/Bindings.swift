@@ -245,8 +245,7 @@ enum Bindings {
             let t = try c.tensor(1)
             var s: [Int] = []
             if c.type(2) == LUA_TTABLE {
-                let n = Int(lua_rawlen(c.L, 2))
-                for k in 0..<n { lua_rawgeti(c.L, 2, lua_Integer(k + 1)); s.append(Int(dbm_tointeger(c.L, -1, nil))); dbm_pop(c.L, 1) }
+                s = try c.integerTable(2, "sizes")
             } else {
                 var i: Int32 = 2
                 while !c.isNoneOrNil(i) { s.append(try c.integer(i, "size")); i += 1 }
@@ -537,6 +536,9 @@ enum Bindings {
             let status = try c.integer(1, "status")
             fflush(nil)
             _exit(Int32(truncatingIfNeeded: status))
+        },
+        fn("mkdir", "dbm.mkdir", "dbm.mkdir(path): creates the folder and its missing parents (mkdir -p); an error says which part failed and why") { c in
+            try makeDirectories(try c.string(1, "path")); return 0
         },
         fn("_lock", "dbm._lock", "dbm._lock(path): an exclusive lock on the file path (created if need be), held until "
            + "dbm._unlock(path) or the end of the process; an error naming the holder when another process has it") { c in

@@ -126,21 +126,26 @@ struct LuaCall {
 
     /// Sizes given either as integers from argument `first` on, or as one table {r, c, ...}.
     /// Returns the shape and the index of the first argument after it.
+    /// The entries 1...#t of the table at i, each an integer (or an integral float).
+    func integerTable(_ i: Int32, _ what: String) throws -> [Int] {
+        let n = Int(lua_rawlen(L, i))
+        var s: [Int] = []
+        for k in 1...max(n, 1) where n > 0 {
+            lua_rawgeti(L, i, lua_Integer(k))
+            defer { dbm_pop(L, 1) }
+            var ok: Int32 = 0
+            let v = dbm_tointeger(L, -1, &ok)
+            guard ok != 0, lua_type(L, -1) == LUA_TNUMBER else {
+                throw fail("argument \(i) (\(what)): expected a table of integer sizes, entry \(k) is \(describe(-1))")
+            }
+            s.append(Int(v))
+        }
+        return s
+    }
+
     func shape(from first: Int32, _ what: String = "size") throws -> (shape: [Int], next: Int32) {
         if lua_type(L, first) == LUA_TTABLE && dbm_object_kind(L, first) == 0 {
-            let n = Int(lua_rawlen(L, first))
-            var s: [Int] = []
-            for k in 1...max(n, 1) where n > 0 {
-                lua_rawgeti(L, first, lua_Integer(k))
-                defer { dbm_pop(L, 1) }
-                var ok: Int32 = 0
-                let v = dbm_tointeger(L, -1, &ok)
-                guard ok != 0, lua_type(L, -1) == LUA_TNUMBER else {
-                    throw fail("argument \(first) (\(what)): expected a table of integer sizes, entry \(k) is \(describe(-1))")
-                }
-                s.append(Int(v))
-            }
-            return (try checkedShape(s, first), first + 1)
+            return (try checkedShape(try integerTable(first, what), first), first + 1)
         }
         var s: [Int] = []
         var i = first

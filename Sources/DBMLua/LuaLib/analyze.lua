@@ -78,7 +78,6 @@ local function format_value(v)
   return string.format("%.4g", v)
 end
 
-local shell_quote = dbm._shell_quote
 
 -- ---------------------------------------------------------------- arguments
 
@@ -308,8 +307,8 @@ function A.main(args)
   end
 
   if o.plots then
-    local ok = os.execute("mkdir -p -- " .. shell_quote(o.plots) .. " 2>/dev/null")
-    if not ok then eprint("cannot create the plot directory '", o.plots, "'"); return 1 end
+    local ok, err = pcall(dbm.mkdir, o.plots)
+    if not ok then eprint("cannot create the plot directory '", o.plots, "': ", (tostring(err):gsub("^.-dbm%.mkdir: ", ""))); return 1 end
   end
 
   local D = require("dbm.diagnostics")

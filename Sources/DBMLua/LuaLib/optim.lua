@@ -79,31 +79,41 @@ function optim.AdamW(params, opts)
   return make("adamw", params, opts, {name = "AdamW", lr = 1e-3, weight_decay = 0.01, keys = keys({"betas", "eps"})})
 end
 
+-- The optimizer's Swift object. A method called with a dot (opt.step()) or on something else fails
+-- saying so, rather than with "attempt to index a nil value".
+local function handle(self, method)
+  if getmetatable(self) ~= Optimizer then
+    fail("Optimizer:%s: expected to be called on an optimizer with a colon, opt:%s(...), got %s as self", method, method, type(self))
+  end
+  return self._handle
+end
+
 -- opt:step(): sets the scheduled learning rate (if any) for this step, then updates every parameter
 -- that has a gradient.
 function Optimizer:step()
+  local h = handle(self, "step")
   if self.schedule then
-    local lr = self.schedule(core.optim_step_count(self._handle))
+    local lr = self.schedule(core.optim_step_count(h))
     if type(lr) ~= "number" or lr ~= lr or lr < 0 or lr == math.huge then
       fail("%s:step: the schedule returned %s for step %d, expected a finite non-negative learning rate",
-        self.name, tostring(lr), core.optim_step_count(self._handle))
+        self.name, tostring(lr), core.optim_step_count(h))
     end
-    core.optim_set_lr(self._handle, lr)
+    core.optim_set_lr(h, lr)
   end
-  core.optim_step(self._handle)
+  core.optim_step(h)
 end
 
-function Optimizer:zero_grad(opts) core.optim_zero_grad(self._handle, opts) end
-function Optimizer:set_lr(lr, group) core.optim_set_lr(self._handle, lr, group) end
-function Optimizer:lr(group) return core.optim_lr(self._handle, group) end
-function Optimizer:group_count() return core.optim_group_count(self._handle) end
-function Optimizer:step_count() return core.optim_step_count(self._handle) end
-function Optimizer:set_step_count(n) core.optim_set_step_count(self._handle, n) end
-function Optimizer:parameters() return core.optim_parameters(self._handle) end
-function Optimizer:state(p) return core.optim_state(self._handle, p) end
-function Optimizer:load_state(p, state) core.optim_load_state(self._handle, p, state) end
+function Optimizer:zero_grad(opts) core.optim_zero_grad(handle(self, "zero_grad"), opts) end
+function Optimizer:set_lr(lr, group) core.optim_set_lr(handle(self, "set_lr"), lr, group) end
+function Optimizer:lr(group) return core.optim_lr(handle(self, "lr"), group) end
+function Optimizer:group_count() return core.optim_group_count(handle(self, "group_count")) end
+function Optimizer:step_count() return core.optim_step_count(handle(self, "step_count")) end
+function Optimizer:set_step_count(n) core.optim_set_step_count(handle(self, "set_step_count"), n) end
+function Optimizer:parameters() return core.optim_parameters(handle(self, "parameters")) end
+function Optimizer:state(p) return core.optim_state(handle(self, "state"), p) end
+function Optimizer:load_state(p, state) core.optim_load_state(handle(self, "load_state"), p, state) end
 -- opt:check_state(p, state): raises what load_state would raise, and changes nothing
-function Optimizer:check_state(p, state) core.optim_check_state(self._handle, p, state) end
+function Optimizer:check_state(p, state) core.optim_check_state(handle(self, "check_state"), p, state) end
 Optimizer.__tostring = function(self)
   return ("dbm.optim.%s (%d groups, %d steps, lr %g)"):format(self.name, self:group_count(), self:step_count(), self:lr())
 end

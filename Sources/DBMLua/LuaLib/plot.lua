@@ -52,7 +52,7 @@ end
 P.write_atomic = write_atomic
 
 local function ensure_dir(dir)
-  if not os.rename(dir, dir) then os.execute("mkdir -p -- " .. shell_quote(dir)) end
+  if not os.rename(dir, dir) then dbm.mkdir(dir) end
 end
 
 local probed, available, png_terminal, warned = nil, false, "png", false

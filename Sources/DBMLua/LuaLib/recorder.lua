@@ -81,9 +81,10 @@ local function exists(path) return os.rename(path, path) ~= nil end
 
 local write_atomic = P.write_atomic
 
+-- mkdir -p: true, or false and why not.
 local function mkdir_p(dir)
-  if exists(dir) then return true end
-  return os.execute("mkdir -p " .. shell_quote(dir) .. " 2>/dev/null") == true
+  local ok, err = pcall(dbm.mkdir, dir)
+  return ok, not ok and (tostring(err):gsub("^.-dbm%.mkdir: ", "")) or nil
 end
 
 -- A steps file (int64, 1-D) holding steps[1..n], created whole (atomically); it grows by appending.
@@ -223,16 +224,15 @@ function M.new(opts)
   if resume and not exists(dir .. "/config.json") then
     error("dbm.recorder: option 'resume': " .. dir .. " has no config.json (not a run directory)", 2)
   end
-  if not mkdir_p(dir .. "/spectra") then
-    error("dbm.recorder: cannot create the run directory " .. dir, 2)
-  end
+  local made, why = mkdir_p(dir .. "/spectra")
+  if not made then dbm._fail("dbm.recorder: cannot create the run directory %s: %s", dir, why) end
   -- One run at a time in a directory: an exclusive lock on run.lock for the recorder's life (until
   -- close, or the process's end), taken before anything in the directory changes.
   local lock = dir .. "/run.lock"
   local locked, why = pcall(dbm._lock, lock)
   if not locked then
-    error(("dbm.recorder: the run directory %s is in use: %s; give another out_dir, or wait for that run to end")
-      :format(dir, (tostring(why):gsub("^.-dbm%._lock: ", ""))), 2)
+    dbm._fail("dbm.recorder: the run directory %s is in use: %s; give another out_dir, or wait for that run to end",
+      dir, (tostring(why):gsub("^.-dbm%._lock: ", "")))
   end
   if exists(dir .. "/config.json") then os.remove(dir .. "/DONE") end   -- a run directory used again, or resumed
 

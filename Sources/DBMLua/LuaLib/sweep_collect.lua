@@ -154,7 +154,7 @@ function C.plot(m, dir, rows, column, xkey)
     end
     sets[#sets + 1] = set
   end
-  os.execute("mkdir -p -- " .. P.shell_quote(dir .. "/plots"))
+  dbm.mkdir(dir .. "/plots")
   local base = dir .. "/plots/" .. (column .. "_vs_" .. xkey:gsub("^param%.", "")):gsub("[^%w%._=-]", "_")
   return P.xy(base, sets, {title = column .. " against " .. xkey, xlabel = xkey:gsub("^param%.", ""), ylabel = column})
 end

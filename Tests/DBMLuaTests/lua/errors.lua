@@ -266,6 +266,29 @@ line = L(); check("NpyAppender:truncate", line, pcall(a.truncate, a, 0))
 assert(dbm.help(dbm.npy_appender):find("a:append(rows)", 1, true) and dbm.help(a.append):find("the row count", 1, true))
 os.execute("rm -rf " .. atmp)
 
+-- Messages that say what went wrong (issue 13): the argument, what was expected, what was given.
+local function says(pattern, f, ...)
+  local ok, err = pcall(f, ...)
+  assert(not ok and tostring(err):find(pattern, 1, true) and tostring(err):find(here, 1, true), tostring(err))
+end
+says("argument 2 (sizes): expected a table of integer sizes, entry 1 is a number (2.5)", function() return dbm.zeros(2, 3):reshape({2.5, 2}) end)
+says("nn.Linear: expected argument 1 (n_in) to be a positive integer, got 0", function() return dbm.nn.Linear(0, 5) end)
+says("nn.Linear: unknown option 'stdev' (known: bias, dtype, generator, std)", function() return dbm.nn.Linear(2, 2, {stdev = 1}) end)
+says("nn.Embedding: expected argument 2 (dim) to be a positive integer, got 2.5", function() return dbm.nn.Embedding(3, 2.5) end)
+says("nn.LayerNorm: expected argument 1 (dim) to be a positive integer, got nil", function() return dbm.nn.LayerNorm() end)
+says("nn.Block: expected n_head to be a positive integer, got 0", function() return dbm.nn.Block({n_embd = 64, n_head = 0}) end)
+says("nn.Block: expected a configuration table", function() return dbm.nn.Block() end)
+says("nn.CausalSelfAttention: expected n_embd (10) to be a multiple of n_head, got n_head = 3",
+  function() return dbm.nn.CausalSelfAttention({n_embd = 10, n_head = 3}) end)
+says("nn.GPT: expected vocab_size to be a positive integer", function() return dbm.nn.GPT({n_embd = 8, n_head = 2, n_layer = 1, block_size = 4}) end)
+local sgd = dbm.optim.SGD({dbm.parameter(dbm.zeros(2))}, {lr = 0.1})
+says("Optimizer:step: expected to be called on an optimizer with a colon, opt:step(...)", function() return sgd.step() end)
+says("Optimizer:zero_grad: expected to be called on an optimizer with a colon", function() return sgd.zero_grad({}) end)
+local afile = os.tmpname()
+says("dbm.recorder: cannot create the run directory " .. afile .. "/run: cannot create the folder '" .. afile .. "/run': Not a directory",
+  function() return dbm.recorder{out_dir = afile .. "/run"} end)
+os.remove(afile)
+
 -- Module trees refuse cycles (parameters() would loop forever).
 local lin = dbm.nn.Linear(2, 2)
 line = L(); check("Linear:child", line, pcall(lin.child, lin, "me", lin))

@@ -9,6 +9,7 @@ local MLP = require("dbm.nn.MLP")
 local Block = Module:extend("Block")
 
 function Block:init(cfg)
+  Module.check_block_config("nn.Block", cfg)
   self:child("ln_1", LayerNorm(cfg.n_embd, {bias = cfg.bias or false, dtype = cfg.dtype}))
   self:child("attn", CausalSelfAttention(cfg))
   self:child("ln_2", LayerNorm(cfg.n_embd, {bias = cfg.bias or false, dtype = cfg.dtype}))

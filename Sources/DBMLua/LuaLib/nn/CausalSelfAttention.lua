@@ -12,10 +12,8 @@ local Dropout = require("dbm.nn.Dropout")
 local CausalSelfAttention = Module:extend("CausalSelfAttention")
 
 function CausalSelfAttention:init(cfg)
+  Module.check_block_config("nn.CausalSelfAttention", cfg)
   local C = cfg.n_embd
-  if C % cfg.n_head ~= 0 then
-    dbm._fail("nn.CausalSelfAttention: expected n_embd (%d) to be a multiple of n_head, got n_head = %d", C, cfg.n_head)
-  end
   self.n_head, self.dropout = cfg.n_head, cfg.dropout or 0
   local o = {bias = cfg.bias or false, dtype = cfg.dtype, generator = cfg.generator, std = 0.02}
   self:child("c_attn", Linear(C, 3 * C, o))

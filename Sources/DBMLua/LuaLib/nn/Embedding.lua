@@ -7,7 +7,9 @@ local Module = require("dbm.nn.Module")
 local Embedding = Module:extend("Embedding")
 
 function Embedding:init(n, dim, opts)
-  opts = opts or {}
+  Module.check_size("nn.Embedding", "argument 1 (n)", n)
+  Module.check_size("nn.Embedding", "argument 2 (dim)", dim)
+  opts = Module.check_options("nn.Embedding", opts, {"std", "dtype", "generator"})
   self.n, self.dim = n, dim
   self:param("weight", dbm.randn(n, dim, {std = opts.std or 1, dtype = opts.dtype, generator = opts.generator}))
 end

@@ -36,19 +36,7 @@ local GPT = Module:extend("GPT")
 
 -- Checks a configuration; returns nil or a message naming the first problem.
 function GPT.check_config(cfg)
-  if type(cfg) ~= "table" then return "expected a configuration table, got " .. type(cfg) end
-  for _, key in ipairs({"vocab_size", "block_size", "n_layer", "n_head", "n_embd"}) do
-    local v = cfg[key]
-    if math.type(v) ~= "integer" or v < 1 then
-      return ("expected %s to be a positive integer, got %s"):format(key, tostring(v))
-    end
-  end
-  if cfg.n_embd % cfg.n_head ~= 0 then
-    return ("expected n_embd (%d) to be a multiple of n_head, got n_head = %d"):format(cfg.n_embd, cfg.n_head)
-  end
-  local p = cfg.dropout or 0
-  if type(p) ~= "number" or p < 0 or p >= 1 then return "expected dropout in [0, 1), got " .. tostring(p) end
-  return nil
+  return Module.block_config_problem(cfg, {"vocab_size", "block_size", "n_layer", "n_head", "n_embd", n_layer_required = true})
 end
 
 function GPT:init(cfg)

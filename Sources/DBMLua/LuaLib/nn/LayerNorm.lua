@@ -7,7 +7,8 @@ local Module = require("dbm.nn.Module")
 local LayerNorm = Module:extend("LayerNorm")
 
 function LayerNorm:init(dim, opts)
-  opts = opts or {}
+  Module.check_size("nn.LayerNorm", "argument 1 (dim)", dim)
+  opts = Module.check_options("nn.LayerNorm", opts, {"bias", "eps", "dtype"})
   self.dim, self.eps = dim, opts.eps or 1e-5
   self:param("weight", dbm.ones(dim, {dtype = opts.dtype}))
   if opts.bias ~= false then self:param("bias", dbm.zeros(dim, {dtype = opts.dtype})) end

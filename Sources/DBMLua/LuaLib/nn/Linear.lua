@@ -8,7 +8,9 @@ local Module = require("dbm.nn.Module")
 local Linear = Module:extend("Linear")
 
 function Linear:init(n_in, n_out, opts)
-  opts = opts or {}
+  Module.check_size("nn.Linear", "argument 1 (n_in)", n_in)
+  Module.check_size("nn.Linear", "argument 2 (n_out)", n_out)
+  opts = Module.check_options("nn.Linear", opts, {"bias", "dtype", "generator", "std"})
   local o = {dtype = opts.dtype, generator = opts.generator}
   self.n_in, self.n_out = n_in, n_out
   if opts.std then

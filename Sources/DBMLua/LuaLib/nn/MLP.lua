@@ -9,6 +9,7 @@ local Dropout = require("dbm.nn.Dropout")
 local MLP = Module:extend("MLP")
 
 function MLP:init(cfg)
+  Module.check_size("nn.MLP", "n_embd", type(cfg) == "table" and cfg.n_embd or cfg)
   local C = cfg.n_embd
   local o = {bias = cfg.bias or false, dtype = cfg.dtype, generator = cfg.generator, std = 0.02}
   self:child("c_fc", Linear(C, 4 * C, o))

@@ -16,6 +16,48 @@ local is_tensor = dbm.is_tensor
 
 local fail = dbm._fail   -- errors name the script's line, however deep inside nn they are raised
 
+-- Checks of what modules are built with: each fails naming the module, the argument and what was given.
+function Module.check_size(who, what, v)
+  if math.type(v) ~= "integer" or v < 1 then fail("%s: expected %s to be a positive integer, got %s", who, what, tostring(v)) end
+  return v
+end
+
+function Module.check_options(who, opts, known)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then fail("%s: expected a table of options, got %s", who, type(opts)) end
+  for k in pairs(opts) do
+    local ok = false
+    for _, name in ipairs(known) do ok = ok or k == name end
+    if not ok then fail("%s: unknown option '%s' (known: %s)", who, tostring(k), table.concat(known, ", ")) end
+  end
+  return opts
+end
+
+-- nanoGPT's block settings (nn.Block, nn.CausalSelfAttention, nn.GPT): the positive integers `sizes`
+-- (n_layer checked whenever given), n_embd a multiple of n_head, dropout in [0, 1).
+-- Returns nil, or what is wrong.
+function Module.block_config_problem(cfg, sizes)
+  if type(cfg) ~= "table" then return "expected a configuration table {n_embd =, n_head =, ...}, got " .. type(cfg) end
+  for _, key in ipairs(sizes) do
+    local v = cfg[key]
+    if (v ~= nil or key ~= "n_layer" or sizes.n_layer_required) and (math.type(v) ~= "integer" or v < 1) then
+      return ("expected %s to be a positive integer, got %s"):format(key, tostring(v))
+    end
+  end
+  if cfg.n_embd % cfg.n_head ~= 0 then
+    return ("expected n_embd (%d) to be a multiple of n_head, got n_head = %d"):format(cfg.n_embd, cfg.n_head)
+  end
+  local p = cfg.dropout or 0
+  if type(p) ~= "number" or not (p >= 0 and p < 1) then return "expected dropout in [0, 1), got " .. tostring(p) end
+  return nil
+end
+
+function Module.check_block_config(who, cfg)
+  local why = Module.block_config_problem(cfg, {"n_embd", "n_head", "n_layer"})
+  if why then fail("%s: %s", who, why) end
+  return cfg
+end
+
 -- Module:extend(name) -> a new class deriving from this one. Calling the class, Class(...), makes an
 -- instance and runs Class.init(self, ...).
 function Module.extend(parent, name)
