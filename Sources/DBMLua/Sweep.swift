@@ -219,7 +219,14 @@ public enum Sweep {
         var env = ProcessInfo.processInfo.environment
         env["DBM_CONFIG_JSON"] = tmp + ".json"
         let pid = try spawn(binary, [script], environment: env, log: tmp + ".log", closing: [])
-        let status = waitFor(pid)
+        // The script runs up to its dbm.config call, which writes the keys and exits; code before it that
+        // never gets there (a loop) is stopped after configKeysTimeLimit seconds.
+        guard let status = waitFor(pid, seconds: configKeysTimeLimit) else {
+            kill(pid, SIGKILL)
+            _ = waitFor(pid)
+            throw Failure("cannot get the config keys of \(script): it did not reach dbm.config(defaults) within "
+                + "\(Int(configKeysTimeLimit)) s (the sweep runs a script's top-level code up to that call)")
+        }
         guard let data = FileManager.default.contents(atPath: tmp + ".json"),
               let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let types = o["types"] as? [String: String] else {
@@ -449,6 +456,24 @@ public enum Sweep {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return status
+    }
+
+    /// How long the sweep lets a script run to reach its dbm.config call (DBM_SWEEP_CONFIG_SECONDS overrides).
+    static var configKeysTimeLimit: Double {
+        ProcessInfo.processInfo.environment["DBM_SWEEP_CONFIG_SECONDS"].flatMap(Double.init).map { max(0.1, $0) } ?? 60
+    }
+
+    /// The exit status of pid, or nil when it is still running after `seconds`.
+    static func waitFor(_ pid: pid_t, seconds: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(seconds)
+        var status: Int32 = 0
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { return status }
+            if r < 0 && errno != EINTR { return status }
+            if Date() >= deadline { return nil }
+            usleep(10_000)
+        }
     }
 
     // ---------------------------------------------------------------- Slurm

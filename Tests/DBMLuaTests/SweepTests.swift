@@ -182,4 +182,17 @@ struct SweepTests {
                                         "--cpus-per-task", "2", "--out_dir", dir + "/ok"])
         #expect(good.status == 0, "\(good.stderr)")
     }
+
+    @Test("a script that never reaches dbm.config is stopped when the sweep reads its keys, with a message")
+    func configKeysTimeLimit() throws {
+        let dir = try makeTempDir("dbm-sweep-loop")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "while true do end\nlocal cfg = dbm.config({lr = 0.1})\n".write(toFile: dir + "/loop.lua", atomically: true, encoding: .utf8)
+        var env = ProcessInfo.processInfo.environment
+        env["DBM_SWEEP_CONFIG_SECONDS"] = "1"
+        let t0 = Date()
+        let r = try runProcess(try dbmLuaBinary(), ["sweep", dir + "/loop.lua", "--grid", "lr=0.1,0.2", "--out_dir", dir + "/s"], environment: env)
+        #expect(r.status != 0 && r.stderr.contains("did not reach dbm.config"), "\(r.stderr)")
+        #expect(Date().timeIntervalSince(t0) < 20)
+    }
 }
