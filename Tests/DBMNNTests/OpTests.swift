@@ -172,8 +172,10 @@ struct OpValueTests {
     @Test("a linear layer after layer norm or GELU recomputes its input in backward: the same gradients bit for bit as with the input saved")
     func recomputedInputs() throws {
         let g = Generator(seed: 31)
-        for dt in [DType.float32, .float64] {
-            let x = try randn([3, 40, 32], g, dtype: dt), lnw = try randn([32], g, dtype: dt)
+        // T = 32768: the GELU activation (2·T·64 elements, 16 MB in float32) is above the size from which
+        // GELU is recomputed; T = 40: below it (GELU saves its derivative, the layer its output).
+        for (dt, T) in [(DType.float32, 40), (.float64, 40), (.float32, 32768), (.float64, 32768)] {
+            let x = try randn([2, T, 32], g, dtype: dt), lnw = try randn([32], g, dtype: dt)
             let w1 = try randn([64, 32], g, std: 0.2, dtype: dt), w2 = try randn([32, 64], g, std: 0.2, dtype: dt)
             let params = [x, lnw, w1, w2]
             for p in params { NN.parameter(p) }
@@ -186,15 +188,14 @@ struct OpValueTests {
                 let out = try NN.linear(try pass(try NN.gelu(h)), weight: w2)
                 let loss = try NN.sum(try NN.mul(out, out))
                 try loss.backward(retainGraph: retain)
-                if retain {   // a second pass through the kept graph recomputes again: twice the gradients
-                    try loss.backward()
-                }
+                if retain { try loss.backward() }
                 return try params.map { try $0.grad!.toDoubles() }
             }
             let saved = try gradients(viaView: true), recomputed = try gradients(viaView: false)
-            #expect(saved == recomputed, "\(dt)")
-            let twice = try gradients(viaView: false, retain: true)
-            #expect(twice == recomputed.map { $0.map { 2 * $0 } }, "\(dt)")
+            #expect(saved == recomputed, "\(dt) T=\(T)")
+            // Through a retained graph, a second backward recomputes again (the accumulation into existing
+            // .grad buffers rounds differently from the first pass, so compare like with like).
+            #expect(try gradients(viaView: false, retain: true) == (try gradients(viaView: true, retain: true)), "\(dt) T=\(T)")
         }
     }
 }
