@@ -169,7 +169,7 @@ struct OpValueTests {
         #expect(try NN.causalSelfAttention(input, heads: 1, dropout: 0.2, generator: Generator(seed: 5)).toDoubles() != y)
     }
 
-    @Test("a linear layer after layer norm or GELU recomputes its input in backward: the same gradients bit for bit as with the input saved")
+    @Test("a linear layer after layer norm or GELU recomputes its input in backward: the gradients of the saved input (bit for bit, or to GELU derivative rounding)")
     func recomputedInputs() throws {
         let g = Generator(seed: 31)
         // T = 32768: the GELU activation (2·T·64 elements, 16 MB in float32) is above the size from which
@@ -191,11 +191,21 @@ struct OpValueTests {
                 if retain { try loss.backward() }
                 return try params.map { try $0.grad!.toDoubles() }
             }
-            let saved = try gradients(viaView: true), recomputed = try gradients(viaView: false)
-            #expect(saved == recomputed, "\(dt) T=\(T)")
+            // Layer norm's recomputed output is its output bit for bit. A recomputed GELU output is too, but
+            // GELU's backward then takes Φ(x) = out/x (geluBackwardFromOutput) instead of evaluating it:
+            // a few ulp per element in float64; in float32 also the erfc approximation's relative error
+            // (≤ 2.1e-6), so the gradients agree to that, relative to their largest element.
+            let tolerance = T < 1000 ? 0 : (dt == .float32 ? 1e-5 : 1e-12)
+            func expectClose(_ a: [[Double]], _ b: [[Double]], _ what: String) {
+                for (u, v) in zip(a, b) {
+                    let d = relativeDifference(u, v)
+                    #expect(tolerance == 0 ? u == v : d <= tolerance, "\(what) \(dt) T=\(T): \(d)")
+                }
+            }
+            expectClose(try gradients(viaView: false), try gradients(viaView: true), "recomputed vs saved")
             // Through a retained graph, a second backward recomputes again (the accumulation into existing
             // .grad buffers rounds differently from the first pass, so compare like with like).
-            #expect(try gradients(viaView: false, retain: true) == (try gradients(viaView: true, retain: true)), "\(dt) T=\(T)")
+            expectClose(try gradients(viaView: false, retain: true), try gradients(viaView: true, retain: true), "retained graph")
         }
     }
 }
