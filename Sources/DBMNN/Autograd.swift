@@ -155,6 +155,12 @@ extension NN {
         return output
     }
 
+    /// Activations (layer norm, GELU outputs) of at least this many bytes are recomputed in backward rather
+    /// than saved. Small ones stay in cache, where recomputing them is pure cost: the nano-GPT `cpu`
+    /// preset's GELUs (1.5 MB each) took 10% of its step so (perf), against 3% saved; the `paper` preset's
+    /// are 25 MB (layer norm) and 100 MB (GELU).
+    static let recomputeMinimumBytes = 16 << 20
+
     /// What a backward closure keeps of an op's input x (read through `inp`, x made contiguous): x's
     /// producer's recipe when x is that producer's output as it was returned (layer norm, GELU), else inp.
     /// The recipe keeps nothing the producer's own backward does not keep anyway, so the activation itself

@@ -89,7 +89,7 @@ extension NN {
         let inp = try x.contiguous()
         let out = try empty(x.shape, x.dtype)
         let (xShape, dt, n) = (x.shape, x.dtype, x.count)
-        if !willRecord([x]) || n * MemoryLayout<T>.stride < geluRecomputeBytes {
+        if !willRecord([x]) || n * MemoryLayout<T>.stride < recomputeMinimumBytes {
             // Saved: the derivative, computed with the value (the consumer saves the output itself).
             let deriv = willRecord([x]) ? try empty(x.shape, x.dtype) : nil
             geluForward(form, out.pointer(T.self), deriv?.pointer(T.self), inp.pointer(T.self), n)
@@ -127,10 +127,6 @@ extension NN {
     }
 }
 
-/// GELU activations of at least this many bytes are recomputed in backward rather than saved (see geluOp).
-/// The small ones stay in cache, where recomputing them is pure cost: the nano-GPT `cpu` preset's
-/// (1.5 MB each) took 10% of its step so (perf), against 3% saved.
-let geluRecomputeBytes = 16 << 20
 
 /// A recomputed output handed from its consumer's backward to the producer's backward, which reuses its
 /// memory for the input's gradient.

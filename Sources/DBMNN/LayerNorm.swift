@@ -149,7 +149,8 @@ extension NN {
         let mean = try empty([N], x.dtype), rstd = try empty([N], x.dtype)
         layerNormForward(out.pointer(T.self), mean.pointer(T.self), rstd.pointer(T.self), inp.pointer(T.self),
                          w.pointer(T.self), b?.pointer(T.self), N, C, T(eps))
-        // Saved: the input, the weight (and bias), mean and rstd; from them the output can be recomputed.
+        // Saved: the input, the weight (and bias), mean and rstd; from them a large output is recomputed
+        // by its consumer (NN.savedInput) instead of being saved there.
         let (xShape, dt, hasBias) = (x.shape, x.dtype, bias != nil)
         let recompute = { () throws -> Tensor in
             let y = try empty(xShape, dt)
@@ -157,7 +158,9 @@ extension NN {
                                mean.pointer(T.self), rstd.pointer(T.self), N, C)
             return y
         }
-        return record("layer_norm", output: out, inputs: [x, weight] + (bias.map { [$0] } ?? []), recompute: recompute) { g, needs in
+        let large = out.count * MemoryLayout<T>.stride >= recomputeMinimumBytes
+        return record("layer_norm", output: out, inputs: [x, weight] + (bias.map { [$0] } ?? []),
+                      recompute: large ? recompute : nil) { g, needs in
             let dinp = needs[0] ? try empty(xShape, dt) : nil
             let dw = needs[1] ? try empty([C], dt) : nil
             let db = hasBias && needs[2] ? try empty([C], dt) : nil
