@@ -31,98 +31,99 @@ func transposeInto<T: NNFloat>(_ dst: UnsafeMutablePointer<T>, _ ldd: Int, _ src
     for i in 0..<rows { let s = src + i * lds; for j in 0..<cols { dst[j * ldd + i] = s[j] } }
 }
 
+// What is saved for backward: qkv, the log-sum-exp of each row of scores (B,NH,T) and the dropout mask
+// as bits, not the probabilities P (B,NH,T,T): at the `paper` preset P took 100 MB per layer, 600 MB of
+// the step's 3.7 GB peak. Backward recomputes each pair's P = exp(S − lse) from one more product
+// S = Q·Kᵀ/√hs (as flash attention does), about a tenth more attention work.
+
+/// Bytes per row of an attention dropout mask: T bits in whole 64-bit words.
+func attentionMaskRowBytes(_ Tn: Int) -> Int { maskBytes(Tn) }
+
 // qkv is (B,T,3C) holding q, k, v along the last dim (PyTorch c_attn layout); out is (B,T,C), heads
-// concatenated; att is (B,NH,T,T): saves P for backward (rows i hold P[i, 0...i] and zeros up to the
-// end of i's row block; the rest is never read); mask is (B,NH,T,T) bytes (1 = kept) when dropping
-// out, else nil, and dropScale = 1/(1 − p).
-func attentionForward<T: NNFloat>(_ out: UnsafeMutablePointer<T>, _ att: UnsafeMutablePointer<T>,
-                                  _ mask: UnsafePointer<UInt8>?, _ dropScale: T, _ qkv: UnsafePointer<T>,
+// concatenated; lse is (B,NH,T): lse[i] = log Σ_{j≤i} exp(S[i,j]); mask is (B,NH,T, attentionMaskRowBytes(T))
+// bits (set = kept) when dropping out, else nil, applied through `patterns` (factors 0 and 1/(1 − p)).
+func attentionForward<T: NNFloat>(_ out: UnsafeMutablePointer<T>, _ lse: UnsafeMutablePointer<T>,
+                                  _ mask: UnsafePointer<UInt8>?, _ patterns: DropoutPatterns<T>, _ qkv: UnsafePointer<T>,
                                   _ B: Int, _ Tn: Int, _ C: Int, _ NH: Int) {
     let hs = C / NH, C3 = 3 * C, scale = 1 / T(hs).squareRoot()
-    let pairs = B * NH, R = min(Tn, attentionBlockRows)
+    let pairs = B * NH, R = min(Tn, attentionBlockRows), rowBytes = attentionMaskRowBytes(Tn)
     let slots = Parallel.slotCount(pairs, parts: 4 * Parallel.cores)
-    // Per-thread scratch: Kᵀ (hs, T), and P' (T, T) with dropout (the product P'·V reads it).
-    let perSlot = hs * Tn + (mask == nil ? 0 : Tn * Tn)
+    // Per-thread scratch: Kᵀ (hs, T) and one row block of P (R, T).
+    let perSlot = hs * Tn + R * Tn
     let scratch = UnsafeMutablePointer<T>.allocate(capacity: slots * perSlot)
     defer { scratch.deallocate() }
     Gemm.singleThreaded {
         Parallel.dynamicChunks(pairs, parts: 4 * Parallel.cores) { range, slot in
-            let Kt = scratch + slot * perSlot
-            let Pd: UnsafeMutablePointer<T>? = mask == nil ? nil : Kt + hs * Tn
+            let Kt = scratch + slot * perSlot, Pb = Kt + hs * Tn
             for bh in range {
                 let b = bh / NH, h = bh % NH
                 let q = qkv + b * Tn * C3 + h * hs, k = q + C, v = q + 2 * C
-                let P = att + bh * Tn * Tn, y = out + b * Tn * C + h * hs
-                let m = mask.map { $0 + bh * Tn * Tn }
+                let y = out + b * Tn * C + h * hs, l = lse + bh * Tn
+                let m = mask.map { $0 + bh * Tn * rowBytes }
                 transposeInto(Kt, Tn, k, C3, Tn, hs)
                 for i0 in stride(from: 0, to: Tn, by: R) {
                     let i1 = min(Tn, i0 + R)
-                    // S[i0..<i1, 0..<i1] = scale · Q[i0..<i1] · Kᵀ[:, 0..<i1]
-                    T.gemm(false, false, i1 - i0, i1, hs, scale, q + i0 * C3, C3, Kt, Tn, 0, P + i0 * Tn, Tn)
+                    // S[i0..<i1, 0..<i1] = scale · Q[i0..<i1] · Kᵀ[:, 0..<i1], row i0 at Pb
+                    T.gemm(false, false, i1 - i0, i1, hs, scale, q + i0 * C3, C3, Kt, Tn, 0, Pb, Tn)
                     for i in i0..<i1 {
-                        let row = P + i * Tn
+                        let row = Pb + (i - i0) * Tn
                         let mx = vmax(row, i + 1)
                         for j in 0..<(i + 1) { row[j] = T.fastExp(row[j] - mx) }
-                        let inv = 1 / vsum(row, i + 1)
+                        let sum = vsum(row, i + 1), inv = 1 / sum
+                        l[i] = mx + T.log(sum)
                         for j in 0..<(i + 1) { row[j] *= inv }
+                        if let m { patterns.apply(row, row, m + i * rowBytes, i + 1) }   // P' = P ⊙ mask/(1 − p)
                         if i + 1 < i1 { (row + i + 1).update(repeating: 0, count: i1 - i - 1) }
-                        if let m, let Pd {
-                            let mr = m + i * Tn, dr = Pd + i * Tn
-                            for j in 0..<(i + 1) { dr[j] = mr[j] != 0 ? row[j] * dropScale : 0 }
-                            if i + 1 < i1 { (dr + i + 1).update(repeating: 0, count: i1 - i - 1) }
-                        }
                     }
                     // Y[i0..<i1] = P'[i0..<i1, 0..<i1] · V[0..<i1]
-                    T.gemm(false, false, i1 - i0, hs, i1, 1, (Pd ?? P) + i0 * Tn, Tn, v, C3, 0, y + i0 * C, C)
+                    T.gemm(false, false, i1 - i0, hs, i1, 1, Pb, Tn, v, C3, 0, y + i0 * C, C)
                 }
             }
         }
     }
 }
 
-// dout is (B,T,C), dqkv is (B,T,3C) (every element written); backward needs qkv, att (P) and the mask:
-//   dP' = dY·Vᵀ, dV = P'ᵀ·dY, dP = dP' ⊙ mask/(1 − p), dS = P ⊙ (dP − Σ_j P·dP) (rows, j ≤ i),
-//   dQ = dS·K/√hs, dK = dSᵀ·Q/√hs.
-// Row blocks give dS and dQ (keys 0 ..< i1); column blocks give dK and dV (queries j0 ..< T).
+// dout is (B,T,C), dqkv is (B,T,3C) (every element written); backward needs qkv, lse and the mask:
+//   P = exp(S − lse) (recomputed, rows j ≤ i), dP' = dY·Vᵀ, dV = P'ᵀ·dY, dP = dP' ⊙ mask/(1 − p),
+//   dS = P ⊙ (dP − Σ_j P·dP) (rows, j ≤ i), dQ = dS·K/√hs, dK = dSᵀ·Q/√hs.
+// Row blocks give P, dS and dQ (keys 0 ..< i1); column blocks give dK and dV (queries j0 ..< T).
 func attentionBackward<T: NNFloat>(_ dqkv: UnsafeMutablePointer<T>, _ dout: UnsafePointer<T>, _ qkv: UnsafePointer<T>,
-                                   _ att: UnsafePointer<T>, _ mask: UnsafePointer<UInt8>?, _ dropScale: T,
+                                   _ lse: UnsafePointer<T>, _ mask: UnsafePointer<UInt8>?, _ patterns: DropoutPatterns<T>,
                                    _ B: Int, _ Tn: Int, _ C: Int, _ NH: Int) {
     let hs = C / NH, C3 = 3 * C, scale = 1 / T(hs).squareRoot()
-    let pairs = B * NH, R = min(Tn, attentionBlockRows)
+    let pairs = B * NH, R = min(Tn, attentionBlockRows), rowBytes = attentionMaskRowBytes(Tn)
     let slots = Parallel.slotCount(pairs, parts: 4 * Parallel.cores)
-    // Per-thread scratch: dS (T, T), Vᵀ (hs, T), and P' (T, T) with dropout.
-    let perSlot = Tn * Tn + hs * Tn + (mask == nil ? 0 : Tn * Tn)
+    // Per-thread scratch: P (T, T), dS (T, T), Kᵀ and Vᵀ (hs, T), and P' (T, T) with dropout.
+    let perSlot = 2 * Tn * Tn + 2 * hs * Tn + (mask == nil ? 0 : Tn * Tn)
     let scratch = UnsafeMutablePointer<T>.allocate(capacity: slots * perSlot)
     defer { scratch.deallocate() }
     Gemm.singleThreaded {
         Parallel.dynamicChunks(pairs, parts: 4 * Parallel.cores) { range, slot in
-            let dS = scratch + slot * perSlot, Vt = dS + Tn * Tn
+            let P = scratch + slot * perSlot, dS = P + Tn * Tn, Kt = dS + Tn * Tn, Vt = Kt + hs * Tn
             let PdBuf: UnsafeMutablePointer<T>? = mask == nil ? nil : Vt + hs * Tn
             for bh in range {
                 let b = bh / NH, h = bh % NH
                 let q = qkv + b * Tn * C3 + h * hs, k = q + C, v = q + 2 * C
                 let dq = dqkv + b * Tn * C3 + h * hs, dk = dq + C, dv = dq + 2 * C
-                let P = att + bh * Tn * Tn, dy = dout + b * Tn * C + h * hs
-                let m = mask.map { $0 + bh * Tn * Tn }
-                if let m, let PdBuf {   // P' again (the column blocks below read below the diagonal)
-                    for i in 0..<Tn {
-                        let i1 = min(Tn, (i / R + 1) * R)
-                        let pr = P + i * Tn, mr = m + i * Tn, dr = PdBuf + i * Tn
-                        for j in 0..<(i + 1) { dr[j] = mr[j] != 0 ? pr[j] * dropScale : 0 }
-                        if i + 1 < i1 { (dr + i + 1).update(repeating: 0, count: i1 - i - 1) }
-                    }
-                }
-                let Pd = PdBuf.map { UnsafePointer($0) } ?? P
+                let dy = dout + b * Tn * C + h * hs, l = lse + bh * Tn
+                let m = mask.map { $0 + bh * Tn * rowBytes }
+                transposeInto(Kt, Tn, k, C3, Tn, hs)
                 transposeInto(Vt, Tn, v, C3, Tn, hs)
                 for i0 in stride(from: 0, to: Tn, by: R) {
                     let i1 = min(Tn, i0 + R)
+                    // P[i0..<i1, 0..<i1] = exp(scale · Q[i0..<i1] · Kᵀ[:, 0..<i1] − lse); P' likewise with the mask
+                    T.gemm(false, false, i1 - i0, i1, hs, scale, q + i0 * C3, C3, Kt, Tn, 0, P + i0 * Tn, Tn)
                     // dP'[i0..<i1, 0..<i1] = dY[i0..<i1] · Vᵀ[:, 0..<i1]
                     T.gemm(false, false, i1 - i0, i1, hs, 1, dy + i0 * C, C, Vt, Tn, 0, dS + i0 * Tn, Tn)
                     for i in i0..<i1 {
-                        let pr = P + i * Tn, dr = dS + i * Tn
-                        if let m {
-                            let mr = m + i * Tn
-                            for j in 0..<(i + 1) { dr[j] = mr[j] != 0 ? dr[j] * dropScale : 0 }
+                        let pr = P + i * Tn, dr = dS + i * Tn, li = l[i]
+                        for j in 0..<(i + 1) { pr[j] = T.fastExp(pr[j] - li) }
+                        if i + 1 < i1 { (pr + i + 1).update(repeating: 0, count: i1 - i - 1) }
+                        if let m, let PdBuf {
+                            let mr = m + i * rowBytes
+                            patterns.apply(PdBuf + i * Tn, pr, mr, i + 1)
+                            if i + 1 < i1 { (PdBuf + i * Tn + i + 1).update(repeating: 0, count: i1 - i - 1) }
+                            patterns.apply(dr, dr, mr, i + 1)
                         }
                         let dot = vdot(pr, dr, i + 1)
                         for j in 0..<(i + 1) { dr[j] = pr[j] * (dr[j] - dot) }
@@ -131,6 +132,7 @@ func attentionBackward<T: NNFloat>(_ dqkv: UnsafeMutablePointer<T>, _ dout: Unsa
                     // dQ[i0..<i1] = scale · dS[i0..<i1, 0..<i1] · K[0..<i1]
                     T.gemm(false, false, i1 - i0, hs, i1, scale, dS + i0 * Tn, Tn, k, C3, 0, dq + i0 * C3, C3)
                 }
+                let Pd = UnsafePointer(PdBuf ?? P)
                 for j0 in stride(from: 0, to: Tn, by: R) {
                     let j1 = min(Tn, j0 + R)
                     // dK[j0..<j1] = scale · dS[j0..<T, j0..<j1]ᵀ · Q[j0..<T]; dV likewise from P' and dY
@@ -142,14 +144,20 @@ func attentionBackward<T: NNFloat>(_ dqkv: UnsafeMutablePointer<T>, _ dout: Unsa
     }
 }
 
-// mask is (B·NH, T, T) bytes; for each (b,h) its own stream of `seed`, drawn row by row for j ≤ i
-// (the entries above the diagonal are never read).
+// mask is (B·NH, T, attentionMaskRowBytes(T)) bits; for each (b,h) its own stream of `seed`, drawn row by
+// row, whole 64-bit words up to the diagonal (the bits above it are never read).
 func attentionDropoutMask(_ mask: UnsafeMutablePointer<UInt8>, _ pairs: Int, _ Tn: Int, _ p: Double, seed: UInt64) {
+    let rowBytes = attentionMaskRowBytes(Tn), threshold = dropoutThreshold(p)
+    let words = UnsafeMutableRawPointer(mask)
     Parallel.chunks(pairs, grain: 1) { range, _ in
         for bh in range {
-            let g = Generator(seed: seed, stream: UInt64(bh))
-            let m = mask + bh * Tn * Tn
-            for i in 0..<Tn { for j in 0..<(i + 1) { m[i * Tn + j] = g.uniform() < p ? 0 : 1 } }
+            var g = MaskStream(seed: seed, stream: UInt64(bh))
+            for i in 0..<Tn {
+                let row = (bh * Tn + i) * rowBytes
+                for w in 0...(i / 64) {
+                    words.storeBytes(of: g.keepBits(threshold: threshold).littleEndian, toByteOffset: row + 8 * w, as: UInt64.self)
+                }
+            }
         }
     }
 }
@@ -158,7 +166,8 @@ extension NN {
     /// Causal multi-head self-attention as one op. qkv is (B, T, 3C), the output of the fused projection
     /// (PyTorch c_attn layout: q, k, v blocks along the last dimension); heads of size C/heads; scores
     /// scaled by 1/√(C/heads); optional dropout p on the attention probabilities (needs a generator).
-    /// Returns (B, T, C) with the heads concatenated. Saves the probabilities (B, heads, T, T) for backward.
+    /// Returns (B, T, C) with the heads concatenated. Saves qkv, each row's log-sum-exp and the dropout mask
+    /// (bits) for backward, which recomputes the probabilities.
     public static func causalSelfAttention(_ qkv: Tensor, heads: Int, dropout p: Double = 0,
                                            generator: Generator? = nil) throws -> Tensor {
         let op = "causal_self_attention"
@@ -181,25 +190,28 @@ extension NN {
         let (B, Tn, C) = (qkvIn.shape[0], qkvIn.shape[1], qkvIn.shape[2] / 3)
         let qkv = try qkvIn.contiguous()
         let out = try empty([B, Tn, C], qkv.dtype)
-        let att = try empty([B, NH, Tn, Tn], qkv.dtype)
+        let lse = try empty([B, NH, Tn], qkv.dtype)
         var maskStorage: Storage? = nil
         if p > 0, let generator {
-            maskStorage = try scratch(UInt8.self, count: B * NH * Tn * Tn).0
+            maskStorage = try scratch(UInt8.self, count: B * NH * Tn * attentionMaskRowBytes(Tn)).0
             attentionDropoutMask(maskStorage!.bytes.assumingMemoryBound(to: UInt8.self), B * NH, Tn, p, seed: generator.nextUInt64())
         }
-        let dropScale = T(1 / (1 - p))
+        let patterns = DropoutPatterns(scale: T(1 / (1 - p)))
+        defer { patterns.deallocate() }
         let mask = maskStorage.map { UnsafePointer($0.bytes.assumingMemoryBound(to: UInt8.self)) }
         if out.count > 0 {
-            attentionForward(out.pointer(T.self), att.pointer(T.self), mask, dropScale, qkv.pointer(T.self), B, Tn, C, NH)
+            attentionForward(out.pointer(T.self), lse.pointer(T.self), mask, patterns, qkv.pointer(T.self), B, Tn, C, NH)
         }
-        // Saved: qkv (contiguous), the probabilities and the dropout mask.
+        // Saved: qkv (contiguous), the rows' log-sum-exp and the dropout mask.
         let shape = qkvIn.shape
         return record("causal_self_attention", output: out, inputs: [qkvIn]) { g, _ in
             let dqkv = try empty(shape, qkv.dtype)
             let mask = maskStorage.map { UnsafePointer($0.bytes.assumingMemoryBound(to: UInt8.self)) }
+            let patterns = DropoutPatterns(scale: T(1 / (1 - p)))
+            defer { patterns.deallocate() }
             if dqkv.count > 0 {
-                attentionBackward(dqkv.pointer(T.self), g.pointer(T.self), qkv.pointer(T.self), att.pointer(T.self),
-                                  mask, dropScale, B, Tn, C, NH)
+                attentionBackward(dqkv.pointer(T.self), g.pointer(T.self), qkv.pointer(T.self), lse.pointer(T.self),
+                                  mask, patterns, B, Tn, C, NH)
             }
             return [dqkv]
         }

@@ -48,12 +48,18 @@ public final class GradNode: CustomStringConvertible {
     private let inputShapes: [[Int]]
     private let inputDTypes: [DType]
     private var backwardFn: ((Tensor) throws -> [Tensor?])?
+    /// Recomputes the op's output from what its backward saves, when that is cheap (layer norm, GELU):
+    /// a consumer that would save the output for its own backward (a linear layer) keeps this instead,
+    /// and the output's memory is released with the tensor. See `NN.savedInput`.
+    let recompute: (() throws -> Tensor)?
     // The output's gradient, summed over its uses, while a backward pass runs.
     fileprivate var pendingGrad: Tensor? = nil
     fileprivate var pendingOwned = false   // pendingGrad is a sum this pass made (may be updated in place)
 
-    init(op: String, inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) {
+    init(op: String, inputs: [Tensor], recompute: (() throws -> Tensor)? = nil,
+         backward: @escaping (Tensor) throws -> [Tensor?]) {
         self.op = op
+        self.recompute = recompute
         inputCount = inputs.count
         edges = inputs.map(GradEdge.init)
         inputShapes = inputs.map(\.shape); inputDTypes = inputs.map(\.dtype)
@@ -137,14 +143,32 @@ extension NN {
     /// tensor whose memory it reads (the node does not keep the inputs alive, and the op cache hands
     /// freed memory out again: a pointer taken in forward is not enough), and must not capture `output`
     /// itself (a reference cycle): capture `NN.saved(output)`.
+    /// `recompute`, when given, rebuilds output (equal bit for bit) from what backward captured; see
+    /// `savedInput`.
     @discardableResult
-    static func record(_ op: String, output: Tensor, inputs: [Tensor],
+    static func record(_ op: String, output: Tensor, inputs: [Tensor], recompute: (() throws -> Tensor)? = nil,
                        backward: @escaping (_ gradOutput: Tensor, _ needs: [Bool]) throws -> [Tensor?]) -> Tensor {
         guard willRecord(inputs) else { return output }
         let needs = inputs.map { $0.requiresGrad }
         output.requiresGrad = true
-        output.gradFn = GradNode(op: op, inputs: inputs) { g in try backward(g, needs) }
+        output.gradFn = GradNode(op: op, inputs: inputs, recompute: recompute) { g in try backward(g, needs) }
         return output
+    }
+
+    /// Activations (layer norm, GELU outputs) of at least this many bytes are recomputed in backward rather
+    /// than saved. Small ones stay in cache, where recomputing them is pure cost: the nano-GPT `cpu`
+    /// preset's GELUs (1.5 MB each) took 10% of its step so (perf), against 3% saved; the `paper` preset's
+    /// are 25 MB (layer norm) and 100 MB (GELU).
+    static let recomputeMinimumBytes = 16 << 20
+
+    /// What a backward closure keeps of an op's input x (read through `inp`, x made contiguous): x's
+    /// producer's recipe when x is that producer's output as it was returned (layer norm, GELU), else inp.
+    /// The recipe keeps nothing the producer's own backward does not keep anyway, so the activation itself
+    /// is freed after forward (nano-GPT `paper` preset: the outputs of the layer norms and GELUs, 150 MB
+    /// per layer of the 2.8 GB peak); the consumer's backward pays one more pass of the producer's forward.
+    static func savedInput(_ x: Tensor, _ inp: Tensor) -> () throws -> Tensor {
+        if inp === x, let recompute = (x.gradFn as? GradNode)?.recompute { return recompute }
+        return { inp }
     }
 
     /// Whether an op on these inputs is recorded (so that forward can skip what only backward needs).

@@ -20,6 +20,16 @@ func layerNormForward<T: NNFloat>(_ out: UnsafeMutablePointer<T>, _ mean: Unsafe
     }
 }
 
+// The forward's output again from the saved mean and rstd (equal bit for bit: the same row function on the
+// same numbers), for a consumer that keeps this recipe instead of the output (NN.savedInput).
+func layerNormRecompute<T: NNFloat>(_ out: UnsafeMutablePointer<T>, _ inp: UnsafePointer<T>, _ weight: UnsafePointer<T>,
+                                    _ bias: UnsafePointer<T>?, _ mean: UnsafePointer<T>, _ rstd: UnsafePointer<T>,
+                                    _ N: Int, _ C: Int) {
+    Parallel.chunks(N, grain: max(1, elementGrain / max(C, 1))) { rows, _ in
+        for n in rows { layerNormRowOutput(out + n * C, inp + n * C, weight, bias, mean[n], rstd[n], C) }
+    }
+}
+
 // dout is (N,C); writes dinp (N,C) and dweight, dbias (C) when asked. With x̂ = (x − mean)·rstd and
 // ĝ = dout·weight: dinp = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), dweight = Σ_n dout·x̂, dbias = Σ_n dout.
 // Each worker sums its rows' dweight/dbias into its own slice of `partials` ((workers, 2C)), added at the end.
@@ -139,9 +149,18 @@ extension NN {
         let mean = try empty([N], x.dtype), rstd = try empty([N], x.dtype)
         layerNormForward(out.pointer(T.self), mean.pointer(T.self), rstd.pointer(T.self), inp.pointer(T.self),
                          w.pointer(T.self), b?.pointer(T.self), N, C, T(eps))
-        // Saved: the input, the weight, mean and rstd.
+        // Saved: the input, the weight (and bias), mean and rstd; from them a large output is recomputed
+        // by its consumer (NN.savedInput) instead of being saved there.
         let (xShape, dt, hasBias) = (x.shape, x.dtype, bias != nil)
-        return record("layer_norm", output: out, inputs: [x, weight] + (bias.map { [$0] } ?? [])) { g, needs in
+        let recompute = { () throws -> Tensor in
+            let y = try empty(xShape, dt)
+            layerNormRecompute(y.pointer(T.self), inp.pointer(T.self), w.pointer(T.self), b?.pointer(T.self),
+                               mean.pointer(T.self), rstd.pointer(T.self), N, C)
+            return y
+        }
+        let large = out.count * MemoryLayout<T>.stride >= recomputeMinimumBytes
+        return record("layer_norm", output: out, inputs: [x, weight] + (bias.map { [$0] } ?? []),
+                      recompute: large ? recompute : nil) { g, needs in
             let dinp = needs[0] ? try empty(xShape, dt) : nil
             let dw = needs[1] ? try empty([C], dt) : nil
             let db = hasBias && needs[2] ? try empty([C], dt) : nil

@@ -74,13 +74,16 @@ extension NN {
         let inp = try x.contiguous(), w = try weight.contiguous(), b = try bias?.contiguous()
         let out = try empty(Array(x.shape.dropLast()) + [OC], x.dtype)
         linearForward(out.pointer(T.self), inp.pointer(T.self), w.pointer(T.self), b?.pointer(T.self), N, C, OC)
-        // Saved: the input and the weight. A weight whose .grad exists receives dweight directly (beta = 1).
+        // Saved: the input (or its producer's recipe, see savedInput) and the weight. A weight whose .grad
+        // exists receives dweight directly (beta = 1).
         let (xShape, dt, hasBias) = (x.shape, x.dtype, bias != nil)
+        let input = willRecord([x, weight] + (bias.map { [$0] } ?? [])) ? savedInput(x, inp) : { inp }
         return record("linear", output: out, inputs: [x, weight] + (bias.map { [$0] } ?? [])) { g, needs in
             let dinp = needs[0] ? try empty(xShape, dt) : nil
             let sink = needs[1] ? leafGradBuffer(weight) : nil
             let dw = needs[1] ? try sink ?? empty([OC, C], dt) : nil
             let db = hasBias && needs[2] ? try empty([OC], dt) : nil
+            let inp = needs[1] ? try input() : w   // dinp alone does not read the input (w: any valid pointer)
             linearBackward(dinp?.pointer(T.self), dw?.pointer(T.self), sink != nil, db?.pointer(T.self), g.pointer(T.self),
                            inp.pointer(T.self), w.pointer(T.self), N, C, OC)
             return [dinp, sink == nil ? dw : nil] + (hasBias ? [db] : [])

@@ -54,7 +54,7 @@ enum GPTStepBench {
         print("nano-GPT training step from Lua (forward + backward + clip + AdamW, float32; FLOPs = 6 × non-embedding "
               + "parameters × tokens + 12·n_layer·n_embd·T per token for attention, as nanoGPT's estimate_mfu):")
         for p in [Preset(name: "cpu", nLayer: 4, nHead: 4, nEmbd: 128, block: 64, batch: 12, steps: quick ? 10 : 30, target: 60),
-                  Preset(name: "paper", nLayer: 6, nHead: 6, nEmbd: 384, block: 256, batch: 64, steps: quick ? 2 : 5, target: 75)] {
+                  Preset(name: "paper", nLayer: 6, nHead: 6, nEmbd: 384, block: 256, batch: 64, steps: quick ? 2 : 5, target: 85)] {
             let dropout = p.name == "paper" ? 0.2 : 0.0
             if p.name == "paper" {   // the peak of this preset alone: drop cached memory, reset VmHWM
                 _ = try lua.evaluate("(function() collectgarbage(); collectgarbage(); return dbm.release_cached_memory() end)()")
@@ -112,6 +112,6 @@ enum GPTStepBench {
                          r[3], record * 1e3, 100 * overhead))
         }
         let rss = MemoryLimit.residentSet()
-        print(String(format: "  peak resident memory of the paper preset: %.0f MiB (VmHWM, reset before it)", Double(rss.peak) / 1048576))
+        print(String(format: "  peak resident memory of the paper preset: %.0f MiB (VmHWM, reset before it; target <= 2200 MiB)", Double(rss.peak) / 1048576))
     }
 }

@@ -17,6 +17,27 @@ func median(_ xs: [Double]) -> Double {
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
 
+/// GFLOP/s of a 1024³ cblas_sgemm on all cores (the reference of every speed ratio), printed as the full
+/// bench prints it; the median of reps calls after a warm-up.
+func sgemmReference(reps: Int) throws -> Double {
+    let n = 1024
+    let a = try Tensor.randn([n, n], generator: Generator(seed: 1))
+    let b = try Tensor.randn([n, n], generator: Generator(seed: 2))
+    let c = try Tensor(shape: [n, n])
+    var times: [Double] = []
+    for _ in 0...reps {
+        let t0 = now()
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a.pointer(Float.self), Int32(n),
+                    b.pointer(Float.self), Int32(n), 0, c.pointer(Float.self), Int32(n))
+        times.append(now() - t0)
+    }
+    times.removeFirst()   // warm-up
+    let gflops = 2.0 * Double(n * n * n) / median(times) / 1e9
+    print(String(format: "sgemm reference (cblas_sgemm 1024x1024x1024 float32, all cores): %.2f ms, %.1f GFLOP/s",
+                 median(times) * 1e3, gflops))
+    return gflops
+}
+
 enum Bench {
     static func run() throws {
         dbm_stdout_line_buffered()
@@ -34,6 +55,11 @@ enum Bench {
         // Ours and the reference alternate within each repetition, so that both see the same load
         // on this shared machine; each figure is the median over the repetitions.
         let lua = try LuaState()
+        // `dbm-bench gpt`: only the sgemm reference and the nano-GPT training step.
+        if ProcessInfo.processInfo.arguments.dropFirst().contains("gpt") {
+            try GPTStepBench.run(lua: lua, referenceGflops: try sgemmReference(reps: reps))
+            return
+        }
         func luaTimed(_ body: String) throws -> Double {
             let r = try lua.evaluate("(function() local t0 = dbm.clock(); \(body); return dbm.clock() - t0 end)()")
             guard let v = Double(r.first ?? "") else { throw DBMError("benchmark code failed: \(body)") }

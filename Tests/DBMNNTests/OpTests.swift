@@ -128,4 +128,84 @@ struct OpValueTests {
             #expect(d < 1e-4, "gradient of shape \(b.shape): \(d)")
         }
     }
+
+    @Test("dropout masks are bits: any length (across streams, a partial last byte); a prefix of a longer mask from the same state")
+    func dropoutBitMasks() throws {
+        let n = 3 * 65_536 + 13   // four streams, the last one 13 elements long
+        let x = try Tensor.full([n], 2, dtype: .float32)
+        let y = try NN.dropout(x, p: 0.3, generator: Generator(seed: 9)).toDoubles()
+        #expect(y.allSatisfy { $0 == 0 || abs($0 - 2 / 0.7) < 1e-6 })
+        let keptFraction = Double(y.filter { $0 != 0 }.count) / Double(n), sigma = (0.21 / Double(n)).squareRoot()
+        #expect(abs(keptFraction - 0.7) < 5 * sigma, "kept \(keptFraction)")
+        #expect(y.suffix(13).contains { $0 != 0 })
+        // The mask of element i depends on the generator's state and i only (not on n, not on the cores).
+        let short = try NN.dropout(try Tensor.full([1000], 2, dtype: .float32), p: 0.3, generator: Generator(seed: 9)).toDoubles()
+        #expect(short == Array(y.prefix(1000)))
+    }
+
+    @Test("attention dropout keeps each probability with rate 1 − p, scaled by 1/(1 − p), only up to the diagonal; same generator state, same result")
+    func attentionDropoutRate() throws {
+        // q = k = 0 gives uniform probabilities P[i,j] = 1/(i+1) (j ≤ i); with V the identity (hs = T) the
+        // output row i is the dropped-out row P'[i, :] itself.
+        let (B, T) = (24, 64), C = T
+        var qkv = [Double](repeating: 0, count: B * T * 3 * C)
+        for b in 0..<B { for t in 0..<T { qkv[(b * T + t) * 3 * C + 2 * C + t] = 1 } }
+        let input = try Tensor.from(qkv, shape: [B, T, 3 * C], dtype: .float32)
+        let y = try NN.causalSelfAttention(input, heads: 1, dropout: 0.2, generator: Generator(seed: 4)).toDoubles()
+        var kept = 0, total = 0
+        for b in 0..<B {
+            for i in 0..<T {
+                for j in 0..<T {
+                    let v = y[(b * T + i) * C + j]
+                    if j > i { #expect(v == 0); continue }
+                    total += 1
+                    if v != 0 { kept += 1; #expect(abs(v - 1.25 / Double(i + 1)) < 1e-6 / Double(i + 1)) }
+                }
+            }
+        }
+        let sigma = (0.16 / Double(total)).squareRoot()
+        #expect(abs(Double(kept) / Double(total) - 0.8) < 5 * sigma, "kept \(kept) of \(total)")
+        #expect(try NN.causalSelfAttention(input, heads: 1, dropout: 0.2, generator: Generator(seed: 4)).toDoubles() == y)
+        #expect(try NN.causalSelfAttention(input, heads: 1, dropout: 0.2, generator: Generator(seed: 5)).toDoubles() != y)
+    }
+
+    @Test("a linear layer after layer norm or GELU recomputes its input in backward: the gradients of the saved input (bit for bit, or to GELU derivative rounding)")
+    func recomputedInputs() throws {
+        let g = Generator(seed: 31)
+        // T = 65536: the layer norm's (2·T·32 elements) and GELU's (2·T·64) activations are 16 MB or more
+        // even in float32, the size from which they are recomputed; T = 40: below it (saved as before).
+        for (dt, T) in [(DType.float32, 40), (.float64, 40), (.float32, 65536), (.float64, 65536)] {
+            let x = try randn([2, T, 32], g, dtype: dt), lnw = try randn([32], g, dtype: dt)
+            let w1 = try randn([64, 32], g, std: 0.2, dtype: dt), w2 = try randn([32, 64], g, std: 0.2, dtype: dt)
+            let params = [x, lnw, w1, w2]
+            for p in params { NN.parameter(p) }
+            // viaView: the activations reach the linear layers through a reshape to their own shape (a
+            // view with its own node, hence no recipe): the layers save them.
+            func gradients(viaView: Bool, retain: Bool = false) throws -> [[Double]] {
+                NN.zeroGrad(params, setToNil: true)
+                func pass(_ t: Tensor) throws -> Tensor { viaView ? try NN.reshape(t, t.shape) : t }
+                let h = try NN.linear(try pass(try NN.layerNorm(x, weight: lnw)), weight: w1)
+                let out = try NN.linear(try pass(try NN.gelu(h)), weight: w2)
+                let loss = try NN.sum(try NN.mul(out, out))
+                try loss.backward(retainGraph: retain)
+                if retain { try loss.backward() }
+                return try params.map { try $0.grad!.toDoubles() }
+            }
+            // Layer norm's recomputed output is its output bit for bit. A recomputed GELU output is too, but
+            // GELU's backward then takes Φ(x) = out/x (geluBackwardFromOutput) instead of evaluating it:
+            // a few ulp per element in float64; in float32 also the erfc approximation's relative error
+            // (≤ 2.1e-6), so the gradients agree to that, relative to their largest element.
+            let tolerance = T < 1000 ? 0 : (dt == .float32 ? 1e-5 : 1e-12)
+            func expectClose(_ a: [[Double]], _ b: [[Double]], _ what: String) {
+                for (u, v) in zip(a, b) {
+                    let d = relativeDifference(u, v)
+                    #expect(tolerance == 0 ? u == v : d <= tolerance, "\(what) \(dt) T=\(T): \(d)")
+                }
+            }
+            expectClose(try gradients(viaView: false), try gradients(viaView: true), "recomputed vs saved")
+            // Through a retained graph, a second backward recomputes again (the accumulation into existing
+            // .grad buffers rounds differently from the first pass, so compare like with like).
+            expectClose(try gradients(viaView: false, retain: true), try gradients(viaView: true, retain: true), "retained graph")
+        }
+    }
 }
