@@ -32,6 +32,11 @@ extension Double: TensorScalar {
 public final class Storage: @unchecked Sendable {
     public let bytes: UnsafeMutableRawPointer
     public let byteCount: Int
+    /// Bumped by every in-place write made through the library's in-place operations (t:fill, t:copy,
+    /// t[i] = v, an optimizer step): the tape compares it with what an op saw when it recorded itself,
+    /// so a backward never reads a saved tensor that changed since (as PyTorch's version counter).
+    public private(set) var version = 0
+    public func bumpVersion() { version &+= 1 }
 
     public init(byteCount: Int, zeroed: Bool = true) throws {
         try MemoryLimit.reserve(byteCount)

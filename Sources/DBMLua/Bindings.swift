@@ -212,6 +212,7 @@ enum Bindings {
             }
             var idx: [Int] = []
             for d in 0..<t.rank { idx.append(try c.index(Int32(d + 2), "index \(d + 1)", size: t.shape[d])) }
+            try writingInPlace(c, t)
             try t.setValue(try c.number(Int32(t.rank + 2), "value"), at: idx)
             lua_settop(c.L, 1); return 1
         },
@@ -226,6 +227,7 @@ enum Bindings {
             let t = try c.tensor(1)
             guard t.rank >= 1 else { throw c.fail("cannot index a 0-d tensor") }
             let i = try c.index(2, "index", size: t.shape[0])
+            try writingInPlace(c, t)
             if t.rank == 1 { try t.setValue(try c.number(3, "value"), at: [i]); return 0 }
             let row = try t.select(0, i)
             if let src = c.tensorOrNil(3) {
@@ -316,10 +318,13 @@ enum Bindings {
         },
         fn("fill", "Tensor:fill", "t:fill(v): set every element to v; returns t") { c in
             let t = try c.tensor(1)
-            t.fill(try c.number(2, "value")); lua_settop(c.L, 1); return 1
+            let v = try c.number(2, "value")
+            try writingInPlace(c, t)
+            t.fill(v); lua_settop(c.L, 1); return 1
         },
         fn("copy", "Tensor:copy", "t:copy(src): copy src's elements (same count) into t; returns t") { c in
             let t = try c.tensor(1), s = try c.tensor(2, "src")
+            try writingInPlace(c, t)
             try t.assign(from: s); lua_settop(c.L, 1); return 1
         },
     ]
@@ -513,6 +518,17 @@ enum Bindings {
     ]
 
     // ------------------------------------------------------------------ process
+
+    /// Before an in-place write to t: a tensor computed on the gradient tape is refused (its gradient would
+    /// no longer be that of what it holds); any other one gets a new version, so that a recorded op that
+    /// saved it refuses to differentiate with the changed values (GradNode.checkSavedVersions).
+    static func writingInPlace(_ c: LuaCall, _ t: Tensor) throws {
+        if let node = t.gradFn as? GradNode {
+            throw c.fail("expected a tensor off the gradient tape, got one computed by '\(node.op)' (an in-place write would make "
+                + "its gradient wrong): write into a copy (t:clone()) or into t:detach(), or compute it under dbm.no_grad")
+        }
+        t.storage.bumpVersion()
+    }
 
     static let misc: [Binding] = [
         fn("memory", "dbm.memory", "dbm.memory() -> {rss=, peak_rss=, tensor_bytes=, peak_tensor_bytes=, limit=} in bytes") { c in

@@ -56,9 +56,13 @@ public final class GradNode: CustomStringConvertible {
     fileprivate var pendingGrad: Tensor? = nil
     fileprivate var pendingOwned = false   // pendingGrad is a sum this pass made (may be updated in place)
 
-    init(op: String, inputs: [Tensor], recompute: (() throws -> Tensor)? = nil,
+    /// The storages the backward reads (the inputs it saved, or its own output) and their versions then.
+    private let savedVersions: [(storage: Storage, version: Int)]
+
+    init(op: String, inputs: [Tensor], reads: [Tensor], recompute: (() throws -> Tensor)? = nil,
          backward: @escaping (Tensor) throws -> [Tensor?]) {
         self.op = op
+        savedVersions = reads.map { ($0.storage, $0.storage.version) }
         self.recompute = recompute
         inputCount = inputs.count
         edges = inputs.map(GradEdge.init)
@@ -67,6 +71,15 @@ public final class GradNode: CustomStringConvertible {
     }
 
     public var description: String { "GradNode(\(op)\(isFreed ? ", freed" : ""))" }
+
+    /// Throws when a tensor this op's backward reads was changed in place after the op recorded itself.
+    func checkSavedVersions() throws {
+        for (storage, version) in savedVersions where storage.version != version {
+            throw DBMError("backward: a tensor that '\(op)' saved for its gradient was changed in place after it was used "
+                + "(its version went from \(version) to \(storage.version)), so the gradient would be wrong: compute the "
+                + "result again after the change, or change a copy (t:clone())")
+        }
+    }
 
     // A graph dropped without a backward pass is released iteratively: releasing a long chain of nodes
     // recursively (node → producer node → ...) would exhaust the stack.
@@ -146,12 +159,15 @@ extension NN {
     /// `recompute`, when given, rebuilds output (equal bit for bit) from what backward captured; see
     /// `savedInput`.
     @discardableResult
-    static func record(_ op: String, output: Tensor, inputs: [Tensor], recompute: (() throws -> Tensor)? = nil,
+    /// `reads`: the tensors whose values the backward reads (its saved inputs, by default all of them, or
+    /// its own output), checked for in-place changes before a backward runs.
+    static func record(_ op: String, output: Tensor, inputs: [Tensor], reads: [Tensor]? = nil,
+                       recompute: (() throws -> Tensor)? = nil,
                        backward: @escaping (_ gradOutput: Tensor, _ needs: [Bool]) throws -> [Tensor?]) -> Tensor {
         guard willRecord(inputs) else { return output }
         let needs = inputs.map { $0.requiresGrad }
         output.requiresGrad = true
-        output.gradFn = GradNode(op: op, inputs: inputs, recompute: recompute) { g in try backward(g, needs) }
+        output.gradFn = GradNode(op: op, inputs: inputs, reads: reads ?? inputs, recompute: recompute) { g in try backward(g, needs) }
         return output
     }
 
@@ -232,6 +248,7 @@ extension NN {
         var order: [GradNode] = []
         var visited: Set<ObjectIdentifier> = [ObjectIdentifier(rootNode)]
         if rootNode.isFreed { throw freedGraphError(rootNode.op) }
+        try rootNode.checkSavedVersions()
         var stack: [(node: GradNode, next: Int)] = [(rootNode, 0)]
         while !stack.isEmpty {
             let (node, next) = stack[stack.count - 1]
@@ -239,6 +256,7 @@ extension NN {
                 stack[stack.count - 1].next += 1
                 if let child = node.edges[next].node, visited.insert(ObjectIdentifier(child)).inserted {
                     if child.isFreed { throw freedGraphError(child.op) }
+                    try child.checkSavedVersions()
                     stack.append((child, 0))
                 }
             } else {

@@ -130,7 +130,7 @@ extension NN {
         let out = try empty(x.shape, x.dtype)
         dropoutApply(out.pointer(T.self), inp.pointer(T.self), mask, n, scale)
         let (xShape, dt) = (x.shape, x.dtype)   // saved: the mask
-        return record("dropout", output: out, inputs: [x]) { g, _ in
+        return record("dropout", output: out, inputs: [x], reads: []) { g, _ in
             let dinp = try empty(xShape, dt)
             dropoutApply(dinp.pointer(T.self), g.pointer(T.self), maskStorage.bytes.assumingMemoryBound(to: UInt8.self), n, scale)
             return [dinp]

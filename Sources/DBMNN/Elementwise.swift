@@ -131,11 +131,11 @@ extension NN {
         let (aShape, bShape) = (a.shape, b.shape)
         switch op {
         case .add:
-            return record(name, output: out, inputs: [a, b]) { g, needs in
+            return record(name, output: out, inputs: [a, b], reads: []) { g, needs in
                 [needs[0] ? try sumToShape(g, aShape) : nil, needs[1] ? try sumToShape(g, bShape) : nil]
             }
         case .sub:
-            return record(name, output: out, inputs: [a, b]) { g, needs in
+            return record(name, output: out, inputs: [a, b], reads: []) { g, needs in
                 [needs[0] ? try sumToShape(g, aShape) : nil,
                  needs[1] ? try sumToShape(try g.binary(.mul, scalar: -1), bShape) : nil]
             }
@@ -202,7 +202,7 @@ extension NN {
         pointwiseForward(f, out.pointer(T.self), inp.pointer(T.self), x.count, s)
         let y = f == .scale ? nil : saved(out)   // saved: the output (the derivative is a function of it)
         let (xShape, dt, n) = (x.shape, x.dtype, x.count)
-        return record(f.rawValue, output: out, inputs: [x]) { g, _ in
+        return record(f.rawValue, output: out, inputs: [x], reads: y.map { [$0] } ?? []) { g, _ in
             let dinp = try empty(xShape, dt)
             pointwiseBackward(f, dinp.pointer(T.self), g.pointer(T.self), y?.pointer(T.self), n, s)
             return [dinp]
@@ -218,7 +218,7 @@ extension NN {
     /// e^x; d/dx = e^x (the output, saved).
     public static func exp(_ x: Tensor) throws -> Tensor {
         let y = try x.unary(.exp), ys = saved(y)
-        return record("exp", output: y, inputs: [x]) { g, _ in [try g.binary(.mul, ys)] }
+        return record("exp", output: y, inputs: [x], reads: [y]) { g, _ in [try g.binary(.mul, ys)] }
     }
 
     /// ln x; d/dx = 1/x (the input, saved).
@@ -230,7 +230,7 @@ extension NN {
     /// √x; d/dx = 1/(2√x) (the output, saved).
     public static func sqrt(_ x: Tensor) throws -> Tensor {
         let y = try x.unary(.sqrt), ys = saved(y)
-        return record("sqrt", output: y, inputs: [x]) { g, _ in [try g.binary(.div, try ys.binary(.mul, scalar: 2))] }
+        return record("sqrt", output: y, inputs: [x], reads: [y]) { g, _ in [try g.binary(.div, try ys.binary(.mul, scalar: 2))] }
     }
 
     /// |x|; d/dx = sign x (0 at 0, as PyTorch).

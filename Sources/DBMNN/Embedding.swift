@@ -58,7 +58,7 @@ extension NN {
         }
         // Saved: the ids. A weight whose .grad exists receives the scattered rows directly.
         let (wShape, dt) = (weight.shape, weight.dtype)
-        return record("embedding", output: out, inputs: [weight]) { g, _ in
+        return record("embedding", output: out, inputs: [weight], reads: []) { g, _ in
             let sink = leafGradBuffer(weight)
             let dweight = try sink ?? empty(wShape, dt, zeroed: true)   // scattered into
             if N > 0 {

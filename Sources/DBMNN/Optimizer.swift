@@ -255,6 +255,7 @@ public final class Optimizer {
         stepCount += 1
         for u in updates {
             if u.firstStep && !u.state.isEmpty { states[ObjectIdentifier(u.param)] = u.state }
+            u.param.storage.bumpVersion()   // the parameter changes in place: a graph that saved it is stale
             switch u.param.dtype {
             case .float32: apply(Float.self, u)
             case .float64: apply(Double.self, u)

@@ -31,7 +31,7 @@ extension NN {
         let outer = dim.map { x.shape[..<$0].reduce(1, *) } ?? 1
         let inner = dim.map { x.shape[($0 + 1)...].reduce(1, *) } ?? 1
         let (xShape, dt) = (x.shape, x.dtype)   // saved: nothing (the shape)
-        return record(op, output: out, inputs: [x]) { g, _ in
+        return record(op, output: out, inputs: [x], reads: []) { g, _ in
             let dinp = try empty(xShape, dt)
             let f = mean ? 1 / Double(n) : 1
             switch dt {
@@ -53,7 +53,7 @@ extension NN {
             throw DBMError("reshape: expected a shape of \(x.count) elements (x is \(formatShape(x.shape))), got \(formatShape(shape)): \(e.message)")
         }
         let inShape = x.shape
-        return record("reshape", output: out, inputs: [x]) { g, _ in [try g.reshaped(inShape)] }
+        return record("reshape", output: out, inputs: [x], reads: []) { g, _ in [try g.reshaped(inShape)] }
     }
 
     /// Dimensions d0 and d1 swapped (a view; ops copy it to row-major order when they need to).
@@ -62,7 +62,7 @@ extension NN {
             throw DBMError("transpose: expected dimensions in 0..<\(x.rank) for shape \(formatShape(x.shape)), got \(d0) and \(d1)")
         }
         let out = try x.transposed(d0, d1)
-        return record("transpose", output: out, inputs: [x]) { g, _ in [try g.transposed(d0, d1)] }
+        return record("transpose", output: out, inputs: [x], reads: []) { g, _ in [try g.transposed(d0, d1)] }
     }
 
     /// Elements start ..< start + length along dim (a view); the gradient is zero outside that range.
@@ -75,7 +75,7 @@ extension NN {
         }
         let out = try x.narrow(dim, start, length)
         let (xShape, dt) = (x.shape, x.dtype)
-        return record("narrow", output: out, inputs: [x]) { g, _ in
+        return record("narrow", output: out, inputs: [x], reads: []) { g, _ in
             let dinp = try empty(xShape, dt, zeroed: true)   // zero outside the range
             try dinp.narrow(dim, start, length).assign(from: g)
             return [dinp]
@@ -85,6 +85,6 @@ extension NN {
     /// x in row-major order (x itself when already contiguous, else a copy).
     public static func contiguous(_ x: Tensor) throws -> Tensor {
         if x.isContiguous { return x }
-        return record("contiguous", output: try x.copy(), inputs: [x]) { g, _ in [g] }
+        return record("contiguous", output: try x.copy(), inputs: [x], reads: []) { g, _ in [g] }
     }
 }

@@ -44,7 +44,7 @@ extension NN {
         softmaxForward(out.pointer(T.self), inp.pointer(T.self), N, V)
         let probs = saved(out)   // saved: the probabilities (the output)
         let (xShape, dt) = (x.shape, x.dtype)
-        return record("softmax", output: out, inputs: [x]) { g, _ in
+        return record("softmax", output: out, inputs: [x], reads: [out]) { g, _ in
             let dinp = try empty(xShape, dt)
             softmaxBackward(dinp.pointer(T.self), g.pointer(T.self), probs.pointer(T.self), N, V)
             return [dinp]

@@ -1,5 +1,6 @@
 // The same GPT block as NNBench, composed in Lua from dbm.nn modules (nn.Block) as an experiment script
 // writes it: what the Lua layer costs on top of the Swift kernels, measured in the same run.
+import CBLAS
 import DBMCore
 import DBMLua
 import Foundation
@@ -49,7 +50,24 @@ enum LuaNNBench {
 enum GPTStepBench {
     struct Preset { let name: String, nLayer: Int, nHead: Int, nEmbd: Int, block: Int, batch: Int, steps: Int, target: Int }
 
-    static func run(lua: LuaState, referenceGflops: Double) throws {
+    /// One run of the sgemm reference: GFLOP/s of the median of 5 back-to-back 1024³ cblas_sgemm calls.
+    static func sgemmReferenceRun() throws -> Double {
+        let n = 1024
+        let a = try Tensor.randn([n, n], generator: Generator(seed: 1))
+        let b = try Tensor.randn([n, n], generator: Generator(seed: 2))
+        let c = try Tensor(shape: [n, n])
+        var times: [Double] = []
+        for _ in 0..<6 {
+            let t0 = now()
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a.pointer(Float.self), Int32(n),
+                        b.pointer(Float.self), Int32(n), 0, c.pointer(Float.self), Int32(n))
+            times.append(now() - t0)
+        }
+        times.removeFirst()   // warm-up
+        return 2.0 * Double(n * n * n) / median(times) / 1e9
+    }
+
+    static func run(lua: LuaState) throws {
         let quick = ProcessInfo.processInfo.environment["BENCH_REPS"].flatMap { Int($0) }.map { $0 < 10 } ?? false
         print("nano-GPT training step from Lua (forward + backward + clip + AdamW, float32; FLOPs = 6 × non-embedding "
               + "parameters × tokens + 12·n_layer·n_embd·T per token for attention, as nanoGPT's estimate_mfu):")
@@ -81,35 +99,48 @@ enum GPTStepBench {
             end
             local x, y = batch()
             step(x, y); step(x, y)
-            local times = {}
-            for i = 1, \(p.steps) do
-              local t0 = dbm.clock(); step(x, y); times[i] = dbm.clock() - t0
-            end
-            table.sort(times)
+            -- one timed step, called from Swift between runs of the sgemm reference
+            _bench_step = function() local t0 = dbm.clock(); step(x, y); return dbm.clock() - t0 end
             -- spectra of every watched matrix (as the experiment watches them) with its five diagnostics
-            local C, names = \(p.nEmbd), {"spectrum", "mp", "spacing", "powerlaw", "norms"}
-            local mats = {model.transformer.wte.weight, model.transformer.wpe.weight}
-            for _, b in model.transformer.h:ipairs() do
-              for j = 1, 3 do mats[#mats + 1] = b.attn.c_attn.weight:narrow(1, (j - 1) * C + 1, C) end
-              mats[#mats + 1] = b.attn.c_proj.weight; mats[#mats + 1] = b.mlp.c_fc.weight; mats[#mats + 1] = b.mlp.c_proj.weight
+            _bench_record = function()
+              local C, names = \(p.nEmbd), {"spectrum", "mp", "spacing", "powerlaw", "norms"}
+              local mats = {model.transformer.wte.weight, model.transformer.wpe.weight}
+              for _, b in model.transformer.h:ipairs() do
+                for j = 1, 3 do mats[#mats + 1] = b.attn.c_attn.weight:narrow(1, (j - 1) * C + 1, C) end
+                mats[#mats + 1] = b.attn.c_proj.weight; mats[#mats + 1] = b.mlp.c_fc.weight; mats[#mats + 1] = b.mlp.c_proj.weight
+              end
+              local t0 = dbm.clock()
+              for _, W in ipairs(mats) do dbm.diagnostics(names, W) end
+              return dbm.clock() - t0, model:num_parameters(), #mats
             end
-            local t0 = dbm.clock()
-            for _, W in ipairs(mats) do dbm.diagnostics(names, W) end
-            local record = dbm.clock() - t0
-            return times[#times // 2 + 1], model:num_parameters(), record, #mats
             """
-            let r = try lua.evaluate("(function() \(code) end)()")
-            guard r.count == 4, let seconds = Double(r[0]), let params = Double(r[1]), let record = Double(r[2]) else {
+            _ = try lua.evaluate("(function() \(code) end)()")
+            // The issue's measure: the median step against the median of 5 reference runs interleaved with
+            // the steps, so that both see the same load on this shared machine.
+            var stepTimes: [Double] = [], references: [Double] = []
+            let rounds = 5, perRound = max(1, p.steps / rounds)
+            for _ in 0..<rounds {
+                references.append(try sgemmReferenceRun())
+                for _ in 0..<perRound {
+                    guard let t = Double(try lua.evaluate("_bench_step()").first ?? "") else { throw DBMError("the GPT step failed") }
+                    stepTimes.append(t)
+                }
+            }
+            let r = try lua.evaluate("_bench_record()")
+            _ = try lua.evaluate("(function() _bench_step, _bench_record = nil, nil; collectgarbage() end)()")
+            guard r.count == 3, let record = Double(r[0]), let params = Double(r[1]) else {
                 throw DBMError("the GPT step benchmark failed: \(r)")
             }
+            let seconds = median(stepTimes), referenceGflops = median(references)
             let tokens = Double(p.batch * p.block)
             let flops = 6 * params * tokens + 12 * Double(p.nLayer * p.nEmbd * p.block) * tokens
             let gflops = flops / seconds / 1e9
             let overhead = record / (100 * seconds)
-            print(String(format: "  %@ (n_layer %d, n_embd %d, block %d, batch %d): %.1f ms per step, %.1f GFLOP/s = %.1f%% of the sgemm reference (target >= %d%%); "
+            print(String(format: "  %@ (n_layer %d, n_embd %d, block %d, batch %d): %.1f ms per step (median of %d), %.1f GFLOP/s = %.1f%% "
+                         + "of the sgemm reference interleaved with the steps (median of 5 runs: %.1f GFLOP/s, spread %.1f–%.1f) (target >= %d%%); "
                          + "recording the spectra of %@ matrices: %.0f ms, every 100 steps = %.2f%% of the training time (target <= 5%%)",
-                         p.name, p.nLayer, p.nEmbd, p.block, p.batch, seconds * 1e3, gflops, 100 * gflops / referenceGflops, p.target,
-                         r[3], record * 1e3, 100 * overhead))
+                         p.name, p.nLayer, p.nEmbd, p.block, p.batch, seconds * 1e3, stepTimes.count, gflops, 100 * gflops / referenceGflops,
+                         referenceGflops, references.min() ?? 0, references.max() ?? 0, p.target, r[2], record * 1e3, 100 * overhead))
         }
         let rss = MemoryLimit.residentSet()
         print(String(format: "  peak resident memory of the paper preset: %.0f MiB (VmHWM, reset before it; target <= 2200 MiB)", Double(rss.peak) / 1048576))

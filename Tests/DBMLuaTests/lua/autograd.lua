@@ -23,7 +23,8 @@ local function gradcheck(what, loss, params, per)
   l0:backward()
   for k, p in ipairs(params) do
     assert(p.grad, what .. ": parameter " .. k .. " got no gradient")
-    local flat, gflat = p:reshape(p:numel()), p.grad:reshape(p:numel())
+    -- the entries are changed through a view off the tape (a view on it refuses in-place writes)
+    local flat, gflat = p:detach():reshape(p:numel()), p.grad:reshape(p:numel())
     local n = p:numel()
     local scale = p.grad:abs():max()
     local step = math.max(1, n // (per or 6))
@@ -223,6 +224,43 @@ fails("GPT:forward: expected token ids of shape (B, T) with T <= block_size = 5"
 assert(dbm.is_grad_enabled())
 pcall(dbm.no_grad, function() error("inside") end)
 assert(dbm.is_grad_enabled(), "no_grad restores the mode after an error")
+
+-- In-place changes and the tape (issue 13): a backward that would read a changed tensor raises,
+-- naming the op; an in-place write into a tensor on the tape raises, naming the op that made it.
+do
+  local function raises(pattern, f)
+    local ok, err = pcall(f)
+    assert(not ok and tostring(err):find(pattern, 1, true), "expected an error with " .. pattern .. ", got " .. tostring(err))
+  end
+  local p = dbm.parameter(dbm.ones(2, f64))
+  local l = (p * p):sum()
+  p:fill(3)
+  raises("a tensor that 'mul' saved for its gradient was changed in place", function() l:backward() end)
+  assert(p.grad == nil, "the refused backward left no gradient")
+  local q = p * 2
+  raises("got one computed by 'scale'", function() q[1] = 7 end)
+  raises("got one computed by 'scale'", function() q:fill(0) end)
+  raises("got one computed by 'scale'", function() q:copy(dbm.zeros(2, f64)) end)
+  raises("got one computed by 'scale'", function() q:set(1, 7) end)
+  -- an op that does not read its inputs (add) is not disturbed by a later change
+  local a = (p + 1):sum()
+  p:fill(5)
+  a:backward()
+  assert(p.grad[1] == 1 and p.grad[2] == 1, "d(sum(p + 1))/dp = 1")
+  -- an optimizer step between forward and backward changes the weights the graph saved
+  local lin = dbm.nn.Linear(3, 2, f64)
+  local opt = dbm.optim.SGD(lin, {lr = 0.1})
+  local x = dbm.randn(4, 3, f64)
+  local loss = (lin(x) ^ 2):sum()
+  loss:backward(); opt:step(); opt:zero_grad()
+  local stale = (lin(x) ^ 2):sum()
+  opt:step()
+  raises("a tensor that 'linear' saved for its gradient was changed in place", function() stale:backward() end)
+  -- off the tape, everything may be written
+  local d = q:detach()
+  d[1] = 7
+  assert(d[1] == 7 and q:detach()[1] == 7, "a detached view writes the shared storage")
+end
 
 print(("autograd.lua: %d finite-difference entries agree to 1e-6"):format(checked))
 
