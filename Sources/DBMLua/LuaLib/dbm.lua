@@ -99,6 +99,13 @@ export("no_grad", function(f, ...)
   return table.unpack(result, 2, result.n)
 end, "dbm.no_grad(f, ...) -> f(...) with gradient recording off (evaluation: no graph is kept), restored afterwards, also after an error")
 
+-- Off the gradient tape (inside dbm.no_grad, or on tensors that require no gradient) t:sum() and
+-- t:mean() are numbers: a tensor method called on one says why, instead of "attempt to index a number".
+debug.setmetatable(0, {__index = function(n, key)
+  error(("attempt to use the tensor method '%s' on a number (%s): off the gradient tape (inside dbm.no_grad, "
+    .. "or from tensors that require no gradient) t:sum() and t:mean() return numbers, not tensors"):format(tostring(key), tostring(n)), 2)
+end})
+
 -- Coroutines keep their own gradient mode: a coroutine that yields inside dbm.no_grad leaves the
 -- resumer's mode as it was, and finds its own again when resumed (as each thread has its own in
 -- PyTorch). And Ctrl-C reaches a loop running inside a coroutine.
