@@ -216,9 +216,13 @@ enum Bindings {
             try t.setValue(try c.number(Int32(t.rank + 2), "value"), at: idx)
             lua_settop(c.L, 1); return 1
         },
-        fn("index", "Tensor[]", "t[i] -> element i of a 1-d tensor, or a view of row i (slice along dimension 1)") { c in
+        fn("index", "Tensor[]", "t[i] -> element i of a 1-d tensor, or a view of row i (slice along dimension 1); t[#t + 1] is nil, so ipairs(t) ends") { c in
             let t = try c.tensor(1)
             guard t.rank >= 1 else { throw c.fail("cannot index a 0-d tensor; use t:item()") }
+            // One past the end is nil, as for a Lua array: ipairs(t) stops there. Any other index out of
+            // range is an error (a typo should not read as nil).
+            var ok: Int32 = 0
+            if c.type(2) == LUA_TNUMBER, dbm_tointeger(c.L, 2, &ok) == lua_Integer(t.shape[0] + 1), ok != 0 { c.pushNil(); return 1 }
             let i = try c.index(2, "index", size: t.shape[0])
             if t.rank == 1 { c.push(try t.value(at: [i])) } else { try c.push(try selected(t, 0, i)) }
             return 1

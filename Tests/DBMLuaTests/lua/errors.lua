@@ -72,9 +72,10 @@ line = L(); check("Tensor:reshape", line, pcall(t.reshape, t, 5, 5))
 line = L(); check("Tensor:reshape", line, pcall(t.reshape, t, -1, -1))
 line = L(); check("Tensor:copy", line, pcall(t.copy, t, m))
 
--- Out-of-range indices and dimensions.
+-- Out-of-range indices and dimensions (t[#t + 1] is nil, as for an array: ipairs stops there).
+assert(t[4] == nil, "one past the last row is nil")
 for _, i in ipairs({0, 4, 100, -4, -100}) do
-  line = L(); check("Tensor[]", line, pcall(function() return t[i] end))
+  line = L(); check("Tensor[]", line, pcall(function() return t[i == 4 and 5 or i] end))
   line = L(); check("Tensor:get", line, pcall(t.get, t, i, 1))
   line = L(); check("Tensor:set", line, pcall(t.set, t, 1, i + 10, 3))
   line = L(); check("Tensor:select", line, pcall(t.select, t, 1, i))
@@ -272,6 +273,10 @@ local function says(pattern, f, ...)
   assert(not ok and tostring(err):find(pattern, 1, true) and tostring(err):find(here, 1, true), tostring(err))
 end
 says("argument 2 (sizes): expected a table of integer sizes, entry 1 is a number (2.5)", function() return dbm.zeros(2, 3):reshape({2.5, 2}) end)
+local rows = 0
+for _, row in ipairs(dbm.ones(3, 2)) do rows = rows + 1; assert(row:numel() == 2) end
+assert(rows == 3, "ipairs over a tensor's rows ends after the last")
+says("Tensor[]: argument 2 (index): expected an index in 1..3", function() return dbm.ones(3)[5] end)
 says("dbm.randn: argument 3 (options): unknown option 'stdev' (known: mean, std, dtype, generator)", function() return dbm.randn(2, 2, {stdev = 5}) end)
 says("attempt to use the tensor method 'backward' on a number", function()
   local p = dbm.parameter(dbm.ones(2))
