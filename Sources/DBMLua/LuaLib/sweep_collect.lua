@@ -154,8 +154,9 @@ function C.plot(m, dir, rows, column, xkey)
     end
     sets[#sets + 1] = set
   end
-  dbm.mkdir(dir .. "/plots")
-  local base = dir .. "/plots/" .. (column .. "_vs_" .. xkey:gsub("^param%.", "")):gsub("[^%w%._=-]", "_")
+  local folder = (dir == "" and "." or dir) .. "/plots"   -- (an empty name is this folder, never /plots)
+  dbm.mkdir(folder)
+  local base = folder .. "/" .. (column .. "_vs_" .. xkey:gsub("^param%.", "")):gsub("[^%w%._=-]", "_")
   return P.xy(base, sets, {title = column .. " against " .. xkey, xlabel = xkey:gsub("^param%.", ""), ylabel = column})
 end
 

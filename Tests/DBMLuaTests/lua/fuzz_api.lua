@@ -40,6 +40,14 @@ os.execute = function(cmd)
   return nil, "exit", 127
 end
 io.popen = function() return io.open("/dev/null", "r") end
+-- Files and folders: only below the call's folder (a hostile "" joined with "/plots" is /plots).
+for _, name in ipairs({"mkdir", "write_file"}) do
+  local real = dbm[name]
+  dbm[name] = function(path, ...)
+    if type(path) == "string" and path:sub(1, 1) == "/" then error("fuzz: dbm." .. name .. " outside the call's folder", 2) end
+    return real(path, ...)
+  end
+end
 -- dbm.config exits on --help (and with DBM_CONFIG_JSON, which the parent unsets): an exit in the middle
 -- of a batch would lose its remaining calls, so it becomes an error here.
 os.exit = function() error("fuzz: os.exit called", 2) end
