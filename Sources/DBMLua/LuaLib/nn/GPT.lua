@@ -36,7 +36,7 @@ local GPT = Module:extend("GPT")
 
 -- Checks a configuration; returns nil or a message naming the first problem.
 function GPT.check_config(cfg)
-  return Module.block_config_problem(cfg, {"vocab_size", "block_size", "n_layer", "n_head", "n_embd", n_layer_required = true})
+  return Module.block_config_problem(cfg, {"vocab_size", "block_size", "n_layer", "n_head", "n_embd"})
 end
 
 function GPT:init(cfg)

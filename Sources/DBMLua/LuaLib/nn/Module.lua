@@ -33,14 +33,14 @@ function Module.check_options(who, opts, known)
   return opts
 end
 
--- nanoGPT's block settings (nn.Block, nn.CausalSelfAttention, nn.GPT): the positive integers `sizes`
--- (n_layer checked whenever given), n_embd a multiple of n_head, dropout in [0, 1).
+-- nanoGPT's block settings (nn.Block, nn.CausalSelfAttention, nn.GPT): the positive integers `sizes`,
+-- n_embd a multiple of n_head, dropout in [0, 1).
 -- Returns nil, or what is wrong.
 function Module.block_config_problem(cfg, sizes)
   if type(cfg) ~= "table" then return "expected a configuration table {n_embd =, n_head =, ...}, got " .. type(cfg) end
   for _, key in ipairs(sizes) do
     local v = cfg[key]
-    if (v ~= nil or key ~= "n_layer" or sizes.n_layer_required) and (math.type(v) ~= "integer" or v < 1) then
+    if math.type(v) ~= "integer" or v < 1 then
       return ("expected %s to be a positive integer, got %s"):format(key, tostring(v))
     end
   end
@@ -53,7 +53,9 @@ function Module.block_config_problem(cfg, sizes)
 end
 
 function Module.check_block_config(who, cfg)
-  local why = Module.block_config_problem(cfg, {"n_embd", "n_head", "n_layer"})
+  -- n_layer (for the residual projections' init) is optional here, checked when given
+  local sizes = (type(cfg) == "table" and cfg.n_layer ~= nil) and {"n_embd", "n_head", "n_layer"} or {"n_embd", "n_head"}
+  local why = Module.block_config_problem(cfg, sizes)
   if why then fail("%s: %s", who, why) end
   return cfg
 end
