@@ -77,8 +77,9 @@ extension NN {
         // Saved: the input (or its producer's recipe, see savedInput) and the weight. A weight whose .grad
         // exists receives dweight directly (beta = 1).
         let (xShape, dt, hasBias) = (x.shape, x.dtype, bias != nil)
-        let input = willRecord([x, weight] + (bias.map { [$0] } ?? [])) ? savedInput(x, inp) : { inp }
-        return record("linear", output: out, inputs: [x, weight] + (bias.map { [$0] } ?? [])) { g, needs in
+        let inputs = [x, weight] + (bias.map { [$0] } ?? [])
+        let (input, inputReads) = willRecord(inputs) ? savedInput(x, inp) : ({ inp }, [])
+        return record("linear", output: out, inputs: inputs, reads: inputReads + [w]) { g, needs in
             let dinp = needs[0] ? try empty(xShape, dt) : nil
             let sink = needs[1] ? leafGradBuffer(weight) : nil
             let dw = needs[1] ? try sink ?? empty([OC, C], dt) : nil

@@ -1,21 +1,19 @@
 import CBLAS
+import CKernels
 import DBMCore
 import Dispatch
 import Foundation
 import Synchronization
 
 /// The element types the differentiable kernels run on (Float32, Float64): the core's math plus what the
-/// kernels need — erf and tanh, exp and the normal CDF in forms the compiler vectorises, and the BLAS
-/// product for that precision.
+/// kernels need — erf and tanh, an exp the compiler vectorises, and the BLAS product for that precision.
 public protocol NNFloat: TensorScalar, SIMDScalar, Codable {   // Codable: required by SIMDScalar's storage types
     static func erf(_ x: Self) -> Self
     static func tanh(_ x: Self) -> Self
-    /// e^x for the hot loops (softmax, attention, GELU): Float32 uses a branch-free polynomial the
-    /// compiler vectorises (glibc's expf is a call per element, 3.3 ns here); Float64 is libm's exp.
+    /// e^x for the hot loops (softmax, attention): Float32 uses a branch-free polynomial the compiler
+    /// vectorises (dbm_exp_f32 in CKernels; glibc's expf is a call per element, 3.3 ns here); Float64 is
+    /// libm's exp.
     static func fastExp(_ x: Self) -> Self
-    /// Φ(x) and φ(x), the standard normal CDF and density, for GELU: Float32 through a vectorisable erfc
-    /// sharing one exp between the two (glibc's erff takes 8 ns per element here); Float64 through libm.
-    static func normalCDFAndPDF(_ x: Self) -> (cdf: Self, pdf: Self)
     /// Row-major C (m,n) = alpha · op(A) (m,k) · op(B) (k,n) + beta · C, through cblas_sgemm / cblas_dgemm.
     static func gemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Self,
                      _ a: UnsafePointer<Self>, _ lda: Int, _ b: UnsafePointer<Self>, _ ldb: Int,
@@ -25,52 +23,8 @@ public protocol NNFloat: TensorScalar, SIMDScalar, Codable {   // Codable: requi
 extension Float: NNFloat {
     @inline(__always) public static func erf(_ x: Float) -> Float { Foundation.erff(x) }
     @inline(__always) public static func tanh(_ x: Float) -> Float { Foundation.tanhf(x) }
-
-    // Cephes expf: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two for an exact product), e^r by a
-    // degree-6 polynomial (≤ 2 ulp), 2^n assembled in the exponent bits. n comes from adding 1.5·2²³,
-    // which rounds x/ln2 to an integer in the low mantissa bits: no float-to-int conversion, no branch.
-    // The polynomial is evaluated by Estrin's scheme (short dependency chains: the loops that call
-    // this are latency-bound). Inputs are clamped to [−87.34, 88.72] (results 2⁻¹²⁶ … ∞), below that the
-    // result is 0 (no subnormals; a −∞ mask gives exact zeros); NaN stays NaN.
-    @inline(__always) public static func fastExp(_ x0: Float) -> Float {
-        let e = expInRange(Swift.min(Swift.max(x0, -87.33654), 88.72283))
-        return x0 < -87.33654 ? 0 : e
-    }
-
-    /// e^x for x in [−87.34, 88.72] (no clamping: the caller's range).
-    @inline(__always) static func expInRange(_ x: Float) -> Float {
-        let t = x * 1.44269504 + 12582912
-        let n = t - 12582912
-        let r = (x - n * 0.693359375) - n * -2.12194440e-4
-        let r2 = r * r, r4 = r2 * r2
-        let q = (5.0000001201e-1 + 1.6666665459e-1 * r) + (4.1665795894e-2 + 8.3334519073e-3 * r) * r2
-              + (1.3981999507e-3 + 1.9875691500e-4 * r) * r4
-        return (q * r2 + r + 1) * Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) << 23)
-    }
-
-    // With z = |x|/√2 and t = 1/(1 + z/2): erfc(z) = t·e^(−z²)·R(t), R smooth on (0, 1] (the form of
-    // Numerical Recipes' erfcc, whose exp(poly(t)) is replaced here by a polynomial fitted to
-    // erfc(z)·e^(z²)/t: degree 10, relative error 2.5e-8 in exact arithmetic). Then Φ(x) = 1 − erfc(z)/2
-    // for x ≥ 0, erfc(z)/2 for x < 0 (the left tail keeps its relative accuracy: ≤ 1.5e-6 for x ≥ −4 in
-    // float32, the exp of −z² limiting beyond), and φ(x) = e^(−z²)/√(2π) shares the exp.
-    // GELU's loop over this is bound by the SSE instructions it issues (the package is built for
-    // baseline x86-64), so it is written for few of them: 1/√(2π) sits in the exponent (φ comes out
-    // of the exp directly) and √(2π)/2 in R's coefficients (erfc(z)/2 = t·φ·R̃(t)); the exponent is
-    // clamped at −80, where the exp and the results stay normal numbers, instead of a select for
-    // underflow: for |x| > 12.57, φ and the left tail of Φ come out as about 1e-35 instead of their
-    // true values below that (or 0), absolutely negligible. Measured against Float64, GELU's relative
-    // error is ≤ 1.0e-6 for x ≥ −4 and ≤ 2.1e-6 for −8 ≤ x < −4 (1.3e-6 and 4.8e-6 before); GELU
-    // forward of 768×512 elements 0.49 → 0.43 ms.
-    @inline(__always) public static func normalCDFAndPDF(_ x: Float) -> (cdf: Float, pdf: Float) {
-        let t = 1 / (1 + Swift.abs(x) * 0.35355339059327376)
-        let pdf = expInRange(Swift.max(x * x * -0.5 - 0.91893853320467274, -80))
-        let t2 = t * t, t4 = t2 * t2, t8 = t4 * t4
-        let r = ((0.3535526904899872 + 0.35359260096205575 * t) + (0.30856867839025853 + 0.2286480351619912 * t) * t2)
-              + ((0.06435429716902706 + 0.11588933639911572 * t) + (-0.2649676154031617 + 0.0449950050127987 * t) * t2) * t4
-              + (0.08177447815274667 + -0.033094121220121835 * t) * t8
-        let half = t * pdf * r   // erfc(z)/2
-        return (x >= 0 ? 1 - half : half, pdf)
-    }
+    /// CKernels' polynomial exp (dbm_kernels.h): vectorised in the loops that call it.
+    @inline(__always) public static func fastExp(_ x: Float) -> Float { dbm_exp_f32(x) }
 
     @inline(__always)
     public static func gemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
@@ -87,9 +41,6 @@ extension Double: NNFloat {
     @inline(__always) public static func erf(_ x: Double) -> Double { Foundation.erf(x) }
     @inline(__always) public static func tanh(_ x: Double) -> Double { Foundation.tanh(x) }
     @inline(__always) public static func fastExp(_ x: Double) -> Double { Foundation.exp(x) }
-    @inline(__always) public static func normalCDFAndPDF(_ x: Double) -> (cdf: Double, pdf: Double) {
-        (0.5 * Foundation.erfc(-x * 0.70710678118654752440), 0.39894228040143267794 * Foundation.exp(-0.5 * x * x))
-    }
     @inline(__always)
     public static func gemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Double,
                             _ a: UnsafePointer<Double>, _ lda: Int, _ b: UnsafePointer<Double>, _ ldb: Int,
@@ -352,13 +303,21 @@ enum Gemm {
 
     private static let blasThreads = Mutex<(users: Int, saved: Int32)>((0, 1))
 
+    /// Products of at least this many multiply-adds run as one call on OpenBLAS's threads (see `run`); the
+    /// `cpu` preset's (768 × 128 · 128 × 384: 3.8e7) stay below.
+    static let blasThreadedMinimum = 1 << 28
+
     /// Row-major C (m,n) = alpha · op(A) · op(B) + beta · C, the larger of m and n split into one block
-    /// per core. Small products (below ~2 MFLOP) run as one call.
+    /// per core. Small products (below ~2 MFLOP) run as one call, and so do large ones (from
+    /// `blasThreadedMinimum` multiply-adds), on OpenBLAS's own threads: they share one packed copy of B,
+    /// where each block of ours packs all of it. Measured with cblas_sgemm on 2 cores (Haswell kernel,
+    /// medians of 7), the `paper` preset's forward products (16384 × 384 · 384 × 1152, …): one threaded call
+    /// 163–189 GFLOP/s, two single-threaded row blocks 97–150; the 1024³ reference 196–210.
     static func run<T: NNFloat>(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: T,
                                 _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>, _ ldb: Int,
                                 _ beta: T, _ c: UnsafeMutablePointer<T>, _ ldc: Int) {
         let cores = Parallel.cores
-        if cores == 1 || m * n * k < 1 << 20 || max(m, n) < 32 * cores {
+        if cores == 1 || m * n * k < 1 << 20 || max(m, n) < 32 * cores || m * n * k >= blasThreadedMinimum {
             T.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
