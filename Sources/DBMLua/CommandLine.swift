@@ -53,7 +53,8 @@ public enum CommandLine {
             }
             if a == "-i" { interactive = true; i += 1; continue }
             if a == "-v" || a == "--version" {
-                print("dbm-lua \(DBMVersion.string) (Lua 5.4, LAPACKE)\nBLAS: \(BLASInfo.current.summary)")
+                print("dbm-lua \(DBMVersion.string) (Lua 5.4, LAPACKE)\nBLAS: \(BLASInfo.current.summary)\n"
+                      + "Lua library: \(LuaState.librarySummary)")
                 return 0
             }
             if a == "-h" || a == "--help" { print(usage); return 0 }

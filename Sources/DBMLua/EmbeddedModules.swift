@@ -1,4 +1,5 @@
-/// The Lua half of the library, compiled into the binary (so dbm-lua works from any folder):
+/// The Lua half of the library, compiled into the binary (used where no source tree is found, see
+/// LuaState.libraryLocation):
 /// module name for `require`, and the file's bytes (Sources/DBMLua/LuaLib/, embedded by SwiftPM).
 /// `dbm.lua` itself is loaded first by LuaState; these are loaded on first `require`.
 enum EmbeddedModules {

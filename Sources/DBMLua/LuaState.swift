@@ -20,8 +20,8 @@ private let releaseObject: @convention(c) (UnsafeMutableRawPointer?) -> Void = {
 }
 
 /// A Lua 5.4 state with the `dbm` library loaded: the global `dbm`, `require "dbm"`, the Lua half of
-/// the library (embedded in the binary), and package.path covering the project's plugins/ and
-/// $DBM_LUA_PATH.
+/// the library (from the source tree, or embedded in the binary: see libraryLocation), and package.path
+/// covering the project's plugins/ and $DBM_LUA_PATH.
 public final class LuaState {
     public let L: OpaquePointer
     private let context = BridgeContext()
@@ -37,8 +37,7 @@ public final class LuaState {
     deinit { dbm_close(L) }
 
     /// The folders searched for plugins and Lua modules, in order: $DBM_LUA_PATH (colon-separated),
-    /// then the project's plugins/ and experiments/ (found from the source tree this binary was built from,
-    /// or next to the executable).
+    /// then the project's plugins/.
     public static var searchFolders: [String] {
         var folders: [String] = []
         if let extra = ProcessInfo.processInfo.environment["DBM_LUA_PATH"] {
@@ -48,18 +47,61 @@ public final class LuaState {
         return folders
     }
 
-    /// The project's root folder: where plugins/ lives.
+    /// The project's root folder: where plugins/ lives. The source tree this executable was built in,
+    /// else the one this file was compiled from (an installed binary on the machine that built it).
     public static var projectRoot: String? {
-        let fm = FileManager.default
+        if let sourceTree { return sourceTree }
         // Sources/DBMLua/LuaState.swift → three levels up.
         let fromSource = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
-        var candidates = [fromSource]
-        if let exe = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            var u = URL(fileURLWithPath: exe).deletingLastPathComponent()
-            for _ in 0..<4 { candidates.append(u.path); u = u.deletingLastPathComponent() }
+        return isProjectRoot(fromSource) ? fromSource : nil
+    }
+
+    /// The project's source tree this executable was built in, found from the executable's real path
+    /// (<root>/.build/<triple>/release/dbm-lua), never from the working directory; nil for an installed
+    /// binary.
+    public static let sourceTree: String? = {
+        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        var u = URL(fileURLWithPath: exe).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<5 {
+            if isProjectRoot(u.path) { return u.path }
+            u = u.deletingLastPathComponent()
         }
-        return candidates.first { fm.fileExists(atPath: $0 + "/plugins") && fm.fileExists(atPath: $0 + "/Package.swift") }
+        return nil
+    }()
+
+    private static func isProjectRoot(_ path: String) -> Bool {
+        let fm = FileManager.default
+        return fm.fileExists(atPath: path + "/Package.swift") && fm.fileExists(atPath: path + "/plugins")
+            && fm.fileExists(atPath: path + "/" + libraryFolder + "/dbm.lua")
+    }
+
+    /// The Lua library's folder in the source tree.
+    static let libraryFolder = "Sources/DBMLua/LuaLib"
+
+    /// Where the Lua library is read from: the source tree's Sources/DBMLua/LuaLib (so an edit to the
+    /// recorder or a plot needs no rebuild), or, without a source tree or with DBM_LUA_LIBRARY=embedded
+    /// (one test pass runs so), the copy of the same files embedded in the binary at build time.
+    public static var libraryLocation: String? {
+        if ProcessInfo.processInfo.environment["DBM_LUA_LIBRARY"] == "embedded" { return nil }
+        return sourceTree.map { $0 + "/" + libraryFolder }
+    }
+
+    /// For --version: which copy of the Lua library runs.
+    public static var librarySummary: String {
+        libraryLocation.map { "\($0) (the source tree: edits take effect without a rebuild)" }
+            ?? "the copy embedded in this binary"
+    }
+
+    /// The bytes of one file of the Lua library (a path relative to LuaLib), from where libraryLocation
+    /// says, else the embedded copy.
+    static func librarySource(_ file: String, embedded: [UInt8]) throws -> [UInt8] {
+        guard let folder = libraryLocation else { return embedded }
+        guard let data = FileManager.default.contents(atPath: folder + "/" + file) else {
+            throw DBMError("cannot read the Lua library file \(folder)/\(file) (run with DBM_LUA_LIBRARY=embedded "
+                           + "to use the copy built into this binary)")
+        }
+        return [UInt8](data)
     }
 
     private func loadLibrary() throws {
@@ -88,7 +130,8 @@ public final class LuaState {
         guard dbm_new_table(L, 0, Int32(EmbeddedModules.all.count)) == 0 else { throw DBMError(popError()) }
         for m in EmbeddedModules.all {
             guard dbm_new_table(L, 2, 0) == 0 else { throw DBMError(popError()) }
-            let ok = m.source.withUnsafeBufferPointer { b in
+            let source = try LuaState.librarySource(m.file, embedded: m.source)
+            let ok = source.withUnsafeBufferPointer { b in
                 b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { dbm_push_string(L, $0, b.count) } == 0
                     && dbm_set_index(L, -2, 2) == 0
             }
@@ -99,7 +142,7 @@ public final class LuaState {
         let version = DBMVersion.string
         guard dbm_push_string(L, version, version.utf8.count) == 0, dbm_set_field(L, -2, "_version") == 0 else { throw DBMError(popError()) }
         // core is on the stack: run the Lua half with it as its argument; it returns the dbm table.
-        let code = String(decoding: PackageResources.dbm_lua, as: UTF8.self)
+        let code = String(decoding: try LuaState.librarySource("dbm.lua", embedded: PackageResources.dbm_lua), as: UTF8.self)
         guard dbm_loadbuffer(L, code, code.utf8.count, "=[dbm] dbm.lua") == 0 else { throw DBMError(popError()) }
         lua_rotate(L, -2, 1)   // chunk core
         guard dbm_pcall_traceback(L, 1, 1) == 0 else { throw DBMError(popError()) }

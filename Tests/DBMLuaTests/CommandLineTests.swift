@@ -21,6 +21,23 @@ struct CommandLineTests {
         #expect(bad.status != 0 && bad.stderr.contains("unrecognized option"))
     }
 
+    @Test("the Lua library comes from the source tree found from the executable, else from the binary")
+    func librarySource() throws {
+        let bin = try dbmLuaBinary(), dir = try tempDir()
+        let tree = try #require(LuaState.sourceTree)
+        // Run from another folder: the working directory plays no part.
+        let here = try runProcess("/bin/sh", ["-c", "cd '\(dir)' && '\(bin)' --version"]).stdout
+        let embeddedRun = ProcessInfo.processInfo.environment["DBM_LUA_LIBRARY"] == "embedded"
+        #expect(here.contains(embeddedRun ? "Lua library: the copy embedded in this binary"
+                                          : "Lua library: \(tree)/Sources/DBMLua/LuaLib (the source tree"), "\(here)")
+        // An installed binary (no source tree above it) uses its embedded copy and works.
+        try FileManager.default.copyItem(atPath: bin, toPath: dir + "/dbm-lua")
+        let installed = try runProcess(dir + "/dbm-lua", ["--version"]).stdout
+        #expect(installed.contains("Lua library: the copy embedded in this binary"), "\(installed)")
+        let r = try runProcess(dir + "/dbm-lua", ["-e", "print(type(require('dbm.recorder')))"])
+        #expect(r.status == 0 && r.stdout == "table\n", "\(r.stdout) \(r.stderr)")
+    }
+
     @Test("a script gets its arguments in arg and ..., and dbm.config reads --key=value")
     func scriptArguments() throws {
         let bin = try dbmLuaBinary(), dir = try tempDir()
