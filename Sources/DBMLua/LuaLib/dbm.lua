@@ -245,6 +245,26 @@ function dbm._fail(fmt, ...)
   end
 end
 
+--- dbm._check_options(who, opts, known) -> opts, or {} for nil: the one check of a Lua function's options
+--- table (the Swift bindings' is LuaCall.options(known:)). A key that the array `known` does not list is
+--- an error at the script's line naming `who`, the key and the known keys: a misspelt option
+--- ({stdev = 5}) is never silently ignored.
+function dbm._check_options(who, opts, known)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    dbm._fail("%s: expected a table of options, got %s", who, dbm.is_tensor(opts) and "a tensor" or type(opts))
+  end
+  for k in pairs(opts) do
+    local ok = false
+    for _, name in ipairs(known) do ok = ok or k == name end
+    if not ok then
+      dbm._fail("%s: unknown option %s (known: %s)", who, type(k) == "string" and ("'" .. dbm._printable(k) .. "'") or tostring(k),
+        table.concat(known, ", "))
+    end
+  end
+  return opts
+end
+
 --- dbm._printable(s): s with every control character (C0, DEL and, UTF-8 encoded, C1) and backquote
 --- written as \xNN text, so that text from files and scripts (tensor names, metadata, arguments) reaches
 --- a terminal without escape sequences, and a gnuplot string without a line break that would end it.

@@ -159,8 +159,7 @@ end
 --- D.context(x, opts) -> ctx for the plugins (see the top of this file). x: a 2-D tensor (a matrix),
 --- a 1-D tensor or a Lua array of numbers (levels). opts: {symmetric = bool, options = table}.
 function D.context(x, opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then error("diagnostics.context: argument 2 (opts): expected a table, got " .. type(opts), 2) end
+  opts = dbm._check_options("dbm.diagnostics", opts, {"symmetric", "options"})
   local ctx = {symmetric = opts.symmetric and true or false, options = opts.options or {}}
   ctx._base = ctx
   if is_tensor(x) then
