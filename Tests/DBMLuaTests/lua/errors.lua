@@ -331,6 +331,41 @@ says("dbm.plot.xy: option 'lines': unknown option 'slop' (known: slope, label)",
 says("dbm.diagnostics: unknown option 'symetric' (known: symmetric, options)", function() return dbm.diagnostics({"spectrum"}, t, {symetric = true}) end)
 for _, suffix in ipairs({".dat", ".gp", ".png", ".svg"}) do assert(not io.open("never_written" .. suffix), "a refused plot wrote nothing") end
 
+-- An error inside dbm.diagnostics names this line once, also when a core function under it fails (issue
+-- 13: "errors.lua:N: errors.lua:N: dbm.gram: ..."); the recorder, which re-raises them under its name, too.
+local function names_line_once(pattern, f)   -- f: a call statement (a tail call would leave no frame at the line)
+  local line = debug.getinfo(2, "l").currentline
+  local ok, err = pcall(f)
+  err = tostring(err)
+  local _, positions = err:gsub("errors%.lua:%d+:", "")
+  assert(not ok and err:find(pattern, 1, true) and err:find(here .. line .. ":", 1, true) and positions == 1,
+    "expected one position (line " .. line .. ") and '" .. pattern .. "', got: " .. err)
+end
+local nan = dbm.randn(5, 3); nan:set(1, 1, 0 / 0)
+names_line_once("dbm.gram: expected finite entries, found NaN", function() dbm.diagnostics({"spectrum"}, nan) end)
+names_line_once("dbm.gram: expected a non-empty matrix", function() dbm.diagnostics({"spectrum"}, dbm.zeros(0, 0)) end)
+names_line_once("diagnostics: no plugin 'no_such_plugin'", function() dbm.diagnostics({"no_such_plugin"}, t) end)
+names_line_once("diagnostics.run: argument 1 (names)", function() dbm.diagnostics(42, t) end)
+names_line_once("must be square", function() dbm.diagnostics({"spectrum"}, t, {symmetric = true}) end)
+names_line_once("unknown option 'symetric'", function() dbm.diagnostics({"spectrum"}, t, {symetric = true}) end)
+local dtmp = os.tmpname(); os.remove(dtmp)
+assert(os.execute("mkdir -p " .. dtmp))
+local function write_plugin(name, text) local f = assert(io.open(dtmp .. "/" .. name .. ".lua", "w")); f:write(text); f:close() end
+write_plugin("tmp_raises_on_load", "local x = 1\nerror('broken at load')\n")
+write_plugin("tmp_raises_in_run", "return {name = 'tmp_raises_in_run', doc = 'raises', run = function(ctx)\n  local n = #ctx.levels\n  error('kaboom ' .. n)\nend}\n")
+dbm.plugin_path = dtmp .. "/?.lua;" .. dbm.plugin_path
+names_line_once("raised an error when loaded", function() dbm.diagnostics({"tmp_raises_on_load"}, t) end)
+-- a plugin whose run raises is a failure, not an error: its message names the plugin's line once
+local _, failures = dbm.diagnostics({"tmp_raises_in_run"}, t)
+local _, plugin_positions = failures.tmp_raises_in_run:gsub("tmp_raises_in_run%.lua:3:", "")
+assert(plugin_positions == 1 and failures.tmp_raises_in_run:find("kaboom 3", 1, true), failures.tmp_raises_in_run)
+local rec = dbm.recorder{out_dir = dtmp .. "/run", plots = false}
+names_line_once("rec:watch: diagnostics: no plugin 'no_such_plugin'", function() rec:watch("M", t, {diagnostics = {"no_such_plugin"}}) end)
+rec:watch("E", dbm.zeros(0, 0), {diagnostics = {"spectrum"}})
+names_line_once("rec:step: matrix 'E': dbm.gram: expected a non-empty matrix", function() rec:step(1) end)
+rec:close()
+os.execute("rm -rf " .. dtmp)
+
 local sgd = dbm.optim.SGD({dbm.parameter(dbm.zeros(2))}, {lr = 0.1})
 says("Optimizer:step: expected to be called on an optimizer with a colon, opt:step(...)", function() return sgd.step() end)
 says("Optimizer:zero_grad: expected to be called on an optimizer with a colon", function() return sgd.zero_grad({}) end)
