@@ -524,12 +524,14 @@ enum Bindings {
     // ------------------------------------------------------------------ process
 
     /// Before an in-place write to t: a tensor computed on the gradient tape is refused (its gradient would
-    /// no longer be that of what it holds); any other one gets a new version, so that a recorded op that
-    /// saved it refuses to differentiate with the changed values (GradNode.checkSavedVersions).
+    /// no longer be that of what it holds); any other one gets a new version of its storage, which its views
+    /// share, so that a recorded op that saved it refuses to differentiate with the changed values, and a
+    /// tape tensor on the same storage (t written through t:detach() or a view taken under dbm.no_grad)
+    /// makes a backward that reaches it raise (GradNode.checkSavedVersions, GradNode.outputVersion).
     static func writingInPlace(_ c: LuaCall, _ t: Tensor) throws {
         if let node = t.gradFn as? GradNode {
             throw c.fail("expected a tensor off the gradient tape, got one computed by '\(node.op)' (an in-place write would make "
-                + "its gradient wrong): write into a copy (t:clone()) or into t:detach(), or compute it under dbm.no_grad")
+                + "its gradient wrong): write into a copy (t:clone()), or compute it under dbm.no_grad")
         }
         t.storage.bumpVersion()
     }

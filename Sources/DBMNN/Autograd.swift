@@ -58,11 +58,23 @@ public final class GradNode: CustomStringConvertible {
 
     /// The storages the backward reads (the inputs it saved, or its own output) and their versions then.
     private let savedVersions: [(storage: Storage, version: Int)]
+    /// The version of the output's storage when the op computed it. A write into the output that bypasses
+    /// the tape (through a view or t:detach() taken without gradient tracking: the storage is shared, so
+    /// the version moves) makes its values something this node's gradient does not describe.
+    let outputVersion: Int
+    /// The op whose result had been changed in place that way when this op used it, if any: the gradient
+    /// through this node would be wrong, so a backward that reaches it raises (checkSavedVersions).
+    private let changedInput: String?
 
-    init(op: String, inputs: [Tensor], reads: [Tensor], recompute: (() throws -> Tensor)? = nil,
+    init(op: String, output: Tensor, inputs: [Tensor], reads: [Tensor], recompute: (() throws -> Tensor)? = nil,
          backward: @escaping (Tensor) throws -> [Tensor?]) {
         self.op = op
         savedVersions = reads.map { ($0.storage, $0.storage.version) }
+        outputVersion = output.storage.version
+        changedInput = inputs.lazy.compactMap { t -> String? in
+            guard let producer = t.gradFn as? GradNode, producer.outputVersion != t.storage.version else { return nil }
+            return producer.op
+        }.first
         self.recompute = recompute
         inputCount = inputs.count
         edges = inputs.map(GradEdge.init)
@@ -72,8 +84,14 @@ public final class GradNode: CustomStringConvertible {
 
     public var description: String { "GradNode(\(op)\(isFreed ? ", freed" : ""))" }
 
-    /// Throws when a tensor this op's backward reads was changed in place after the op recorded itself.
+    /// Throws when a tensor this op's backward reads was changed in place after the op recorded itself,
+    /// or when an input on the tape had been changed in place before the op used it.
     func checkSavedVersions() throws {
+        if let producer = changedInput {
+            throw DBMError("backward: the result of '\(producer)' was changed in place before '\(op)' used it (written "
+                + "through a view or t:detach() taken off the gradient tape), so the gradient would be wrong: change a "
+                + "copy (t:clone()), or compute it again after the change")
+        }
         for (storage, version) in savedVersions where storage.version != version {
             throw DBMError("backward: a tensor that '\(op)' saved for its gradient was changed in place after it was used "
                 + "(its version went from \(version) to \(storage.version)), so the gradient would be wrong: compute the "
@@ -167,7 +185,9 @@ extension NN {
         guard willRecord(inputs) else { return output }
         let needs = inputs.map { $0.requiresGrad }
         output.requiresGrad = true
-        output.gradFn = GradNode(op: op, inputs: inputs, reads: reads ?? inputs, recompute: recompute) { g in try backward(g, needs) }
+        output.gradFn = GradNode(op: op, output: output, inputs: inputs, reads: reads ?? inputs, recompute: recompute) { g in
+            try backward(g, needs)
+        }
         return output
     }
 
@@ -253,6 +273,11 @@ extension NN {
         var order: [GradNode] = []
         var visited: Set<ObjectIdentifier> = [ObjectIdentifier(rootNode)]
         if rootNode.isFreed { throw freedGraphError(rootNode.op) }
+        if root.storage.version != rootNode.outputVersion {
+            throw DBMError("backward: the result of '\(rootNode.op)' was changed in place after it was computed (written "
+                + "through a view or t:detach() taken off the gradient tape), so its gradient would be wrong: change a "
+                + "copy (t:clone()), or compute it again after the change")
+        }
         try rootNode.checkSavedVersions()
         var stack: [(node: GradNode, next: Int)] = [(rootNode, 0)]
         while !stack.isEmpty {

@@ -69,6 +69,32 @@ struct CommandLineTests {
         #expect(r.stderr.contains("stack traceback"))
     }
 
+    @Test("an error inside dbm.diagnostics or the recorder, run as a script, names the script's line once")
+    func diagnosticsErrorsNameTheLineOnce() throws {
+        let bin = try dbmLuaBinary(), dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "local x = 1\nerror('broken at load')\n".write(toFile: dir + "/tmp_raises_on_load.lua", atomically: true, encoding: .utf8)
+        // (the failing call, a part of its message): each fails on line 3 of its script
+        let cases = [
+            ("dbm.diagnostics({'spectrum'}, dbm.zeros(0, 0))", "dbm.gram: expected a non-empty matrix"),
+            ("local W = dbm.randn(4, 3); W[1] = 0 / 0; dbm.diagnostics({'spectrum'}, W)", "dbm.gram: expected finite entries"),
+            ("dbm.diagnostics({'no_such_plugin'}, dbm.randn(4, 3))", "no plugin 'no_such_plugin'"),
+            ("dbm.diagnostics({'tmp_raises_on_load'}, dbm.randn(4, 3))", "tmp_raises_on_load.lua:2: broken at load"),
+            ("rec:watch('E', dbm.zeros(0, 0), {diagnostics = {'spectrum'}}); rec:step(1)", "rec:step: matrix 'E': dbm.gram"),
+        ]
+        for (i, (call, part)) in cases.enumerated() {
+            let script = dir + "/case\(i).lua"
+            try "dbm.plugin_path = '\(dir)/?.lua;' .. dbm.plugin_path\nlocal rec = dbm.recorder{out_dir = '\(dir)/run\(i)', plots = false}\n\(call)\n"
+                .write(toFile: script, atomically: true, encoding: .utf8)
+            let r = try runProcess(bin, [script])
+            let message = r.stderr.split(separator: "\n").first.map(String.init) ?? ""
+            #expect(r.status == 1 && message.contains(part), "\(call): \(r.stderr)")
+            #expect(message.components(separatedBy: "case\(i).lua:3:").count == 2, "the line named once: \(message)")
+            #expect(message.components(separatedBy: "case\(i).lua:").count == 2, "no other position of the script: \(message)")
+            #expect(r.stderr.components(separatedBy: "stack traceback").count == 2, "one traceback: \(r.stderr)")
+        }
+    }
+
     @Test("`dbm-lua -` runs standard input as a script")
     func stdinScript() throws {
         let r = try runProcess(try dbmLuaBinary(), ["-"], stdin: "local x = dbm.ones(2, 2)\nprint(x:sum())\n")

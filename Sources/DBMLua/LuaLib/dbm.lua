@@ -232,17 +232,52 @@ export("help", function(x)
   return text
 end, "dbm.help([f | \"name\"]) -> the one-line help text of a dbm function (all of them without argument)")
 
+-- The script's frame: the first calling frame outside the embedded library that is Lua code (the rule of
+-- dbm_where in the C shim, which places the Swift functions' errors). Returns its level counted from the
+-- function that calls script_frame, and its debug info; nil when there is none (a command of dbm-lua).
+local function script_frame()
+  local level = 3
+  while true do
+    local info = debug.getinfo(level, "Sl")
+    if info == nil then return nil end
+    if info.currentline > 0 and info.source:sub(1, 6) ~= "=[dbm]" then return level - 1, info end
+    level = level + 1
+  end
+end
+
 --- dbm._fail(fmt, ...): raises string.format(fmt, ...) as an error at the script's line: the first
 --- calling frame outside the embedded library (as the Swift functions do), whatever the depth inside it.
 function dbm._fail(fmt, ...)
   local msg = select("#", ...) > 0 and string.format(fmt, ...) or fmt
-  local level = 2
-  while true do
-    local info = debug.getinfo(level, "S")
-    if info == nil then error(msg, 0) end
-    if info.what ~= "C" and info.source:sub(1, 6) ~= "=[dbm]" then error(msg, level) end
-    level = level + 1
+  error(msg, script_frame() or 0)
+end
+
+--- dbm._where() -> "file:line: ", the position dbm._fail and the Swift functions put in front of their
+--- messages here ("" outside any script), so that code re-raising such a message under its own name
+--- can take it off and name the line once.
+function dbm._where()
+  local _, info = script_frame()
+  return info and ("%s:%d: "):format(info.short_src, info.currentline) or ""
+end
+
+--- dbm._check_options(who, opts, known) -> opts, or {} for nil: the one check of a Lua function's options
+--- table (the Swift bindings' is LuaCall.options(known:)). A key that the array `known` does not list is
+--- an error at the script's line naming `who`, the key and the known keys: a misspelt option
+--- ({stdev = 5}) is never silently ignored.
+function dbm._check_options(who, opts, known)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    dbm._fail("%s: expected a table of options, got %s", who, dbm.is_tensor(opts) and "a tensor" or type(opts))
   end
+  for k in pairs(opts) do
+    local ok = false
+    for _, name in ipairs(known) do ok = ok or k == name end
+    if not ok then
+      dbm._fail("%s: unknown option %s (known: %s)", who, type(k) == "string" and ("'" .. dbm._printable(k) .. "'") or tostring(k),
+        table.concat(known, ", "))
+    end
+  end
+  return opts
 end
 
 --- dbm._printable(s): s with every control character (C0, DEL and, UTF-8 encoded, C1) and backquote

@@ -27,6 +27,8 @@ local dbm = require "dbm"
 local D = {}
 
 local is_tensor = dbm.is_tensor
+-- Errors name the script's line once, wherever they are raised (here, or in a core function D.context calls).
+local fail = dbm._fail
 
 -- ---------------------------------------------------------------- loading
 
@@ -58,12 +60,12 @@ end
 function D.load(name)
   if type(name) == "table" then
     local p, err = validate(name, "diagnostic table")
-    if not p then error(err, 2) end
+    if not p then fail("%s", err) end
     p.file = p.file or "(table)"
     return p
   end
   if type(name) ~= "string" then
-    error("diagnostics: expected a plugin name, a path to a .lua file or a plugin table, got " .. type(name), 2)
+    fail("diagnostics: expected a plugin name, a path to a .lua file or a plugin table, got %s", type(name))
   end
   if cache[name] then return cache[name] end
   local path = name
@@ -71,18 +73,20 @@ function D.load(name)
   if not by_path then
     path = dbm.find_plugin(name)
     if not path then
-      error(("diagnostics: no plugin '%s': no file %s.lua in %s"):format(name, name, search_folders()), 2)
+      fail("diagnostics: no plugin '%s': no file %s.lua in %s", name, name, search_folders())
     end
   end
   local chunk, err = loadfile(path)
-  if not chunk then error(("diagnostics: cannot load plugin '%s': %s"):format(name, err), 2) end
-  local ok, p = xpcall(chunk, debug.traceback)
-  if not ok then error(("diagnostics: plugin file %s raised an error when loaded: %s"):format(path, tostring(p)), 2) end
+  if not chunk then fail("diagnostics: cannot load plugin '%s': %s", name, err) end
+  -- The plugin's own message names its line; a traceback here would repeat the script's frames (and
+  -- its position) inside the message.
+  local ok, p = pcall(chunk)
+  if not ok then fail("diagnostics: plugin file %s raised an error when loaded: %s", path, tostring(p)) end
   local valid, why = validate(p, path)
-  if not valid then error("diagnostics: " .. why, 2) end
+  if not valid then fail("diagnostics: %s", why) end
   local stem = path:match("([^/]+)%.lua$")
   if not by_path and p.name ~= name then
-    error(("diagnostics: %s declares name = '%s'; a plugin's name must be its file name ('%s')"):format(path, p.name, name), 2)
+    fail("diagnostics: %s declares name = '%s'; a plugin's name must be its file name ('%s')", path, p.name, name)
   end
   p.file = path
   cache[name] = p
@@ -159,8 +163,7 @@ end
 --- D.context(x, opts) -> ctx for the plugins (see the top of this file). x: a 2-D tensor (a matrix),
 --- a 1-D tensor or a Lua array of numbers (levels). opts: {symmetric = bool, options = table}.
 function D.context(x, opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then error("diagnostics.context: argument 2 (opts): expected a table, got " .. type(opts), 2) end
+  opts = dbm._check_options("dbm.diagnostics", opts, {"symmetric", "options"})
   local ctx = {symmetric = opts.symmetric and true or false, options = opts.options or {}}
   ctx._base = ctx
   if is_tensor(x) then
@@ -171,10 +174,10 @@ function D.context(x, opts)
       ctx.matrix, ctx.shape = x, {shape[1], shape[2]}
       if ctx.symmetric then
         if shape[1] ~= shape[2] then
-          error(("diagnostics: a matrix marked symmetric must be square, got %d×%d"):format(shape[1], shape[2]), 2)
+          fail("diagnostics: a matrix marked symmetric must be square, got %d×%d", shape[1], shape[2])
         end
         local why = check_symmetric(x)
-        if why then error("diagnostics: " .. why, 2) end
+        if why then fail("diagnostics: %s", why) end
         ctx.eigenvalues = dbm.eigvalsh(x)
       else
         ctx._gram = dbm.gram(x)
@@ -183,17 +186,17 @@ function D.context(x, opts)
     elseif d == 1 then
       ctx.eigenvalues = sorted_levels(x)
     else
-      error(("diagnostics: expected a matrix (2-D tensor) or levels (1-D tensor or array), got a %d-D tensor"):format(d), 2)
+      fail("diagnostics: expected a matrix (2-D tensor) or levels (1-D tensor or array), got a %d-D tensor", d)
     end
   elseif type(x) == "table" and getmetatable(x) == nil then
     for i = 1, #x do
       if type(x[i]) ~= "number" then
-        error(("diagnostics: levels must be numbers, entry %d is a %s"):format(i, type(x[i])), 2)
+        fail("diagnostics: levels must be numbers, entry %d is a %s", i, type(x[i]))
       end
     end
     ctx.eigenvalues = sorted_levels(dbm.tensor(x, {dtype = "float64"}))
   else
-    error("diagnostics: expected a matrix (2-D tensor) or levels (1-D tensor or array of numbers), got " .. type(x), 2)
+    fail("diagnostics: expected a matrix (2-D tensor) or levels (1-D tensor or array of numbers), got %s", type(x))
   end
   return setmetatable(ctx, context_mt)
 end
@@ -299,19 +302,10 @@ end
 --- names: list of plugin names, paths or tables; x: a matrix, levels, or a ctx from D.context;
 --- opts as for D.context. One context (one eigendecomposition) serves all the plugins.
 function D.run(names, x, opts)
-  if type(names) ~= "table" then error("diagnostics.run: argument 1 (names): expected a list of plugin names, got " .. type(names), 2) end
+  if type(names) ~= "table" then fail("diagnostics.run: argument 1 (names): expected a list of plugin names, got %s", type(names)) end
   local plugins = {}
-  for i, n in ipairs(names) do
-    local ok, p = pcall(D.load, n)
-    if not ok then error(p, 2) end
-    plugins[i] = p
-  end
-  local ctx = x
-  if not is_context(x) then
-    local ok, c = pcall(D.context, x, opts)
-    if not ok then error(c, 2) end
-    ctx = c
-  end
+  for i, n in ipairs(names) do plugins[i] = D.load(n) end
+  local ctx = is_context(x) and x or D.context(x, opts)
   local results, failures = {}, {}
   for _, p in ipairs(plugins) do
     local res, err = run_plugin(p, ctx)

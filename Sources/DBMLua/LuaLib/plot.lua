@@ -7,10 +7,13 @@
 -- BASE.svg. It returns the list of files written. Without gnuplot it says so once on stderr and
 -- leaves the data and scripts; a gnuplot failure is reported on stderr and never raises.
 --
---   P.density(base, levels | {levels1, levels2, ...}, {labels=, mp=, semicircle=, title=, xlabel=, bins=, logy=, clip=true})
+--   P.density(base, levels | {levels1, levels2, ...}, {labels=, mp=, semicircle=, curves=, title=, xlabel=, bins=, logy=, clip=true})
 --   P.spacing(base, spacings, {title=, bins=})
---   P.flow(base, steps, levels_by_step, {title=, ylabel=, max_lines=200, logy=auto})
---   P.series(base, steps, {name = values, ...}, {title=, logy=, ylabel=, panels=})
+--   P.flow(base, steps, levels_by_step, {title=, ylabel=, max_lines=200, logy=auto, hlines=})
+--   P.series(base, steps, {name = values, ...}, {title=, logy=, ylabel=, hlines=, panels=})
+--   P.xy(base, {{x=, y=, err=, label=}, ...}, {title=, xlabel=, ylabel=, logx=, logy=, lines=})
+-- An option table with a key not listed here (or in the option records mp, semicircle, curves, panels,
+-- lines) is an error naming the known keys.
 -- Levels and values are Lua arrays or tensors; a nil or non-finite value is a missing point.
 local dbm = require "dbm"
 
@@ -22,6 +25,7 @@ P.font = "DejaVu Sans,12"
 P.report = function(msg) io.stderr:write(msg, "\n") end
 
 local is_tensor = dbm.is_tensor
+local check_options = dbm._check_options   -- an unknown option is an error naming the known ones
 
 -- ---------------------------------------------------------------- files and gnuplot
 
@@ -219,7 +223,7 @@ end
 --- (or a list of them), opts.semicircle = {center=, radius= [, label=]} (or a list), and any other density
 --- as opts.curves = {{f = function(x), lo=, hi=, label=}, ...}.
 function P.density(base, levels, opts)
-  opts = opts or {}
+  opts = check_options("dbm.plot.density", opts, {"labels", "mp", "semicircle", "curves", "title", "xlabel", "bins", "logy", "clip"})
   local sets = {}
   if is_tensor(levels) or type(levels) == "table" and type(levels[1]) ~= "table" and not is_tensor(levels[1]) then
     sets[1] = finite_values(to_array(levels, "levels"))
@@ -249,16 +253,20 @@ function P.density(base, levels, opts)
   if lo == hi then lo, hi = lo - 0.5, hi + 0.5 end
   local curves = {}
   for _, mp in ipairs(list_of(opts.mp)) do
+    check_options("dbm.plot.density: option 'mp'", mp, {"sigma2", "n", "m", "label"})
     local f, a, b = P.marchenko_pastur(mp.sigma2, mp.n, mp.m)
     curves[#curves + 1] = {f = f, lo = a, hi = b,
       label = mp.label or ("Marchenko–Pastur, σ² = %.4g, %d×%d"):format(mp.sigma2, mp.n, mp.m)}
   end
   for _, sc in ipairs(list_of(opts.semicircle)) do
+    check_options("dbm.plot.density: option 'semicircle'", sc, {"center", "radius", "label"})
     local f, a, b = P.semicircle(sc.center, sc.radius)
     curves[#curves + 1] = {f = f, lo = a, hi = b,
       label = sc.label or ("semicircle, centre %.4g, radius %.4g"):format(sc.center, sc.radius)}
   end
-  for _, c in ipairs(opts.curves or {}) do curves[#curves + 1] = c end
+  for _, c in ipairs(opts.curves or {}) do
+    curves[#curves + 1] = check_options("dbm.plot.density: option 'curves'", c, {"f", "lo", "hi", "label"})
+  end
   -- A few outliers far beyond the bulk (a spike above the MP edge) would squeeze the bulk into one
   -- bin: then the axis ends a little after the bulk (98% of the levels, and the theory curves) and
   -- the title says how many levels lie beyond it. opts.clip = false keeps the full range.
@@ -316,7 +324,7 @@ end
 --- P.spacing(base, spacings, opts) -> files. Histogram of unfolded spacings s (mean 1) with the GOE
 --- Wigner surmise P(s) = (πs/2) e^{−πs²/4} and the Poisson law P(s) = e^{−s}.
 function P.spacing(base, spacings, opts)
-  opts = opts or {}
+  opts = check_options("dbm.plot.spacing", opts, {"title", "bins"})
   local s = finite_values(to_array(spacings, "spacings"))
   local hi = 4
   local bins = opts.bins or math.max(8, math.min(40, math.floor(math.sqrt(#s) + 0.5)))
@@ -353,7 +361,7 @@ end
 --- logarithmic when the levels are positive and the top one exceeds 10× the median (opts.logy decides).
 --- opts.hlines = {y, ...} draws dashed reference levels (targets such as μ² − κ_n).
 function P.flow(base, steps, levels, opts)
-  opts = opts or {}
+  opts = check_options("dbm.plot.flow", opts, {"title", "ylabel", "max_lines", "logy", "hlines"})
   steps = to_array(steps, "steps")
   local rows = rows_of(levels)
   if #rows ~= #steps then
@@ -409,7 +417,7 @@ end
 --- ylabel=, logy=, hlines = {{value, label}, ...}}, ...} stacks panels sharing the step axis; by default
 --- one panel with every series (opts.logy, opts.ylabel, opts.hlines apply to it).
 function P.series(base, steps, series, opts)
-  opts = opts or {}
+  opts = check_options("dbm.plot.series", opts, {"title", "logy", "ylabel", "hlines", "panels"})
   steps = to_array(steps, "steps")
   if type(series) ~= "table" then error("dbm.plot.series: argument 3: expected {name = values, ...}, got " .. type(series), 2) end
   local names = {}
@@ -418,6 +426,7 @@ function P.series(base, steps, series, opts)
   table.sort(names)
   series = values
   local panels = opts.panels or {{names = names, ylabel = opts.ylabel, logy = opts.logy, hlines = opts.hlines}}
+  for _, panel in ipairs(panels) do check_options("dbm.plot.series: option 'panels'", panel, {"names", "ylabel", "logy", "hlines"}) end
   local column, header = {}, {"step"}
   for _, name in ipairs(names) do header[#header + 1] = name; column[name] = #header end
   local lines = {"# " .. table.concat(header, " ") .. "\n"}
@@ -482,7 +491,7 @@ end
 --- err = {...} (optional error bars), label=}, ...}; opts.lines = {{slope=, label=}, ...} draws lines
 --- y = slope·x through the origin (a collapse plot); opts.xlabel, opts.ylabel, opts.title, opts.logx, opts.logy.
 function P.xy(base, sets, opts)
-  opts = opts or {}
+  opts = check_options("dbm.plot.xy", opts, {"title", "xlabel", "ylabel", "logx", "logy", "lines"})
   if type(sets) ~= "table" then error("dbm.plot.xy: argument 2: expected a list of {x=, y=} sets, got " .. type(sets), 2) end
   local blocks, plots, xmax = {}, {}, 0
   local _, file = split_path(base)
@@ -501,6 +510,7 @@ function P.xy(base, sets, opts)
       err and "yerrorbars" or "points", 5 + 2 * ((i - 1) % 4), colour, gp_quote(set.label or ("set " .. i)))
   end
   for j, line in ipairs(opts.lines or {}) do
+    check_options("dbm.plot.xy: option 'lines'", line, {"slope", "label"})
     plots[#plots + 1] = ("%s*x with lines lw 2 dt %d lc rgb 'black' title %s"):format(
       format_number(line.slope), j, gp_quote(line.label or ("slope " .. format_number(line.slope))))
   end

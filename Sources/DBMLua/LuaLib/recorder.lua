@@ -73,6 +73,14 @@ local M = {Recorder = Recorder}
 
 local is_tensor = D.is_tensor
 
+-- The message of an error the diagnostics raised at the script's line, without that position: the
+-- recorder names its own function and raises it again at the line it chooses (so the position appears once).
+local function without_position(err)
+  local msg, where = tostring(err), dbm._where()
+  if where ~= "" and msg:sub(1, #where) == where then msg = msg:sub(#where + 1) end
+  return msg
+end
+
 -- ---------------------------------------------------------------- files
 
 local shell_quote = P.shell_quote
@@ -361,7 +369,7 @@ function Recorder:watch(name, source, opts)
   local names = {}
   for i, d in ipairs(opts.diagnostics or {}) do
     local ok, p = pcall(D.load, d)
-    if not ok then error("rec:watch: " .. tostring(p), 2) end
+    if not ok then error("rec:watch: " .. without_position(p), 2) end
     w.plugins[i] = p
     names[i] = p.name
   end
@@ -428,7 +436,7 @@ function Recorder:_record(w, step, level)
   end
   local ok, ctx = pcall(D.context, x, {symmetric = w.symmetric, options = w.options})
   if not ok then
-    local msg = tostring(ctx)
+    local msg = without_position(ctx)
     if msg:find("finite", 1, true) then
       report_once(self, w.name .. "\0nonfinite", ("matrix '%s' at step %d: %s; not recorded (reported once, the run goes on)")
         :format(w.name, step, msg:gsub("^diagnostics: ", "")))

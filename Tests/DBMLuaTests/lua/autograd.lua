@@ -260,6 +260,38 @@ do
   local d = q:detach()
   d[1] = 7
   assert(d[1] == 7 and q:detach()[1] == 7, "a detached view writes the shared storage")
+  -- ... but a tape tensor written that way (through t:detach() or a view taken under dbm.no_grad: the
+  -- storage, and so its version, is shared) no longer holds what its op computed: a backward that
+  -- reaches it raises, naming that op, before touching any gradient (PyTorch's shared version counter).
+  local p3 = dbm.parameter(dbm.ones(2, 3, f64))
+  local writes = {
+    {"narrow under no_grad", function(t) dbm.no_grad(function() t:narrow(1, 1, 1):fill(7) end) end},
+    {"a row t[1] under no_grad", function(t) dbm.no_grad(function() t[1]:fill(7) end) end},
+    {"select under no_grad", function(t) dbm.no_grad(function() t:select(2, 3)[1] = 7 end) end},
+    {"transpose under no_grad", function(t) dbm.no_grad(function() t:t():copy(dbm.zeros(3, 2, f64)) end) end},
+    {"reshape under no_grad", function(t) dbm.no_grad(function() t:reshape(6):set(2, 7) end) end},
+    {"t:detach()", function(t) t:detach():set(1, 1, 7) end},
+  }
+  for _, case in ipairs(writes) do
+    local q3 = p3 * 2
+    case[2](q3)
+    raises("the result of 'scale' was changed in place before 'sum' used it", function() q3:sum():backward() end)
+    local r3 = p3 * 2
+    case[2](r3)
+    raises("the result of 'scale' was changed in place after it was computed", function() r3:backward(dbm.ones(2, 3, f64)) end)
+  end
+  assert(p3.grad == nil, "the refused backwards left no gradient")
+  -- a view on the tape taken before the write names its own op
+  local q4 = p3 * 2
+  local v4 = q4:narrow(2, 1, 2)
+  q4:detach():fill(1)
+  raises("the result of 'narrow' was changed in place before 'mul' used it", function() (v4 * v4):sum():backward() end)
+  -- a write after the last use of the tensor changes nothing the backward reads: the gradient stands
+  local q5 = p3 * 2
+  local s5 = q5:sum()
+  q5:detach():fill(0)
+  s5:backward()
+  assert(p3.grad[1][1] == 2 and p3.grad[2][3] == 2, "d(sum(2p))/dp = 2")
 end
 
 print(("autograd.lua: %d finite-difference entries agree to 1e-6"):format(checked))

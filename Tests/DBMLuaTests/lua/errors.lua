@@ -291,6 +291,81 @@ says("nn.Block: expected a configuration table", function() return dbm.nn.Block(
 says("nn.CausalSelfAttention: expected n_embd (10) to be a multiple of n_head, got n_head = 3",
   function() return dbm.nn.CausalSelfAttention({n_embd = 10, n_head = 3}) end)
 says("nn.GPT: expected vocab_size to be a positive integer", function() return dbm.nn.GPT({n_embd = 8, n_head = 2, n_layer = 1, block_size = 4}) end)
+-- Unknown option keys are errors everywhere, naming the function, the key and the known keys (issue 13):
+-- every nn module and method with options, and the plot functions with their option records.
+local cfg = {n_embd = 8, n_head = 2}
+local function with(extra) local c = {}; for k, v in pairs(cfg) do c[k] = v end; for k, v in pairs(extra) do c[k] = v end; return c end
+local block_keys = "(known: n_embd, n_head, n_layer, dropout, bias, dtype, generator)"
+says("nn.Dropout: unknown option 'seed' (known: generator)", function() return dbm.nn.Dropout(0.1, {seed = 1}) end)
+says("nn.Dropout: expected a table of options, got number", function() return dbm.nn.Dropout(0.1, 5) end)
+says("nn.GELU: unknown option 'approx' (known: approximate)", function() return dbm.nn.GELU({approx = "tanh"}) end)
+says("nn.GELU: option 'approximate': expected \"none\" or \"tanh\", got \"fast\"", function() return dbm.nn.GELU({approximate = "fast"}) end)
+says("nn.Block: unknown option 'n_embed' " .. block_keys, function() return dbm.nn.Block(with({n_embed = 8})) end)
+says("nn.CausalSelfAttention: unknown option 'heads' " .. block_keys, function() return dbm.nn.CausalSelfAttention(with({heads = 2})) end)
+says("nn.MLP: unknown option 'hidden' " .. block_keys, function() return dbm.nn.MLP(with({hidden = 32})) end)
+says("nn.GPT: unknown option 'n_layers' (known: vocab_size, block_size, n_embd, n_head, n_layer, dropout, bias, dtype, generator)",
+  function() return dbm.nn.GPT(with({vocab_size = 5, block_size = 4, n_layer = 1, n_layers = 2})) end)
+local tiny = dbm.nn.GPT(with({vocab_size = 5, block_size = 4, n_layer = 1}))
+says("GPT:generate: unknown option 'topk' (known: temperature, top_k, generator)", function() return tiny:generate({1}, 2, {topk = 2}) end)
+says("GPT:load_state_dict: unknown option 'strct' (known: strict, prefix, check_only)", function() return tiny:load_state_dict(tiny:state_dict(), {strct = false}) end)
+local plot = require("dbm.plot")
+says("dbm.plot.density: unknown option 'bin' (known: labels, mp, semicircle, curves, title, xlabel, bins, logy, clip)",
+  function() return plot.density("never_written", {1, 2}, {bin = 3}) end)
+says("dbm.plot.density: option 'mp': unknown option 'sigma' (known: sigma2, n, m, label)",
+  function() return plot.density("never_written", {1, 2}, {mp = {sigma = 1, n = 4, m = 2}}) end)
+says("dbm.plot.density: option 'semicircle': unknown option 'centre' (known: center, radius, label)",
+  function() return plot.density("never_written", {1, 2}, {semicircle = {centre = 0, radius = 1}}) end)
+says("dbm.plot.density: option 'curves': unknown option 'fn' (known: f, lo, hi, label)",
+  function() return plot.density("never_written", {1, 2}, {curves = {{fn = math.exp, lo = 0, hi = 1}}}) end)
+says("dbm.plot.spacing: unknown option 'logy' (known: title, bins)", function() return plot.spacing("never_written", {1, 2}, {logy = true}) end)
+says("dbm.plot.flow: unknown option 'max_line' (known: title, ylabel, max_lines, logy, hlines)",
+  function() return plot.flow("never_written", {1}, {{1, 2}}, {max_line = 3}) end)
+says("dbm.plot.series: unknown option 'xlabel' (known: title, logy, ylabel, hlines, panels)",
+  function() return plot.series("never_written", {1}, {a = {1}}, {xlabel = "t"}) end)
+says("dbm.plot.series: option 'panels': unknown option 'name' (known: names, ylabel, logy, hlines)",
+  function() return plot.series("never_written", {1}, {a = {1}}, {panels = {{name = {"a"}}}}) end)
+says("dbm.plot.xy: unknown option 'logX' (known: title, xlabel, ylabel, logx, logy, lines)",
+  function() return plot.xy("never_written", {{x = {1}, y = {1}}}, {logX = true}) end)
+says("dbm.plot.xy: option 'lines': unknown option 'slop' (known: slope, label)",
+  function() return plot.xy("never_written", {{x = {1}, y = {1}}}, {lines = {{slop = 1}}}) end)
+says("dbm.diagnostics: unknown option 'symetric' (known: symmetric, options)", function() return dbm.diagnostics({"spectrum"}, t, {symetric = true}) end)
+for _, suffix in ipairs({".dat", ".gp", ".png", ".svg"}) do assert(not io.open("never_written" .. suffix), "a refused plot wrote nothing") end
+
+-- An error inside dbm.diagnostics names this line once, also when a core function under it fails (issue
+-- 13: "errors.lua:N: errors.lua:N: dbm.gram: ..."); the recorder, which re-raises them under its name, too.
+local function names_line_once(pattern, f)   -- f: a call statement (a tail call would leave no frame at the line)
+  local line = debug.getinfo(2, "l").currentline
+  local ok, err = pcall(f)
+  err = tostring(err)
+  local _, positions = err:gsub("errors%.lua:%d+:", "")
+  assert(not ok and err:find(pattern, 1, true) and err:find(here .. line .. ":", 1, true) and positions == 1,
+    "expected one position (line " .. line .. ") and '" .. pattern .. "', got: " .. err)
+end
+local nan = dbm.randn(5, 3); nan:set(1, 1, 0 / 0)
+names_line_once("dbm.gram: expected finite entries, found NaN", function() dbm.diagnostics({"spectrum"}, nan) end)
+names_line_once("dbm.gram: expected a non-empty matrix", function() dbm.diagnostics({"spectrum"}, dbm.zeros(0, 0)) end)
+names_line_once("diagnostics: no plugin 'no_such_plugin'", function() dbm.diagnostics({"no_such_plugin"}, t) end)
+names_line_once("diagnostics.run: argument 1 (names)", function() dbm.diagnostics(42, t) end)
+names_line_once("must be square", function() dbm.diagnostics({"spectrum"}, t, {symmetric = true}) end)
+names_line_once("unknown option 'symetric'", function() dbm.diagnostics({"spectrum"}, t, {symetric = true}) end)
+local dtmp = os.tmpname(); os.remove(dtmp)
+assert(os.execute("mkdir -p " .. dtmp))
+local function write_plugin(name, text) local f = assert(io.open(dtmp .. "/" .. name .. ".lua", "w")); f:write(text); f:close() end
+write_plugin("tmp_raises_on_load", "local x = 1\nerror('broken at load')\n")
+write_plugin("tmp_raises_in_run", "return {name = 'tmp_raises_in_run', doc = 'raises', run = function(ctx)\n  local n = #ctx.levels\n  error('kaboom ' .. n)\nend}\n")
+dbm.plugin_path = dtmp .. "/?.lua;" .. dbm.plugin_path
+names_line_once("raised an error when loaded", function() dbm.diagnostics({"tmp_raises_on_load"}, t) end)
+-- a plugin whose run raises is a failure, not an error: its message names the plugin's line once
+local _, failures = dbm.diagnostics({"tmp_raises_in_run"}, t)
+local _, plugin_positions = failures.tmp_raises_in_run:gsub("tmp_raises_in_run%.lua:3:", "")
+assert(plugin_positions == 1 and failures.tmp_raises_in_run:find("kaboom 3", 1, true), failures.tmp_raises_in_run)
+local rec = dbm.recorder{out_dir = dtmp .. "/run", plots = false}
+names_line_once("rec:watch: diagnostics: no plugin 'no_such_plugin'", function() rec:watch("M", t, {diagnostics = {"no_such_plugin"}}) end)
+rec:watch("E", dbm.zeros(0, 0), {diagnostics = {"spectrum"}})
+names_line_once("rec:step: matrix 'E': dbm.gram: expected a non-empty matrix", function() rec:step(1) end)
+rec:close()
+os.execute("rm -rf " .. dtmp)
+
 local sgd = dbm.optim.SGD({dbm.parameter(dbm.zeros(2))}, {lr = 0.1})
 says("Optimizer:step: expected to be called on an optimizer with a colon, opt:step(...)", function() return sgd.step() end)
 says("Optimizer:zero_grad: expected to be called on an optimizer with a colon", function() return sgd.zero_grad({}) end)

@@ -10,7 +10,8 @@ function Dropout:init(p, opts)
   if type(p) ~= "number" or p < 0 or p >= 1 then
     dbm._fail("nn.Dropout: argument 1 (p): expected a probability in [0, 1), got %s", tostring(p))
   end
-  self.p, self.generator = p, (opts or {}).generator
+  opts = Module.check_options("nn.Dropout", opts, {"generator"})
+  self.p, self.generator = p, opts.generator
 end
 
 function Dropout:forward(x)

@@ -5,7 +5,14 @@ local Module = require("dbm.nn.Module")
 
 local GELU = Module:extend("GELU")
 
-function GELU:init(opts) self.approximate = (opts or {}).approximate or "none" end
+function GELU:init(opts)
+  opts = Module.check_options("nn.GELU", opts, {"approximate"})
+  local a = opts.approximate or "none"
+  if a ~= "none" and a ~= "tanh" then
+    dbm._fail("nn.GELU: option 'approximate': expected \"none\" or \"tanh\", got %s", type(a) == "string" and ("\"" .. dbm._printable(a) .. "\"") or tostring(a))
+  end
+  self.approximate = a
+end
 
 function GELU:forward(x) return dbm.F.gelu(x, {approximate = self.approximate}) end
 

@@ -23,23 +23,29 @@ local Transformer = Module:extend("Transformer")   -- the container nanoGPT call
 
 function Transformer:init(cfg)
   local o = {std = 0.02, dtype = cfg.dtype, generator = cfg.generator}
+  local block_cfg = {}   -- the blocks' share of the configuration (no vocab_size, block_size)
+  for _, key in ipairs(Module.block_keys) do block_cfg[key] = cfg[key] end
   self:child("wte", Embedding(cfg.vocab_size, cfg.n_embd, o))
   self:child("wpe", Embedding(cfg.block_size, cfg.n_embd, o))
   self:child("drop", Dropout(cfg.dropout or 0))
   local blocks = {}
-  for i = 1, cfg.n_layer do blocks[i] = Block(cfg) end
+  for i = 1, cfg.n_layer do blocks[i] = Block(block_cfg) end
   self:child("h", ModuleList(blocks))
   self:child("ln_f", LayerNorm(cfg.n_embd, {bias = cfg.bias or false, dtype = cfg.dtype}))
 end
 
 local GPT = Module:extend("GPT")
 
--- Checks a configuration; returns nil or a message naming the first problem.
+GPT.config_keys = {"vocab_size", "block_size", table.unpack(Module.block_keys)}
+
+-- Checks a configuration's values; returns nil or a message naming the first problem (GPT(cfg) also
+-- refuses keys outside GPT.config_keys).
 function GPT.check_config(cfg)
   return Module.block_config_problem(cfg, {"vocab_size", "block_size", "n_layer", "n_head", "n_embd"})
 end
 
 function GPT:init(cfg)
+  if type(cfg) == "table" then Module.check_options("nn.GPT", cfg, GPT.config_keys) end
   local why = GPT.check_config(cfg)
   if why then dbm._fail("nn.GPT: %s", why) end
   self.config = cfg
@@ -83,7 +89,7 @@ end
 -- model:generate(ids, n [, {temperature=1, top_k=, generator=}]) -> ids followed by n sampled tokens
 -- (a Lua array of 1-based ids; the context is cropped to the last block_size tokens).
 function GPT:generate(ids, n, opts)
-  opts = opts or {}
+  opts = Module.check_options("GPT:generate", opts, {"temperature", "top_k", "generator"})
   local temperature, top_k = opts.temperature or 1, opts.top_k
   local g = opts.generator or dbm.default_generator()
   if type(temperature) ~= "number" or temperature <= 0 then dbm._fail("GPT:generate: expected a positive temperature, got %s", tostring(temperature)) end

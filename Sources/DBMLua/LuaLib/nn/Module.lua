@@ -22,16 +22,12 @@ function Module.check_size(who, what, v)
   return v
 end
 
-function Module.check_options(who, opts, known)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then fail("%s: expected a table of options, got %s", who, type(opts)) end
-  for k in pairs(opts) do
-    local ok = false
-    for _, name in ipairs(known) do ok = ok or k == name end
-    if not ok then fail("%s: unknown option '%s' (known: %s)", who, tostring(k), table.concat(known, ", ")) end
-  end
-  return opts
-end
+-- Module.check_options(who, opts, known) -> opts ({} for nil); an unknown key fails naming the known ones.
+Module.check_options = dbm._check_options
+
+-- The keys of nanoGPT's block configuration (nn.Block, nn.CausalSelfAttention, nn.MLP; nn.GPT adds
+-- vocab_size and block_size).
+Module.block_keys = {"n_embd", "n_head", "n_layer", "dropout", "bias", "dtype", "generator"}
 
 -- nanoGPT's block settings (nn.Block, nn.CausalSelfAttention, nn.GPT): the positive integers `sizes`,
 -- n_embd a multiple of n_head, dropout in [0, 1).
@@ -53,6 +49,7 @@ function Module.block_config_problem(cfg, sizes)
 end
 
 function Module.check_block_config(who, cfg)
+  if type(cfg) == "table" then Module.check_options(who, cfg, Module.block_keys) end
   -- n_layer (for the residual projections' init) is optional here, checked when given
   local sizes = (type(cfg) == "table" and cfg.n_layer ~= nil) and {"n_embd", "n_head", "n_layer"} or {"n_embd", "n_head"}
   local why = Module.block_config_problem(cfg, sizes)
@@ -209,7 +206,7 @@ end
 function Module:load_state_dict(tensors, opts)
   local cls = getmetatable(self).__name
   if type(tensors) ~= "table" then fail("%s:load_state_dict: argument 1: expected a table name -> tensor, got %s", cls, type(tensors)) end
-  opts = opts or {}
+  opts = Module.check_options(cls .. ":load_state_dict", opts, {"strict", "prefix", "check_only"})
   local strict, prefix = opts.strict ~= false, opts.prefix or ""
   -- All or nothing: every entry is checked before any parameter changes.
   local known, missing, pairs_to_copy = {}, {}, {}
