@@ -92,9 +92,8 @@ dbm.seed(cfg.seed)
 local data_rng = dbm.generator(cfg.seed, 1)   -- batches; the default generator drives init and dropout
 local model = nn.GPT{vocab_size = ds:vocab_size(), block_size = cfg.block_size, n_layer = cfg.n_layer,
                      n_head = cfg.n_head, n_embd = cfg.n_embd, dropout = cfg.dropout, bias = false}
-local schedule = dbm.optim.cosine{lr = cfg.lr, warmup = cfg.warmup_iters, total = cfg.max_iters, min_lr = cfg.min_lr}
 local opt = dbm.optim.AdamW(model:optimizer_groups(cfg.weight_decay), {lr = cfg.lr, betas = {0.9, 0.99}, eps = 1e-8,
-  schedule = schedule})
+  schedule = dbm.optim.cosine{lr = cfg.lr, warmup = cfg.warmup_iters, total = cfg.max_iters, min_lr = cfg.min_lr}})
 local generators = {default = dbm.default_generator(), data = data_rng}
 local metadata = {n_layer = cfg.n_layer, n_head = cfg.n_head, n_embd = cfg.n_embd, block_size = cfg.block_size,
                   vocab_size = ds:vocab_size(), vocab = ds:vocab()}
@@ -241,7 +240,8 @@ for step = start, cfg.max_iters do
   if step % cfg.eval_interval == 0 or step == cfg.max_iters then
     save(step)
     last_losses = estimate_loss()
-    scalars = {train_loss = last_losses.train, val_loss = last_losses.val, lr = schedule(step)}
+    scalars = opt:lr_metrics()   -- lr: the rate of the update from this step, as the optimizer applies it
+    scalars.train_loss, scalars.val_loss = last_losses.train, last_losses.val
   end
   rec:step(step, scalars)   -- records the matrices due at this step (step 0: initialisation)
   if step == cfg.max_iters then break end

@@ -3,8 +3,9 @@ import CLua54
 import DBMCore
 import DBMNN
 
-/// The optimizers of DBMNN as Lua objects (wrapped by LuaLib/optim.lua, which is `dbm.optim`), gradient
-/// clipping, and generator states for checkpoints. Groups are numbered from 1 here.
+/// The optimizers of DBMNN as Lua objects (wrapped by LuaLib/optim.lua, which is `dbm.optim`), their
+/// learning-rate schedules, gradient clipping, and generator states for checkpoints. Groups are numbered
+/// from 1 here.
 extension Bindings {
     static func optimizer(_ c: LuaCall, _ i: Int32 = 1) throws -> Optimizer {
         try c.object(i, kind: Int32(DBM_KIND_OPTIMIZER), "optimizer", Optimizer.self)
@@ -39,9 +40,55 @@ extension Bindings {
         return v
     }
 
+    /// The schedule described by the table at i, as dbm.optim.constant, cosine and step_decay build it:
+    /// {kind = "cosine", lr =, warmup = 0, total =, min_lr = 0}, {kind = "step_decay", lr =, every =,
+    /// gamma = 0.1} or {kind = "constant", lr =}. Throws unless it is one, with its constants in range.
+    static func schedule(_ c: LuaCall, _ i: Int32) throws -> LearningRateSchedule {
+        guard c.type(i) == LUA_TTABLE, dbm_object_kind(c.L, i) == 0 else { throw c.argError(i, "schedule", expected: "a schedule table") }
+        let kind = try c.optionString(i, "kind") ?? ""
+        func number(_ key: String, _ def: Double? = nil) throws -> Double {
+            guard let v = try c.optionNumber(i, key) ?? def else { throw c.fail("\(kind) schedule: expected a number '\(key)'") }
+            return v
+        }
+        let s: LearningRateSchedule
+        switch kind {
+        case "constant":
+            _ = try c.options(i, known: ["kind", "lr"])
+            s = .constant(lr: try number("lr"))
+        case "cosine":
+            _ = try c.options(i, known: ["kind", "lr", "warmup", "total", "min_lr"])
+            s = .cosine(lr: try number("lr"), warmup: try number("warmup", 0), total: try number("total"), minLR: try number("min_lr", 0))
+        case "step_decay":
+            _ = try c.options(i, known: ["kind", "lr", "every", "gamma"])
+            s = .stepDecay(lr: try number("lr"), every: try number("every"), gamma: try number("gamma", 0.1))
+        default:
+            throw c.fail("schedule: expected kind \"constant\", \"cosine\" or \"step_decay\", got \"\(kind)\"")
+        }
+        try s.validate()   // (its messages start with the constant's name: not through nnOp, which drops it)
+        return s
+    }
+
+    /// The value γ(t) of a schedule written in Lua, the function at i (nil when absent), for the update
+    /// from the optimizer's step t: one call of the function, from here, where the update runs.
+    static func luaSchedule(_ c: LuaCall, _ i: Int32, _ o: Optimizer) throws -> Double? {
+        if c.isNoneOrNil(i) { return nil }
+        guard c.type(i) == LUA_TFUNCTION else { throw c.argError(i, "schedule", expected: "a function of the step") }
+        guard lua_checkstack(c.L, 2) != 0 else { throw c.fail("the schedule: out of stack space") }
+        lua_pushvalue(c.L, i)
+        lua_pushinteger(c.L, lua_Integer(o.stepCount))
+        guard lua_pcallk(c.L, 1, 1, 0, 0, nil) == LUA_OK else {   // a Lua error stays in Lua (no longjmp here)
+            throw c.fail("the schedule failed for step \(o.stepCount): \(c.popString() ?? "an error that is not a string")")
+        }
+        defer { dbm_pop(c.L, 1) }
+        guard c.type(-1) == LUA_TNUMBER else {
+            throw c.fail("the schedule returned \(c.describe(-1)) for step \(o.stepCount), expected a finite non-negative learning rate")
+        }
+        return dbm_tonumber(c.L, -1, nil)
+    }
+
     static let optim: [Binding] = [
         fn("optim_new", "dbm.optim",
-           "core: optim_new(algorithm, groups, constants) -> optimizer; algorithm \"sgd\" | \"adam\" | \"adamw\", groups an array of {params = {tensors}, lr =, weight_decay =}") { c in
+           "core: optim_new(algorithm, groups, constants) -> optimizer; algorithm \"sgd\" | \"adam\" | \"adamw\", groups an array of {params = {tensors}, lr =, weight_decay =}; constants: the algorithm's, lr (the base rate) and schedule (a schedule table)") { c in
             let name = try c.string(1, "algorithm")
             guard c.type(2) == LUA_TTABLE else { throw c.argError(2, "groups", expected: "an array of parameter groups") }
             let o = try c.options(3)
@@ -85,12 +132,17 @@ extension Bindings {
             guard !groups.isEmpty, groups.contains(where: { !$0.params.isEmpty }) else {
                 throw c.fail("expected at least one parameter to optimize, got none")
             }
-            try c.push(object: try nnOp { try Optimizer(groups: groups, algorithm: algorithm) }, kind: Int32(DBM_KIND_OPTIMIZER))
+            let base = try c.optionNumber(o, "lr").map { try rate(c, $0, "option 'lr'") }
+            let sched = try c.option(o, "schedule") { j in try schedule(c, j) }
+            try c.push(object: try nnOp { try Optimizer(groups: groups, algorithm: algorithm, schedule: sched, baseLR: base) },
+                       kind: Int32(DBM_KIND_OPTIMIZER))
             return 1
         },
-        fn("optim_step", "Optimizer:step", "opt:step(): update every parameter that has a gradient") { c in
+        fn("optim_step", "Optimizer:step",
+           "core: optim_step(opt [, schedule_fn]): update every parameter that has a gradient, at the scheduled rates") { c in
             let o = try optimizer(c)
-            try nnOp { try o.step() }
+            let scheduled = try luaSchedule(c, 2, o)
+            try nnOp { try o.step(scheduled: scheduled) }
             return 0
         },
         fn("optim_zero_grad", "Optimizer:zero_grad",
@@ -98,15 +150,31 @@ extension Bindings {
             let o = try optimizer(c)
             o.zeroGrad(setToNil: try c.optionBool(try c.options(2, known: ["set_to_none"]), "set_to_none") ?? false); return 0
         },
-        fn("optim_set_lr", "Optimizer:set_lr", "opt:set_lr(lr [, group]): the learning rate of one group, or of all") { c in
+        fn("optim_set_lr", "Optimizer:set_lr", "opt:set_lr(lr [, group]): the own learning rate of one group, or of all (a schedule scales it)") { c in
             let o = try optimizer(c)
             let lr = try rate(c, try c.number(2, "lr"), "argument 2 (lr)")
             try nnOp { try o.setLearningRate(lr, group: try group(c, 3, o)) }
             return 0
         },
-        fn("optim_lr", "Optimizer:lr", "opt:lr([group=1]) -> the learning rate of a group") { c in
+        fn("optim_lr", "Optimizer:lr",
+           "opt:lr([group=1]) -> the group's rate for the next update (its own rate × schedule / base rate)") { c in
+            let o = try optimizer(c)
+            let g = try group(c, 2, o) ?? 0
+            let scheduled = try luaSchedule(c, 3, o)
+            c.push(try nnOp { try o.learningRates(scheduled: scheduled) }[g]); return 1
+        },
+        fn("optim_group_lr", "Optimizer:group_lr", "opt:group_lr([group=1]) -> the group's own learning rate (what set_lr set; a schedule scales it)") { c in
             let o = try optimizer(c)
             c.push(o.groups[try group(c, 2, o) ?? 0].lr); return 1
+        },
+        fn("optim_schedule_check", "dbm.optim.schedule", "core: optim_schedule_check(schedule): raises unless the schedule table is one") { c in
+            _ = try schedule(c, 1); return 0
+        },
+        fn("optim_schedule_rate", "schedule(step)", "core: optim_schedule_rate(schedule, step) -> the schedule's rate for the update from step") { c in
+            let s = try schedule(c, 1)
+            let step = try c.integer(2, "step")
+            guard step >= 0 else { throw c.fail("argument 2 (step): expected a step count >= 0, got \(step)") }
+            c.push(s.rate(at: step)); return 1
         },
         fn("optim_group_count", "Optimizer:group_count", "opt:group_count() -> the number of parameter groups") { c in
             c.push(try optimizer(c).groups.count); return 1

@@ -8,6 +8,12 @@ import DBMCore
 /// tensors of rank ≥ 2). A parameter is a leaf that requires a gradient (`NN.parameter(t)`), float32 or
 /// float64, contiguous, and appears once across all groups.
 ///
+/// The learning rate is the optimizer's: with a schedule γ(t) (`LearningRateSchedule`, or a value the
+/// caller evaluates, `step(scheduled:)`), group g's rate for the update from step t is
+/// γ_g = lr_g · γ(t) / baseLR, where lr_g is the group's own rate and baseLR the optimizer's base rate.
+/// A group whose own rate is the base rate follows the schedule exactly; the schedule never overwrites a
+/// group's own rate. Without a schedule γ_g = lr_g.
+///
 /// The update rules, for a parameter θ with gradient g, learning rate γ, weight decay λ, at step t:
 ///
 ///     SGD (momentum μ, dampening τ):   g ← g + λθ                                  (coupled: an L2 term)
@@ -34,8 +40,8 @@ import DBMCore
 ///
 /// State (PyTorch's names and values): SGD with momentum keeps "momentum_buffer", Adam and AdamW keep
 /// "exp_avg" (m) and "exp_avg_sq" (v), tensors of the parameter's shape and dtype created on the
-/// parameter's first step (m and v from zeros). `state(of:)`, `loadState(of:_:)` and `setStepCount(_:)`
-/// save and restore them for checkpoints.
+/// parameter's first step (m and v from zeros). `state(of:)`, `loadState(of:_:)`, `setStepCount(_:)` and
+/// `setLearningRate(_:group:)` save and restore them for checkpoints.
 public final class Optimizer {
     /// The update rule and its constants (PyTorch's defaults).
     public enum Algorithm: Sendable, Equatable {
@@ -83,7 +89,7 @@ public final class Optimizer {
     }
 
     /// Parameters that share a learning rate γ and a weight decay λ (coupled for SGD and Adam, decoupled
-    /// for AdamW; 0 = none).
+    /// for AdamW; 0 = none). `lr` is the group's own rate: a schedule scales it (`learningRates`).
     public struct ParamGroup {
         public var params: [Tensor]
         public var lr: Double
@@ -95,8 +101,12 @@ public final class Optimizer {
     }
 
     public let algorithm: Algorithm
-    /// The groups in the order given; their learning rates change through `setLearningRate`.
+    /// The groups in the order given; their own learning rates change through `setLearningRate` only.
     public private(set) var groups: [ParamGroup]
+    /// Evaluated at each step (nil: each group keeps its own rate).
+    public let schedule: LearningRateSchedule?
+    /// The rate the schedule's values are relative to (γ_g = lr_g · γ(t) / baseLR).
+    public let baseLR: Double
     /// The number of `step()` calls so far (t of the bias corrections is stepCount after the increment).
     public private(set) var stepCount = 0
     /// Every parameter, group by group.
@@ -107,11 +117,14 @@ public final class Optimizer {
     /// Each parameter's state tensors, in `algorithm.stateNames` order; absent before its first step.
     private var states: [ObjectIdentifier: [Tensor]] = [:]
 
-    /// An optimizer over parameter groups. Throws unless every tensor is a contiguous leaf parameter that
-    /// appears once, there is at least one, every learning rate and weight decay is finite and ≥ 0, and
-    /// the algorithm's constants are in range (see `Algorithm`).
-    public init(groups: [ParamGroup], algorithm: Algorithm) throws {
+    /// An optimizer over parameter groups, with a schedule relative to baseLR (default: the first group's
+    /// rate). Throws unless every tensor is a contiguous leaf parameter that appears once, there is at
+    /// least one, every learning rate and weight decay is finite and ≥ 0 (the base rate > 0 under a
+    /// schedule), and the constants of the algorithm and the schedule are in range.
+    public init(groups: [ParamGroup], algorithm: Algorithm, schedule: LearningRateSchedule? = nil,
+                baseLR: Double? = nil) throws {
         try algorithm.validate()
+        try schedule?.validate()
         var positions: [ObjectIdentifier: (group: Int, position: Int)] = [:]
         for (gi, group) in groups.enumerated() {
             try requireNonNegative("optimizer: learning rate of group \(gi + 1)", group.lr)
@@ -142,8 +155,15 @@ public final class Optimizer {
         guard !positions.isEmpty else {
             throw DBMError("optimizer: expected at least one parameter, got \(groups.count) groups with none")
         }
+        let baseLR = baseLR ?? groups[0].lr
+        try requireNonNegative("optimizer: base learning rate", baseLR)
+        if schedule != nil && baseLR == 0 {
+            throw DBMError("optimizer: a schedule needs a base learning rate > 0 (its values are relative to it), got 0")
+        }
         self.algorithm = algorithm
         self.groups = groups
+        self.schedule = schedule
+        self.baseLR = baseLR
         self.positions = positions
     }
 
@@ -155,7 +175,8 @@ public final class Optimizer {
 
     // ------------------------------------------------------------------ settings
 
-    /// Sets the learning rate of one group (0-based), or of every group when group is nil (schedules).
+    /// Sets the own learning rate of one group (0-based), or of every group when group is nil; a schedule
+    /// scales it from the next step on.
     public func setLearningRate(_ lr: Double, group: Int? = nil) throws {
         try requireNonNegative("learning rate", lr)
         if let g = group {
@@ -166,6 +187,25 @@ public final class Optimizer {
         } else {
             for g in groups.indices { groups[g].lr = lr }
         }
+    }
+
+    /// Each group's rate for the next update (the one from step stepCount): its own rate, scaled by the
+    /// schedule's value γ(stepCount) over baseLR. `scheduled` is γ(stepCount) when the caller evaluates the
+    /// schedule itself (a function written in Lua); it takes the place of `schedule`.
+    public func learningRates(scheduled: Double? = nil) throws -> [Double] {
+        guard let rate = scheduled ?? schedule?.rate(at: stepCount) else { return groups.map(\.lr) }
+        guard rate.isFinite && rate >= 0 else {
+            throw DBMError("learning-rate schedule: expected a finite non-negative rate for the update from step "
+                + "\(stepCount), got \(rate)")
+        }
+        guard baseLR > 0 else {
+            throw DBMError("learning-rate schedule: expected a base learning rate > 0 (the schedule's values are relative to it), got 0")
+        }
+        let rates = groups.map { $0.lr / baseLR * rate }   // exactly `rate` for a group at the base rate
+        if let g = rates.firstIndex(where: { !$0.isFinite }) {
+            throw DBMError("learning-rate schedule: the rate of group \(g + 1) overflows: \(groups[g].lr) · \(rate) / \(baseLR)")
+        }
+        return rates
     }
 
     /// Sets the step counter (when resuming from a checkpoint): the next step uses t = n + 1.
@@ -232,11 +272,12 @@ public final class Optimizer {
         let lr: Double, weightDecay: Double
     }
 
-    /// Increments stepCount (t of this step) and updates every parameter that has a gradient, in place.
-    /// Every gradient is checked
-    /// (the parameter's shape and dtype) and missing state is allocated before anything changes, so a
-    /// step that throws leaves the parameters, their state and the counter as they were.
-    public func step() throws {
+    /// Increments stepCount (t of this step) and updates every parameter that has a gradient, in place,
+    /// at the rates `learningRates(scheduled:)` gives. The rates and every gradient are checked (the
+    /// parameter's shape and dtype) and missing state is allocated before anything changes, so a step that
+    /// throws leaves the parameters, their state and the counter as they were.
+    public func step(scheduled: Double? = nil) throws {
+        let rates = try learningRates(scheduled: scheduled)
         var updates: [Update] = []
         for (gi, group) in groups.enumerated() {
             for (pi, p) in group.params.enumerated() {
@@ -249,7 +290,7 @@ public final class Optimizer {
                 let existing = states[ObjectIdentifier(p)]
                 let state = try existing ?? algorithm.stateNames.map { _ in try Tensor(shape: p.shape, dtype: p.dtype) }
                 updates.append(Update(param: p, grad: try g.contiguous(), state: state, firstStep: existing == nil,
-                                      lr: group.lr, weightDecay: group.weightDecay))
+                                      lr: rates[gi], weightDecay: group.weightDecay))
             }
         }
         stepCount += 1

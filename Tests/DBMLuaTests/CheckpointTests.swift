@@ -60,14 +60,15 @@ with safe_open(f'{d}/ckpt.safetensors', framework='np') as f:
 expected = {'0.weight': ('float32', (4, 6)), '0.bias': ('float32', (4,)), '1.weight': ('float32', (4,)),
             '1.bias': ('float32', (4,)), 'optim.0.weight.exp_avg': ('float32', (4, 6)),
             'optim.0.weight.exp_avg_sq': ('float32', (4, 6)), 'optim.1.bias.exp_avg': ('float32', (4,)),
-            'optim.step_count': ('float64', ()), 'optim.lr': ('float64', (1,)), 'rng.default': ('float64', (12,))}
+            'optim.step_count': ('float64', ()), 'optim.lr': ('float64', (1,)), 'optim.group_lr': ('float64', (1,)),
+            'rng.default': ('float64', (12,))}
 for k, (dt, shape) in expected.items():
     assert k in t, f'missing {k}: {sorted(t)}'
     assert str(t[k].dtype) == dt and t[k].shape == shape, (k, t[k].dtype, t[k].shape)
-assert len(t) == 4 + 2 * 4 + 3, sorted(t)
+assert len(t) == 4 + 2 * 4 + 4, sorted(t)
 assert np.array_equal(t['0.weight'], np.load(f'{d}/w.npy'))
 assert np.array_equal(t['optim.0.weight.exp_avg_sq'], np.load(f'{d}/v.npy'))
-assert t['optim.step_count'] == 1 and t['optim.lr'][0] == 1e-3
+assert t['optim.step_count'] == 1 and t['optim.lr'][0] == 1e-3 and t['optim.group_lr'][0] == 1e-3
 assert meta == {'format': 'dbm-lua checkpoint', 'step': '1', 'vocab': 'abc', 'n_embd': '4'}, meta
 # The header as the specification describes it: 8-byte little-endian length, JSON, data offsets in order.
 raw = open(f'{d}/ckpt.safetensors', 'rb').read()
@@ -181,7 +182,7 @@ print('OK')
             table.sort(keys)
             for _, key in ipairs(keys) do parts[#parts + 1] = k .. key .. "=" .. exact(st[key]) end
           end
-          parts[#parts + 1] = "steps=" .. opt:step_count() .. (" lr=%a"):format(opt:lr(1))
+          parts[#parts + 1] = "steps=" .. opt:step_count() .. (" lr=%a own=%a"):format(opt:lr(1), opt:group_lr(1))
           parts[#parts + 1] = "g=" .. exact(g:state()) .. " data=" .. exact(data:state())
           return table.concat(parts, ";")
         end
@@ -206,6 +207,7 @@ print('OK')
           {"a fractional step count", function(t) t["optim.step_count"] = dbm.full({1}, 2.5, {dtype = "float64"}) end, "optim.step_count"},
           {"two rates for one group", function(t) t["optim.lr"] = dbm.ones(2, {dtype = "float64"}) end, "optim.lr"},
           {"a NaN rate", function(t) t["optim.lr"] = dbm.full({1}, 0 / 0, {dtype = "float64"}) end, "optim.lr"},
+          {"a negative own rate", function(t) t["optim.group_lr"] = dbm.full({1}, -1, {dtype = "float64"}) end, "optim.group_lr"},
           {"a weight of the wrong shape", function(t) t["2.weight"] = dbm.zeros(3, 5) end, "expected shape"},
         }
         for _, case in ipairs(cases) do
@@ -221,6 +223,6 @@ print('OK')
         """
         try lua.write(toFile: d + "/allornothing.lua", atomically: true, encoding: .utf8)
         let r = try dbmLua([d + "/allornothing.lua", d])
-        #expect(r.stdout.contains("OK 9"), "\(r.stdout) \(r.stderr)")
+        #expect(r.stdout.contains("OK 10"), "\(r.stdout) \(r.stderr)")
     }
 }

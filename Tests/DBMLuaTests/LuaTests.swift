@@ -67,6 +67,9 @@ struct LuaScriptTests {
     @Test("dbm.optim from Lua: schedules, a scheduled SGD, AdamW with groups, clipping, against the formulas")
     func optim() throws { try runScript("optim.lua") }
 
+    @Test("the optimizer owns its learning rate: a per-group rate survives a schedule, metrics.jsonl's lr is the rate applied, checkpoints of both layouts resume it")
+    func learningRate() throws { try runScript("learning_rate.lua") }
+
     @Test("train, checkpoint, resume in fresh objects: bitwise the same as without a break (one process)")
     func resume() throws { try runScript("resume.lua") }
 

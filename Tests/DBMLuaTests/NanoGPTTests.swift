@@ -114,6 +114,17 @@ assert meta['n_layer'] == '2' and meta['n_head'] == '2' and meta['n_embd'] == '6
 assert meta['vocab_size'] == '84' and len(meta['vocab']) == 84 and meta['vocab'] == ''.join(sorted(meta['vocab'])), meta
 c = load_file(f'{d}/ckpt.safetensors')
 assert any(k.startswith('optim.') for k in c) and 'rng.default' in c and 'rng.data' in c
+# The logged lr is the optimizer's rate for the update from each evaluation step, nanoGPT's get_lr (warm-up
+# 20, 2e-3 -> 2e-4 at 300), one rate for both groups; the last checkpoint holds that rate and the own rates.
+import math
+def get_lr(it, lr=2e-3, warmup=20, total=300, min_lr=2e-4):
+    if it < warmup: return lr * (it + 1) / (warmup + 1)
+    if it > total: return min_lr
+    return min_lr + 0.5 * (1 + math.cos(math.pi * (it - warmup) / (total - warmup))) * (lr - min_lr)
+evals = [m for m in map(json.loads, open(f'{d}/metrics.jsonl')) if 'val_loss' in m]
+assert [m['step'] for m in evals] == [0, 100, 200, 300], evals
+for m in evals: assert abs(m['lr'] - get_lr(m['step'])) <= 1e-18 and not any(k.startswith('lr_') for k in m), m
+assert c['optim.lr'].tolist() == [evals[-1]['lr']] * 2 and c['optim.group_lr'].tolist() == [2e-3, 2e-3], (c['optim.lr'], c['optim.group_lr'])
 obs = [json.loads(l) for l in open(f'{d}/observables.jsonl')]
 edge = 4 * 64 * 0.02 ** 2
 for i in range(2):
@@ -137,7 +148,25 @@ print('OK')
         throw DBMError("the run did not reach step \(step) in \(timeout) s")
     }
 
-    @Test("Ctrl-C writes a checkpoint and valid files; a kill leaves the last evaluation's; both resume to the same losses bit for bit")
+    /// Rewrites a run's checkpoint into the layout written before optim.group_lr: optim.lr alone, the rate
+    /// the last step had set on every group (the schedule's value at step − 1).
+    func rewriteInOlderLayout(_ dir: String) throws {
+        let lua = """
+        local path = arg[1] .. "/ckpt.safetensors"
+        local t, meta = dbm.load_safetensors(path)
+        local step = math.tointeger(t["optim.step_count"]:item())
+        local last = dbm.optim.cosine{lr = 2e-3, warmup = 20, total = 80, min_lr = 2e-4}(math.max(step - 1, 0))
+        t["optim.group_lr"] = nil
+        t["optim.lr"] = dbm.tensor({last, last}, {dtype = "float64"})
+        dbm.save_safetensors(path, t, meta)
+        """
+        try lua.write(toFile: dir + "/older.lua", atomically: true, encoding: .utf8)
+        let r = try runProcess(try dbmLuaBinary(), [dir + "/older.lua", dir])
+        #expect(r.status == 0, "\(r.stderr)")
+        try FileManager.default.removeItem(atPath: dir + "/older.lua")
+    }
+
+    @Test("Ctrl-C writes a checkpoint and valid files; a kill leaves the last evaluation's; both resume to the same losses bit for bit, also from a checkpoint in the older layout")
     func interruptAndResume() throws {
         try #require(FileManager.default.fileExists(atPath: Self.corpus), "scripts/setup fetches the corpus")
         let d = try tempDir()
@@ -149,8 +178,8 @@ print('OK')
         let expected = try evaluations(d + "/full")
         #expect(expected.count == 5)
 
-        for signal in [SIGINT, SIGKILL] {
-            let dir = d + "/cut\(signal)"
+        for (signal, older) in [(SIGINT, false), (SIGKILL, false), (SIGKILL, true)] {
+            let dir = d + "/cut\(signal)" + (older ? "-older" : "")
             let p = Process()
             p.executableURL = URL(fileURLWithPath: exe)
             p.arguments = [Self.script] + args + ["--out_dir=" + dir]
@@ -161,6 +190,7 @@ print('OK')
             p.waitUntilExit()
             #expect(p.terminationStatus == (signal == SIGINT ? 130 : SIGKILL), "signal \(signal): status \(p.terminationStatus)")
             #expect(!FileManager.default.fileExists(atPath: dir + "/DONE"))
+            if older { try rewriteInOlderLayout(dir) }
             let resumed = try runProcess(exe, [Self.script, "--resume=" + dir])
             try #require(resumed.status == 0, "resume after signal \(signal): \(resumed.stderr)")
             #expect(try evaluations(dir) == expected, "signal \(signal): losses differ after resuming")

@@ -204,6 +204,75 @@ struct OptimizerTests {
         }
     }
 
+    @Test("schedules against their formulas: nanoGPT's get_lr (warm-up, cosine, min_lr after the end), step decay, constant")
+    func scheduleFormulas() throws {
+        // nanoGPT's get_lr(it), transcribed: lr·(it+1)/(warmup+1); min_lr past lr_decay_iters; else cosine.
+        func getLR(_ it: Int, lr: Double, warmup: Int, total: Int, minLR: Double) -> Double {
+            if it < warmup { return lr * Double(it + 1) / Double(warmup + 1) }
+            if it > total { return minLR }
+            let decay = Double(it - warmup) / Double(total - warmup)
+            return minLR + 0.5 * (1 + cos(Double.pi * decay)) * (lr - minLR)
+        }
+        let cosine = LearningRateSchedule.cosine(lr: 1e-3, warmup: 100, total: 2000, minLR: 1e-4)
+        for t in [0, 1, 50, 99, 100, 101, 1000, 1999, 2000, 2001, 5000] {
+            #expect(cosine.rate(at: t) == getLR(t, lr: 1e-3, warmup: 100, total: 2000, minLR: 1e-4), "step \(t)")
+        }
+        #expect(cosine.rate(at: 0) == 1e-3 / 101 && cosine.rate(at: 100) == 1e-3 && cosine.rate(at: 2000) == 1e-4)
+        let decay = LearningRateSchedule.stepDecay(lr: 2, every: 3, gamma: 0.5)
+        #expect([0, 2, 3, 5, 6, 7].map { decay.rate(at: $0) } == [2, 2, 1, 1, 0.5, 0.5])
+        #expect(LearningRateSchedule.constant(lr: 0.3).rate(at: 12345) == 0.3)
+        for (bad, message) in [(LearningRateSchedule.cosine(lr: 1, warmup: 10, total: 5, minLR: 0), "expected 0 <= warmup < total"),
+                               (.cosine(lr: -1, warmup: 0, total: 5, minLR: 0), "lr: expected a finite non-negative number"),
+                               (.cosine(lr: 1, warmup: 0, total: 5, minLR: .nan), "min_lr: expected a finite non-negative number"),
+                               (.stepDecay(lr: 1, every: 0.5, gamma: 0.1), "every: expected a positive number of steps"),
+                               (.constant(lr: .infinity), "lr: expected a finite non-negative number")] {
+            #expect(errorMessage { try bad.validate() }.contains(message), "\(bad)")
+        }
+    }
+
+    @Test("a schedule scales each group's own rate (lr_g · γ(t) / base) and never overwrites it; setLearningRate changes the own rate",
+          arguments: [Optimizer.Algorithm.sgd(), .sgd(momentum: 0.9), .adamW()])
+    func scheduleScalesGroups(_ algorithm: Optimizer.Algorithm) throws {
+        let g = Generator(seed: 17)
+        let shapes = [[4, 3], [5]]
+        let initial = shapes.map { representableValues($0.reduce(1, *), g, .float64) }
+        let params = try zip(initial, shapes).map { try parameterTensor($0, $1, .float64) }
+        let schedule = LearningRateSchedule.cosine(lr: 0.1, warmup: 2, total: 6, minLR: 0.01)
+        let optimizer = try Optimizer(groups: [.init(params: [params[0]], lr: 0.1, weightDecay: 0.1),
+                                               .init(params: [params[1]], lr: 0.004)],
+                                      algorithm: algorithm, schedule: schedule, baseLR: 0.1)
+        var reference = initial.map(ReferenceParameter.init)
+        var own = [0.1, 0.004]
+        for t in 0..<9 {
+            if t == 5 { try optimizer.setLearningRate(0.02, group: 1); own[1] = 0.02 }
+            let rates = try optimizer.learningRates()
+            #expect(rates[0] == schedule.rate(at: t), "group 1 at the base rate follows the schedule exactly")
+            #expect(rates[1] == own[1] / 0.1 * schedule.rate(at: t), "group 2 keeps its ratio to the base at step \(t)")
+            for (k, p) in params.enumerated() {
+                let grad = representableValues(p.count, g, .float64)
+                p.grad = try Tensor.from(grad, shape: p.shape, dtype: .float64)
+                reference[k].step(algorithm, grad: grad, lr: rates[k], weightDecay: k == 0 ? 0.1 : 0, t: t + 1)
+            }
+            try optimizer.step()
+            #expect(optimizer.groups.map(\.lr) == own, "the schedule never overwrites the own rates")
+        }
+        for (k, p) in params.enumerated() {
+            let e = displacementError(p.toDoubles(), reference[k].theta, from: initial[k])
+            #expect(e < 1e-12, "parameter \(k): \(e)")
+        }
+        // A value the caller evaluates (a schedule written in Lua) takes the schedule's place.
+        #expect(try optimizer.learningRates(scheduled: 0.05) == [0.05, 0.02 / 0.1 * 0.05])
+        // A bad value is refused before anything changes.
+        let before = params.map { $0.toDoubles() }, count = optimizer.stepCount
+        for p in params { p.grad = try Tensor.full(p.shape, 1, dtype: .float64) }
+        #expect(errorMessage { try optimizer.step(scheduled: .nan) }.contains("expected a finite non-negative rate for the update from step 9"))
+        #expect(params.map { $0.toDoubles() } == before && optimizer.stepCount == count)
+        #expect(errorMessage { try Optimizer([params[0]], algorithm: algorithm, lr: 0).learningRates(scheduled: 0.1) }
+            .contains("expected a base learning rate > 0"))
+        #expect(errorMessage { try Optimizer(groups: [.init(params: [params[0]], lr: 0)], algorithm: algorithm, schedule: schedule) }
+            .contains("a schedule needs a base learning rate > 0"))
+    }
+
     @Test("a parameter whose gradient is nil is skipped (it and its state unchanged); SGD's buffer starts on its first step",
           arguments: [Optimizer.Algorithm.adam(), .adamW(), .sgd(momentum: 0.9, dampening: 0.1)])
     func nilGradientSkipped(_ algorithm: Optimizer.Algorithm) throws {

@@ -1,7 +1,12 @@
 -- Checkpoints: one safetensors file (DESIGN §8) with
 --   <parameter name>                 the model's parameters under their dotted names (after `prefix`)
 --   optim.<parameter name>.<state>   the optimizer's state of that parameter (exp_avg, exp_avg_sq, momentum_buffer)
---   optim.step_count, optim.lr       the number of steps taken (0-d) and each group's learning rate (float64)
+--   optim.step_count                 the number of steps taken (0-d, float64)
+--   optim.lr                         each group's rate for the update from that step (float64): the rate
+--                                    the optimizer applied next, and applies next when resumed
+--   optim.group_lr                   each group's own rate, which a schedule scales (float64). Files
+--                                    written before it existed hold optim.lr only: the rate of the
+--                                    last step, which is the groups' own rates when there is no schedule
 --   rng.<name>                       each named generator's state (float64, 12 exact 32-bit halves)
 -- and the metadata strings `format` = "dbm-lua checkpoint", `step`, and the caller's own entries.
 -- Without an optimizer and generators the file holds the weights only (model.safetensors).
@@ -49,9 +54,10 @@ function C.save(path, opts)
       for _, k in ipairs(keys) do list[#list + 1] = {"optim." .. name .. "." .. k, state[k]} end
     end
     list[#list + 1] = {"optim.step_count", dbm.tensor(opt:step_count(), {dtype = "float64"})}
-    local lrs = {}
-    for g = 1, opt:group_count() do lrs[g] = opt:lr(g) end
-    list[#list + 1] = {"optim.lr", dbm.tensor(lrs, {dtype = "float64"})}
+    local rates, own = {}, {}
+    for g = 1, opt:group_count() do rates[g], own[g] = opt:lr(g), opt:group_lr(g) end
+    list[#list + 1] = {"optim.lr", dbm.tensor(rates, {dtype = "float64"})}
+    list[#list + 1] = {"optim.group_lr", dbm.tensor(own, {dtype = "float64"})}
   end
   local gnames = {}
   for name in pairs(opts.generators or {}) do gnames[#gnames + 1] = name end
@@ -65,6 +71,55 @@ function C.save(path, opts)
   if opts.step ~= nil then meta.step = metadata_string(what, "step", opts.step) end
   for k, v in pairs(opts.metadata or {}) do meta[k] = metadata_string(what, k, v) end
   dbm.save_safetensors(path, list, meta)
+end
+
+-- The learning rates under key, one finite rate >= 0 per group of opt (nil if absent and not required).
+local function group_rates(what, path, tensors, key, opt, required)
+  local t = tensors[key]
+  if t == nil and not required then return nil end
+  if t == nil or t:numel() ~= opt:group_count() then
+    fail("%s: '%s': expected %s with %d learning rates, got %s", what, path, key, opt:group_count(), t and t:numel() or "none")
+  end
+  for g = 1, opt:group_count() do
+    local lr = t[g]
+    if lr ~= lr or lr < 0 or lr == math.huge then fail("%s: '%s': %s[%d] is %s, expected a finite rate >= 0", what, path, key, g, tostring(lr)) end
+  end
+  return t
+end
+
+-- The optimizer's entries of a checkpoint, checked: each parameter's state, the step count and the
+-- groups' own learning rates. Returns the function that loads them into opts.optimizer.
+local function check_optimizer(what, path, tensors, opts)
+  local opt, states = opts.optimizer, {}
+  local count = tensors["optim.step_count"]
+  local step_count = count and count:numel() == 1 and math.tointeger(count:item())
+  if not step_count or step_count < 0 then
+    fail("%s: '%s': expected optim.step_count, one whole number >= 0, got %s", what, path, count and tostring(count:numel()) .. " values" or "none")
+  end
+  local applied = group_rates(what, path, tensors, "optim.lr", opt, true)
+  local own = group_rates(what, path, tensors, "optim.group_lr", opt, false)
+  -- A file from before optim.group_lr: without a schedule its optim.lr is the groups' own rates; with
+  -- one it is the schedule's value at the last step, no group's own rate, so the optimizer keeps its
+  -- own (as it did then, when the next step overwrote what was loaded).
+  if own == nil and opt.schedule == nil then own = applied end
+  local names_of = {}
+  for name, p in opts.model:named_parameters(opts.prefix) do names_of[p] = name end   -- first names, as saved
+  for _, p in ipairs(opt:parameters()) do
+    local name = names_of[p]
+    if name == nil then fail("%s: the optimizer holds a tensor that is not a parameter of the model", what) end
+    local state, head = {}, "optim." .. name .. "."
+    for key, t in pairs(tensors) do
+      if key:sub(1, #head) == head and not key:sub(#head + 1):find("%.") then state[key:sub(#head + 1)] = t end
+    end
+    local good, why = pcall(opt.check_state, opt, p, state)
+    if not good then fail("%s: '%s': %s: %s", what, path, name, (tostring(why):gsub("^.-check_state: ", ""))) end
+    states[#states + 1] = {p, state}
+  end
+  return function()
+    for _, ps in ipairs(states) do opt:load_state(ps[1], ps[2]) end
+    opt:set_step_count(step_count)
+    if own then for g = 1, opt:group_count() do opt:set_lr(own[g], g) end end
+  end
 end
 
 --- dbm.load_checkpoint(path, {model=, prefix="", optimizer=, generators = {name = g}, strict=true}) -> step, metadata
@@ -84,36 +139,8 @@ function C.load(path, opts)
   local checked, err = pcall(opts.model.load_state_dict, opts.model, weights, model_opts)
   if not checked then fail("%s: '%s': %s", what, path, (tostring(err):gsub("^.-load_state_dict: ", ""))) end
 
-  -- The optimizer: each parameter's state, the step count and one learning rate per group.
-  local opt, states, step_count, lrs = opts.optimizer, {}, nil, nil
-  if opt ~= nil then
-    local count = tensors["optim.step_count"]
-    step_count = count and count:numel() == 1 and math.tointeger(count:item())
-    if not step_count or step_count < 0 then
-      fail("%s: '%s': expected optim.step_count, one whole number >= 0, got %s", what, path, count and tostring(count:numel()) .. " values" or "none")
-    end
-    lrs = tensors["optim.lr"]
-    if lrs == nil or lrs:numel() ~= opt:group_count() then
-      fail("%s: '%s': expected optim.lr with %d learning rates, got %s", what, path, opt:group_count(), lrs and lrs:numel() or "none")
-    end
-    for g = 1, opt:group_count() do
-      local lr = lrs[g]
-      if lr ~= lr or lr < 0 or lr == math.huge then fail("%s: '%s': optim.lr[%d] is %s, expected a finite rate >= 0", what, path, g, tostring(lr)) end
-    end
-    local names_of = {}
-    for name, p in opts.model:named_parameters(opts.prefix) do names_of[p] = name end   -- first names, as saved
-    for _, p in ipairs(opt:parameters()) do
-      local name = names_of[p]
-      if name == nil then fail("%s: the optimizer holds a tensor that is not a parameter of the model", what) end
-      local state, head = {}, "optim." .. name .. "."
-      for key, t in pairs(tensors) do
-        if key:sub(1, #head) == head and not key:sub(#head + 1):find("%.") then state[key:sub(#head + 1)] = t end
-      end
-      local good, why = pcall(opt.check_state, opt, p, state)
-      if not good then fail("%s: '%s': %s: %s", what, path, name, (tostring(why):gsub("^.-check_state: ", ""))) end
-      states[#states + 1] = {p, state}
-    end
-  end
+  -- The optimizer: each parameter's state, the step count and the groups' own learning rates.
+  local load_optimizer = opts.optimizer ~= nil and check_optimizer(what, path, tensors, opts)
 
   -- The generators: a state each, tried on a scratch generator.
   local rng = {}
@@ -128,11 +155,7 @@ function C.load(path, opts)
   -- Everything checked: now change what was asked.
   model_opts.check_only = nil
   opts.model:load_state_dict(weights, model_opts)
-  if opt ~= nil then
-    for _, ps in ipairs(states) do opt:load_state(ps[1], ps[2]) end
-    opt:set_step_count(step_count)
-    for g = 1, opt:group_count() do opt:set_lr(lrs[g], g) end
-  end
+  if load_optimizer then load_optimizer() end
   for _, gt in ipairs(rng) do gt[1]:set_state(gt[2]) end
   return meta.step and tonumber(meta.step), meta
 end

@@ -7,13 +7,32 @@
 --
 -- Parameters are given as a module, an array of tensors, or an array of groups
 -- {params = {...}, lr = ..., weight_decay = ...} (a group's missing settings come from the options).
--- A schedule is any function of the step (the number of steps taken so far, 0 for the first) returning
--- the learning rate; opt:step() applies it to every group before updating.
+--
+-- The optimizer owns the learning rate. A schedule γ(t) gives the rate of the update from step t (the
+-- number of steps taken so far, 0 for the first); group g's rate for it is lr_g · γ(t) / lr, with lr_g
+-- the group's own rate and lr the optimizer's option: a group without a rate of its own follows the
+-- schedule exactly, one with its own keeps its ratio to it. The schedules below are descriptions that
+-- the optimizer evaluates in Swift at each step; any other function of the step is called once per
+-- step, by opt:step(). opt:lr(g) is group g's rate for the next update: what opt:step() applies, what a
+-- run logs (opt:lr_metrics()) and what a checkpoint saves.
 local dbm = require("dbm")
 local core = dbm._core
 local fail = dbm._fail
 
 local optim = {}
+
+-- A schedule built by dbm.optim.constant, cosine or step_decay: a table {kind = ..., its constants} that
+-- the optimizer reads once; schedule(step) is its rate for the update from step (computed in Swift).
+local Schedule = {}
+Schedule.__index = Schedule
+Schedule.__name = "dbm.optim.Schedule"
+Schedule.__call = function(self, step) return core.optim_schedule_rate(self, step) end
+Schedule.__tostring = function(self)
+  local keys = {}
+  for k, v in pairs(self) do if k ~= "kind" then keys[#keys + 1] = ("%s = %s"):format(k, tostring(v)) end end
+  table.sort(keys)
+  return ("dbm.optim.%s{%s}"):format(self.kind, table.concat(keys, ", "))
+end
 
 local Optimizer = {}
 Optimizer.__index = Optimizer
@@ -33,8 +52,9 @@ local function make(algorithm, params, opts, defaults)
       fail("%s: unknown option '%s': expected one of %s", what, tostring(k), table.concat(known, ", "))
     end
   end
-  if opts.schedule ~= nil and type(opts.schedule) ~= "function" then
-    fail("%s: option 'schedule': expected a function of the step, got %s", what, type(opts.schedule))
+  local schedule = opts.schedule
+  if schedule ~= nil and type(schedule) ~= "function" and getmetatable(schedule) ~= Schedule then
+    fail("%s: option 'schedule': expected a schedule (dbm.optim.cosine{...}, ...) or a function of the step, got %s", what, type(schedule))
   end
   local lr = opts.lr or defaults.lr
   if lr == nil then fail("%s: expected a learning rate (option lr)", what) end
@@ -51,9 +71,13 @@ local function make(algorithm, params, opts, defaults)
   else
     groups[1] = {params = params, lr = lr, weight_decay = wd}
   end
-  local ok, handle = pcall(core.optim_new, algorithm, groups, opts)
+  local constants = {}   -- the algorithm's, the base rate, and a schedule Swift evaluates
+  for k, v in pairs(opts) do constants[k] = v end
+  constants.lr, constants.schedule = lr, getmetatable(schedule) == Schedule and schedule or nil
+  local ok, handle = pcall(core.optim_new, algorithm, groups, constants)
   if not ok then fail("%s", (tostring(handle):gsub("^.-dbm%.optim: ", what .. ": "))) end
-  return setmetatable({_handle = handle, name = defaults.name, schedule = opts.schedule}, Optimizer)
+  return setmetatable({_handle = handle, name = defaults.name, schedule = schedule,
+                       _schedule_fn = type(schedule) == "function" and schedule or nil}, Optimizer)
 end
 
 local common = {lr = true, weight_decay = true, schedule = true}
@@ -88,24 +112,30 @@ local function handle(self, method)
   return self._handle
 end
 
--- opt:step(): sets the scheduled learning rate (if any) for this step, then updates every parameter
--- that has a gradient.
-function Optimizer:step()
-  local h = handle(self, "step")
-  if self.schedule then
-    local lr = self.schedule(core.optim_step_count(h))
-    if type(lr) ~= "number" or lr ~= lr or lr < 0 or lr == math.huge then
-      fail("%s:step: the schedule returned %s for step %d, expected a finite non-negative learning rate",
-        self.name, tostring(lr), core.optim_step_count(h))
-    end
-    core.optim_set_lr(h, lr)
+-- opt:step(): updates every parameter that has a gradient, each group at its rate for this step: one
+-- call into Swift, which evaluates the schedule (or calls the Lua function given as one).
+function Optimizer:step() core.optim_step(handle(self, "step"), self._schedule_fn) end
+
+--- opt:lr([group=1]) -> the group's rate for the next update (its own rate × schedule / base rate)
+function Optimizer:lr(group) return core.optim_lr(handle(self, "lr"), group, self._schedule_fn) end
+
+--- opt:lr_metrics() -> {lr = group 1's rate for the next update, lr_<k> = group k's where it differs}:
+--- the learning rates a run logs at a step, rec:step(step, opt:lr_metrics()), as they will be applied.
+function Optimizer:lr_metrics()
+  local h = handle(self, "lr_metrics")
+  local out = {lr = core.optim_lr(h, 1, self._schedule_fn)}
+  for k = 2, core.optim_group_count(h) do
+    local rate = core.optim_lr(h, k, self._schedule_fn)
+    if rate ~= out.lr then out["lr_" .. k] = rate end
   end
-  core.optim_step(h)
+  return out
 end
 
 function Optimizer:zero_grad(opts) core.optim_zero_grad(handle(self, "zero_grad"), opts) end
+-- opt:set_lr(lr [, group]): the own rate of one group (all when nil); a schedule scales it
 function Optimizer:set_lr(lr, group) core.optim_set_lr(handle(self, "set_lr"), lr, group) end
-function Optimizer:lr(group) return core.optim_lr(handle(self, "lr"), group) end
+-- opt:group_lr([group=1]) -> the group's own rate (what the constructor or set_lr gave it)
+function Optimizer:group_lr(group) return core.optim_group_lr(handle(self, "group_lr"), group) end
 function Optimizer:group_count() return core.optim_group_count(handle(self, "group_count")) end
 function Optimizer:step_count() return core.optim_step_count(handle(self, "step_count")) end
 function Optimizer:set_step_count(n) core.optim_set_step_count(handle(self, "set_step_count"), n) end
@@ -114,8 +144,10 @@ function Optimizer:state(p) return core.optim_state(handle(self, "state"), p) en
 function Optimizer:load_state(p, state) core.optim_load_state(handle(self, "load_state"), p, state) end
 -- opt:check_state(p, state): raises what load_state would raise, and changes nothing
 function Optimizer:check_state(p, state) core.optim_check_state(handle(self, "check_state"), p, state) end
-Optimizer.__tostring = function(self)
-  return ("dbm.optim.%s (%d groups, %d steps, lr %g)"):format(self.name, self:group_count(), self:step_count(), self:lr())
+Optimizer.__tostring = function(self)   -- (printing never fails, even when a Lua schedule does)
+  local ok, lr = pcall(self.lr, self)
+  return ("dbm.optim.%s (%d groups, %d steps, lr %s)"):format(self.name, self:group_count(), self:step_count(),
+    ok and ("%g"):format(lr) or "?")
 end
 
 --- dbm.optim.clip_grad_norm(params | module, max_norm) -> the gradients' global norm before clipping
@@ -124,52 +156,40 @@ function optim.clip_grad_norm(params, max_norm)
   return core.clip_grad_norm(params, max_norm)
 end
 
--- ---------------------------------------------------------------- schedules: functions of the step
+-- ---------------------------------------------------------------- schedules (DBMNN/LearningRateSchedule.swift)
 
-local function number(what, opts, key, default)
-  local v = opts[key]
-  if v == nil then v = default end
-  if type(v) ~= "number" or v ~= v then fail("%s: option '%s': expected a number, got %s", what, key, tostring(v)) end
-  return v
+-- The schedule of that kind with the given constants, checked in Swift.
+local function schedule(kind, opts, fields)
+  local what = "dbm.optim." .. kind
+  if type(opts) ~= "table" then fail("%s: expected a table %s, got %s", what, fields, type(opts)) end
+  local s = {}
+  for k, v in pairs(opts) do s[k] = v end
+  s.kind = kind
+  local ok, err = pcall(core.optim_schedule_check, s)
+  if not ok then fail("%s", (tostring(err):gsub("^.-dbm%.optim%.schedule: ", what .. ": "))) end
+  return setmetatable(s, Schedule)
 end
 
 --- dbm.optim.constant(lr) -> step ↦ lr
 function optim.constant(lr)
   if type(lr) ~= "number" then fail("dbm.optim.constant: argument 1 (lr): expected a number, got %s", type(lr)) end
-  return function() return lr end
+  return schedule("constant", {lr = lr}, "")
 end
 
 --- dbm.optim.cosine{lr, warmup=0, total, min_lr=0} -> nanoGPT's schedule: linear warm-up
 --- lr·(step+1)/(warmup+1) for step < warmup, then min_lr + ½(1 + cos(π·(step − warmup)/(total − warmup)))·(lr − min_lr),
 --- and min_lr after total.
-function optim.cosine(opts)
-  local what = "dbm.optim.cosine"
-  if type(opts) ~= "table" then fail("%s: expected a table {lr=, warmup=, total=, min_lr=}, got %s", what, type(opts)) end
-  local lr, warmup = number(what, opts, "lr"), number(what, opts, "warmup", 0)
-  local total, min_lr = number(what, opts, "total"), number(what, opts, "min_lr", 0)
-  if warmup < 0 or total <= warmup then fail("%s: expected 0 <= warmup < total, got warmup = %g, total = %g", what, warmup, total) end
-  return function(step)
-    if step < warmup then return lr * (step + 1) / (warmup + 1) end
-    if step > total then return min_lr end
-    local ratio = (step - warmup) / (total - warmup)
-    return min_lr + 0.5 * (1 + math.cos(math.pi * ratio)) * (lr - min_lr)
-  end
-end
+function optim.cosine(opts) return schedule("cosine", opts, "{lr=, warmup=, total=, min_lr=}") end
 
 --- dbm.optim.step_decay{lr, every, gamma=0.1} -> step ↦ lr·gamma^⌊step/every⌋
-function optim.step_decay(opts)
-  local what = "dbm.optim.step_decay"
-  if type(opts) ~= "table" then fail("%s: expected a table {lr=, every=, gamma=}, got %s", what, type(opts)) end
-  local lr, every, gamma = number(what, opts, "lr"), number(what, opts, "every"), number(what, opts, "gamma", 0.1)
-  if every < 1 then fail("%s: option 'every': expected a positive number of steps, got %g", what, every) end
-  return function(step) return lr * gamma ^ (step // every) end
-end
+function optim.step_decay(opts) return schedule("step_decay", opts, "{lr=, every=, gamma=}") end
 
 local help = {
   SGD = "dbm.optim.SGD(params, {lr, momentum=0, dampening=0, nesterov=false, weight_decay=0 (coupled), schedule}) -> opt",
   Adam = "dbm.optim.Adam(params, {lr=1e-3, betas={0.9, 0.999}, eps=1e-8, weight_decay=0 (coupled L2), schedule}) -> opt",
   AdamW = "dbm.optim.AdamW(params, {lr=1e-3, betas={0.9, 0.999}, eps=1e-8, weight_decay=0.01 (decoupled), schedule}) -> opt; "
-    .. "opt:step(), opt:zero_grad(), opt:set_lr(lr [, group]), opt:lr([group]), opt:state(p), opt:step_count()",
+    .. "opt:step(), opt:zero_grad(), opt:lr([group]) (the rate of the next update), opt:lr_metrics(), "
+    .. "opt:set_lr(lr [, group]) and opt:group_lr([group]) (a group's own rate, which the schedule scales), opt:state(p), opt:step_count()",
   clip_grad_norm = "dbm.optim.clip_grad_norm(params | module, max_norm) -> the global gradient norm before clipping (PyTorch's clip_grad_norm_)",
   constant = "dbm.optim.constant(lr) -> schedule: step -> lr",
   cosine = "dbm.optim.cosine{lr, warmup=0, total, min_lr=0} -> schedule: linear warm-up, cosine decay to min_lr (nanoGPT's)",

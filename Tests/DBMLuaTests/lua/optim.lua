@@ -1,5 +1,5 @@
--- dbm.optim from Lua: schedules against their formulas, a schedule driving the learning rate of each
--- step, an SGD and an AdamW step against hand computations, parameter groups, clipping.
+-- dbm.optim from Lua: schedules (evaluated in Swift) against their formulas, a schedule driving the
+-- learning rate of each step, an SGD and an AdamW step against hand computations, parameter groups, clipping.
 local function close(a, b, tol, what)
   if math.abs(a - b) > (tol or 1e-12) * math.max(1, math.abs(b)) then
     error(("%s: got %.17g, expected %.17g"):format(what, a, b), 2)
@@ -15,22 +15,23 @@ close(cos(14), 0.1, 1e-15, "end"); close(cos(100), 0.1, 1e-15, "after the end")
 local sd = optim.step_decay{lr = 2, every = 3, gamma = 0.5}
 close(sd(0), 2, 0, "step 0"); close(sd(2), 2, 0, "step 2"); close(sd(3), 1, 0, "step 3"); close(sd(7), 0.5, 0, "step 7")
 close(optim.constant(0.3)(12345), 0.3, 0, "constant")
+assert(tostring(cos) == "dbm.optim.cosine{lr = 1.0, min_lr = 0.1, total = 14, warmup = 4}", tostring(cos))
 
 -- SGD with momentum, driven by a schedule, against the update written out by hand (float64)
 local w = dbm.parameter(dbm.tensor({1.0, -2.0}, {dtype = "float64"}))
 local opt = optim.SGD({w}, {lr = 99, momentum = 0.9, schedule = function(step) return 0.1 / (step + 1) end})
 local x, b = {1.0, -2.0}, {0, 0}
 for step = 0, 4 do
+  local lr = 0.1 / (step + 1)   -- the schedule's, exactly: the optimizer's lr option (99) is the base of the ratio
+  close(opt:lr(), lr, 0, "scheduled learning rate of the update from step " .. step)
   local loss = (w * w):sum() * 0.5 + w:sum()   -- gradient w + 1
   loss:backward()
   opt:step(); opt:zero_grad()
-  local lr = 0.1 / (step + 1)
   for i = 1, 2 do
     local g = x[i] + 1
     b[i] = step == 0 and g or 0.9 * b[i] + g
     x[i] = x[i] - lr * b[i]
   end
-  close(opt:lr(), lr, 0, "scheduled learning rate at step " .. step)
 end
 close(w[1], x[1], 1e-15, "SGD w[1]"); close(w[2], x[2], 1e-15, "SGD w[2]")
 assert(opt:step_count() == 5 and w.grad:abs():max() == 0)
