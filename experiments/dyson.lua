@@ -81,7 +81,7 @@ end
 local dir = rec:close()
 
 local law = wishart and {mp = {sigma2 = cfg.variance, n = cfg.rows, m = cfg.n, label = "Marchenko–Pastur"}}
-  or {semicircle = {center = 0, radius = math.sqrt(2 * cfg.n * cfg.temperature / cfg.k), label = "semicircle, R = √(2nT/k)"}}
+  or {semicircle = {center = 0, radius = m:info().edge_upper, label = "semicircle, R = √(2nT/k)"}}   -- the simulator's own law
 law.title = ("Dyson Brownian motion (%s, n = %d, T = %g): %d records pooled, KS %.4f"):format(cfg.potential, cfg.n,
   cfg.temperature, #rows, D)
 law.labels = {"levels"}

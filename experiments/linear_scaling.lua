@@ -159,12 +159,12 @@ local fx, fy, fy_sigma = {}, {}, {}
 local points = {}
 for _, s in ipairs(settings) do
   if ts then
-    s.points = {{x = s.x, y = s.S, err = s.S_se, sigma = math.sqrt(math.pi) * s.sigma}}
+    s.points = {{x = s.x, y = s.S, err = s.S_se, sigma = dbm.laws.goe2_mean_spacing(s.sigma)}}
   else
     s.points = {}
     for p = 1, 4 do   -- pair p is levels 2p, 2p + 1 (ascending), both at μ² − κ = expected[2p]
       s.points[p] = {x = math.sqrt(s.alpha * expected[2 * p] / s.B), y = s.pair[p].S, err = s.pair[p].se,
-                     sigma = math.sqrt(math.pi) * s.pair[p].sigma}
+                     sigma = dbm.laws.goe2_mean_spacing(s.pair[p].sigma)}
     end
   end
   for _, pt in ipairs(s.points) do
@@ -262,7 +262,7 @@ for _, s in ipairs(settings) do
   if ts then
     line.eps, line.sigma, line.sigma_ou, line.x = s.eps, s.sigma, s.sigma_ou, s.x
     rows[#rows + 1] = {s.alpha, s.B, s.eps, s.alpha / s.B, ("%.5f ± %.5f"):format(s.S, s.S_se), s.S / (s.x * slope),
-                       s.S / (math.sqrt(math.pi) * s.sigma_ou), s.sigma, s.p_wigner, ("%.3g ± %.2g"):format(s.T, s.T_se), line.scans}
+                       s.S / dbm.laws.goe2_mean_spacing(s.sigma_ou), s.sigma, s.p_wigner, ("%.3g ± %.2g"):format(s.T, s.T_se), line.scans}
   else
     local parts = {}
     for p = 1, 4 do

@@ -42,6 +42,7 @@ end
 progress:done()
 
 local dir = rec:close()
-print(("levels at t = %.2f: <r> = %.4f (GOE 0.5307, Poisson 0.386)"):format(cfg.steps * cfg.dt, r_mean or 0 / 0))
+print(("levels at t = %.2f: <r> = %.4f (GOE %.4f, Poisson %.4f)"):format(cfg.steps * cfg.dt, r_mean or 0 / 0,
+  dbm.laws.ratio_mean("goe"), dbm.laws.ratio_mean("poisson")))
 print("run directory: " .. dir)
 print("plots: " .. dir .. "/plots/H_flow.png (eigenvalue flow), H_density, H_spacing, H_observables, metrics")

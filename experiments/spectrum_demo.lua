@@ -11,9 +11,8 @@ local W = dbm.randn(cfg.rows, cfg.cols, {std = cfg.sigma})
 local t0 = dbm.clock()
 local levels = dbm.eigvalsh(dbm.gram(W))            -- ascending, Float64
 local seconds = dbm.clock() - t0
-local N, M = math.max(cfg.rows, cfg.cols), math.min(cfg.rows, cfg.cols)
-local q, s2 = M / N, cfg.sigma ^ 2
-local lo, hi = N * s2 * (1 - math.sqrt(q)) ^ 2, N * s2 * (1 + math.sqrt(q)) ^ 2
+local N, s2 = math.max(cfg.rows, cfg.cols), cfg.sigma ^ 2
+local lo, hi = dbm.laws.mp_edges(s2, cfg.rows, cfg.cols)
 print(("W: %d×%d Gaussian, σ = %g; %d eigenvalues of the Gram matrix in %.1f ms"):format(
   cfg.rows, cfg.cols, cfg.sigma, levels:numel(), seconds * 1e3))
 print(("  smallest %.5f   Marchenko–Pastur x- = %.5f   (ratio %.3f)"):format(levels:min(), lo, levels:min() / lo))
@@ -27,7 +26,7 @@ print("  density   bin centre   empirical   Marchenko–Pastur")
 for i = 1, bins do
   local a, b = edges[i], edges[i + 1]
   local x = (a + b) / 2
-  local mp = (x > lo and x < hi) and math.sqrt((hi - x) * (x - lo)) / (2 * math.pi * s2 * N * q * x) or 0
+  local mp = dbm.laws.mp_density(x, s2, cfg.rows, cfg.cols)
   local emp = counts[i] / (levels:numel() * (b - a))
   print(("            %9.5f   %9.3f   %9.3f  %s"):format(x, emp, mp, string.rep("#", math.floor(emp / (1 / (hi - lo)) * 4 + 0.5))))
 end
@@ -42,5 +41,5 @@ for i = 2, #ev - 1 do
   local d1, d2 = ev[i] - ev[i - 1], ev[i + 1] - ev[i]
   sum = sum + math.min(d1, d2) / math.max(d1, d2); count = count + 1
 end
-print(("GOE %d×%d: edges %.3f, %.3f (semicircle ±2√N = ±%.3f); spacing ratio <r> = %.4f (GOE 0.5307, Poisson 0.386)"):format(
-  n, n, ev[1], ev[#ev], 2 * math.sqrt(n), sum / count))
+print(("GOE %d×%d: edges %.3f, %.3f (semicircle ±2√N = ±%.3f); spacing ratio <r> = %.4f (GOE %.4f, Poisson %.4f)"):format(
+  n, n, ev[1], ev[#ev], 2 * math.sqrt(n), sum / count, dbm.laws.ratio_mean("goe"), dbm.laws.ratio_mean("poisson")))

@@ -36,6 +36,7 @@ for i, row in ipairs(final:totable()) do final_mid[i] = (row[1] + row[2]) / 2 en
 local mid, mid_se = stats.mean(final_mid)
 local S, S_se = stats.mean(spacings)
 local sigma_ou = math.sqrt(2 * cfg.lr * cfg.eps ^ 2 / (cfg.batch_size * (2 - cfg.lr)))
+local spacing_ou = dbm.laws.goe2_mean_spacing(sigma_ou)   -- √π σ
 local x0, sigma_fit = dbm.fit_goe2(levels)
 local D_w, p_w = stats.wigner_ks(spacings)
 local D_p, p_p = stats.poisson_ks(spacings)
@@ -56,7 +57,7 @@ for step = 0, total do
     -- the last line of metrics.jsonl also carries the ensemble's figures
     if #gram_levels >= 10 then T = dbm.noise_temperature(dbm.tensor(gram_levels, {dtype = "float64"}), cfg.lr) end
     for k, v in pairs({ensemble_mean_level = mid, ensemble_mean_level_se = mid_se, ensemble_spacing = S,
-                       ensemble_spacing_se = S_se, spacing_ou = math.sqrt(math.pi) * sigma_ou, sigma_fit = sigma_fit,
+                       ensemble_spacing_se = S_se, spacing_ou = spacing_ou, sigma_fit = sigma_fit,
                        sigma_ou = sigma_ou, ks_wigner = D_w, ks_wigner_p = p_w, ks_poisson = D_p, ks_poisson_p = p_p,
                        noise_temperature = T.temperature, noise_temperature_se = T.stderr, ensemble_seconds = ensemble_seconds}) do
       scalars[k] = v
@@ -82,7 +83,7 @@ local lines = {
     :format(cfg.lr, cfg.batch_size, cfg.eps, cfg.epochs, steps_per_epoch, cfg.seeds, cfg.seed, ensemble_seconds),
   "\n" .. stats.markdown_table({"quantity", "measured", "expected"}, {
     {"⟨(s₁ + s₂)/2⟩ at the end", ("%.5f ± %.5f"):format(mid, mid_se), "2"},
-    {"⟨S⟩ (epochs " .. first .. "–" .. cfg.epochs .. ")", ("%.5f ± %.5f"):format(S, S_se), ("√π σ = %.5f (OU)"):format(math.sqrt(math.pi) * sigma_ou)},
+    {"⟨S⟩ (epochs " .. first .. "–" .. cfg.epochs .. ")", ("%.5f ± %.5f"):format(S, S_se), ("√π σ = %.5f (OU)"):format(spacing_ou)},
     {"σ fitted (2×2 GOE density)", ("%.5f"):format(sigma_fit), ("%.5f (OU)"):format(sigma_ou)},
     {"KS of S/⟨S⟩ to the Wigner surmise", ("D = %.4f, p = %.3g"):format(D_w, p_w), "p > 0.01"},
     {"KS of S/⟨S⟩ to Poisson", ("D = %.4f, p = %.3g"):format(D_p, p_p), "rejected"},
@@ -98,8 +99,7 @@ f:close()
 print(("teacher-student: alpha = %g, |B| = %d, eps = %g, %d seeds x %d epochs (%.1f s)"):format(
   cfg.lr, cfg.batch_size, cfg.eps, cfg.seeds, cfg.epochs, ensemble_seconds))
 print(("  <(s1+s2)/2> = %.5f +- %.5f (expected 2)"):format(mid, mid_se))
-print(("  <S> = %.5f +- %.5f; OU prediction sqrt(pi) sigma = %.5f (ratio %.3f)"):format(S, S_se, math.sqrt(math.pi) * sigma_ou,
-  S / (math.sqrt(math.pi) * sigma_ou)))
+print(("  <S> = %.5f +- %.5f; OU prediction sqrt(pi) sigma = %.5f (ratio %.3f)"):format(S, S_se, spacing_ou, S / spacing_ou))
 print(("  fitted sigma = %.5f (OU %.5f); KS to Wigner D = %.4f p = %.3g; to Poisson D = %.4f p = %.3g"):format(
   sigma_fit, sigma_ou, D_w, p_w, D_p, p_p))
 print(("  noise temperature T = %.4g +- %.2g (alpha/|B| = %.4g)"):format(T.temperature, T.stderr, cfg.lr / cfg.batch_size))

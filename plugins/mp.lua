@@ -8,9 +8,10 @@
 --   σ² = Σ_{i ≤ fM} λ_i / (M · N · m₁(θ_f)),   m₁(θ) = ∫ y ρ dy up to y(θ) = (2/π)(θ/2 − sin 2θ / 4),
 -- θ_f where F = f. Nothing above the 75th percentile enters (outliers, a heavy tail), and averaging 3M/4 rigid levels
 -- is as precise as the full trace (relative error 0.16% at 2000×500, against 0.3% for the median alone).
--- mp_ks is the KS distance of the bulk (levels ≤ x₊ + margin) to the MP CDF, whose closed form follows
--- from integrating ρ with y = x/(Nσ²) = a − c·cos θ, a = 1 + q, c = 2√q:
+-- mp_ks is the KS distance of the bulk (levels ≤ x₊ + margin) to the MP CDF (dbm.laws.mp_cdf), whose closed form
+-- follows from integrating ρ with y = x/(Nσ²) = a − c·cos θ, a = 1 + q, c = 2√q:
 --   F(y) = [c sin θ + a θ − 2(1 − q) atan(((1 + √q)/(1 − √q)) tan(θ/2))] / (2πq).
+-- The law itself (density, CDF, edges, quantile) is computed by dbm.laws (DBMCore/Laws.swift); the fit is this file's.
 --
 -- Options (ctx.options):
 --   mp_sigma2         the variance σ² of the entries of W (default: fitted, see above)
@@ -19,28 +20,11 @@
 --   mp_q, mp_n_bulk; arrays outlier_values (ascending), mp_curve_x and mp_curve_density (ρ on 200 points
 --   in (x₋, x₊), for plots). Plain levels (no shape) or a symmetric matrix: only `note`, nothing fitted.
 
--- CDF of MP in the scaled variable y = x/(Nσ²) (support [(1−√q)², (1+√q)²]).
-local function mp_cdf(y, q)
-  local a, c = 1 + q, 2 * math.sqrt(q)
-  local u = (a - y) / c
-  if u >= 1 then return 0 elseif u <= -1 then return 1 end
-  local theta = math.acos(u)
-  local f = c * math.sin(theta) + a * theta
-  if q < 1 then
-    f = f - 2 * (1 - q) * math.atan((1 + math.sqrt(q)) / (1 - math.sqrt(q)) * math.tan(theta / 2))
-  end
-  return math.min(1, math.max(0, f / (2 * math.pi * q)))
-end
-
--- The angle θ_f at which the scaled law's CDF reaches f: bisection on θ ∈ [0, π] (F increases with θ).
-local function mp_quantile_angle(q, f)
-  local a, c = 1 + q, 2 * math.sqrt(q)
-  local lo, hi = 0, math.pi
-  for _ = 1, 60 do
-    local mid = (lo + hi) / 2
-    if mp_cdf(a - c * math.cos(mid), q) < f then lo = mid else hi = mid end
-  end
-  return (lo + hi) / 2
+-- The angle θ_f at which the scaled law's CDF reaches f: y_f = a − c cos θ_f, y_f = x_f/N for the f-quantile x_f at σ² = 1.
+local function mp_quantile_angle(N, M, f)
+  local q = M / N
+  local y = dbm.laws.mp_quantile(f, 1, N, M) / N
+  return math.acos(math.max(-1, math.min(1, (1 + q - y) / (2 * math.sqrt(q)))))
 end
 
 -- Partial first moment ∫ y ρ(y) dy of the scaled law up to angle θ: y ρ(y) dy = (2/π) sin²θ dθ.
@@ -62,35 +46,31 @@ return {
       local n_low = math.max(1, math.floor(f * #x))
       local sum = 0
       for i = 1, n_low do sum = sum + x[i] end
-      sigma2 = sum / (#x * N * mp_partial_mean(mp_quantile_angle(q, n_low / #x)))
+      sigma2 = sum / (#x * N * mp_partial_mean(mp_quantile_angle(N, M, n_low / #x)))
     end
     if not (sigma2 > 0 and sigma2 < math.huge) then
       return {note = "mp: cannot fit σ² (the lowest levels are not positive)"}
     end
 
-    local scale = N * sigma2
-    local edge_minus, edge_plus = scale * (1 - math.sqrt(q)) ^ 2, scale * (1 + math.sqrt(q)) ^ 2
+    local edge_minus, edge_plus = dbm.laws.mp_edges(sigma2, N, M)
     local margin = 3 * sigma2 * (math.sqrt(N) + math.sqrt(M)) * (1 / math.sqrt(N) + 1 / math.sqrt(M)) ^ (1 / 3)
 
-    local cdf, outliers = {}, {}
+    local bulk, outliers = {}, {}
     for _, xi in ipairs(x) do
-      if xi <= edge_plus + margin then cdf[#cdf + 1] = mp_cdf(xi / scale, q) else outliers[#outliers + 1] = xi end
+      if xi <= edge_plus + margin then bulk[#bulk + 1] = xi else outliers[#outliers + 1] = xi end
     end
 
-    local curve_x, curve_density = {}, {}
-    for k = 1, 200 do
-      local xk = edge_minus + (edge_plus - edge_minus) * (k - 0.5) / 200
-      curve_x[k] = xk
-      curve_density[k] = math.sqrt((edge_plus - xk) * (xk - edge_minus)) / (2 * math.pi * sigma2 * N * q * xk)
-    end
+    local curve_x = {}
+    for k = 1, 200 do curve_x[k] = edge_minus + (edge_plus - edge_minus) * (k - 0.5) / 200 end
+    curve_x = dbm.tensor(curve_x, {dtype = "float64"})
 
     return {
       mp_sigma2 = sigma2, mp_edge_minus = edge_minus, mp_edge_plus = edge_plus,
-      mp_ks = #cdf > 0 and dbm.ks_distance(cdf) or nil,
-      mp_outliers = #outliers, mp_tw_margin = margin, mp_q = q, mp_n_bulk = #cdf,
+      mp_ks = #bulk > 0 and dbm.ks_distance(dbm.laws.mp_cdf(bulk, sigma2, N, M)) or nil,
+      mp_outliers = #outliers, mp_tw_margin = margin, mp_q = q, mp_n_bulk = #bulk,
       outlier_values = dbm.tensor(outliers, {dtype = "float64"}),
-      mp_curve_x = dbm.tensor(curve_x, {dtype = "float64"}),
-      mp_curve_density = dbm.tensor(curve_density, {dtype = "float64"}),
+      mp_curve_x = curve_x,
+      mp_curve_density = dbm.laws.mp_density(curve_x, sigma2, N, M),
     }
   end,
 }

@@ -1,15 +1,11 @@
 -- semicircle: Wigner semicircle fit of the eigenvalues of a symmetric (GOE-like) matrix.
 -- ρ(x) = (2/(πR²))√(R² − (x − κ)²) (Wigner, Ann. Math. 67 (1958) 325; DESIGN §2), fitted by moments: the semicircle
--- has mean κ and variance R²/4, so κ = mean(λ), R = 2·std(λ); CDF F(x) = ½ + (u√(1 − u²) + asin u)/π, u = (x − κ)/R.
+-- has mean κ and variance R²/4, so κ = mean(λ), R = 2·std(λ); CDF F(x) = ½ + (u√(1 − u²) + asin u)/π, u = (x − κ)/R
+-- (dbm.laws.semicircle_cdf).
 --
 -- Runs on ctx.symmetric matrices and on plain levels; for a general matrix (Gram spectrum) it returns only a note.
 -- Outputs: semicircle_center (κ), semicircle_radius (R), semicircle_ks (KS distance of the levels to F).
 --   Fewer than 2 levels or all equal: only the centre (radius 0, KS nil).
-
-local function semicircle_cdf(x, centre, radius)
-  local u = math.max(-1, math.min(1, (x - centre) / radius))
-  return 0.5 + (u * math.sqrt(1 - u * u) + math.asin(u)) / math.pi
-end
 
 return {
   name = "semicircle",
@@ -28,9 +24,7 @@ return {
     local radius = 2 * math.sqrt(sum2 / n)
     local out = {semicircle_center = centre, semicircle_radius = radius}
     if not (radius > 0) then return out end
-    local F = {}
-    for i = 1, n do F[i] = semicircle_cdf(x[i], centre, radius) end
-    out.semicircle_ks = dbm.ks_distance(F)
+    out.semicircle_ks = dbm.ks_distance(dbm.laws.semicircle_cdf(x, centre, radius))
     return out
   end,
 }

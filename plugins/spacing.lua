@@ -20,10 +20,7 @@
 --   histogram_edges, wigner_surmise and poisson (the two densities at the bin centres).
 --   Fewer than 3 levels (or all equal): r_mean, ks_goe, ks_poisson are nil.
 
-local function wigner_surmise(s) return math.pi * s / 2 * math.exp(-math.pi * s * s / 4) end
-local function wigner_cdf(s) return 1 - math.exp(-math.pi * s * s / 4) end
-local function poisson(s) return math.exp(-s) end
-local function poisson_cdf(s) return 1 - math.exp(-s) end
+local laws = dbm.laws   -- P_GOE, P_Poisson and their CDFs (DBMCore/Laws.swift)
 
 -- Spacing ratios r_i = min(δ_i, δ_{i+1}) / max(δ_i, δ_{i+1}) of the raw levels.
 local function spacing_ratios(x)
@@ -60,13 +57,6 @@ local function unfolded_spacings(x, trim, max_degree)
   return s, degree
 end
 
--- KS distance of ascending samples to a CDF.
-local function ks_to(sorted, cdf)
-  local F = {}
-  for i = 1, #sorted do F[i] = cdf(sorted[i]) end
-  return dbm.ks_distance(F)
-end
-
 local function mean(v)
   if #v == 0 then return nil end
   local sum = 0
@@ -89,16 +79,14 @@ return {
     local spacings = dbm.tensor(s, {dtype = "float64"})
     local counts, edges = dbm.histogram(spacings, bins, 0, 4)
     local width = 4 / bins
-    local goe, poi = {}, {}
-    for k = 1, bins do
-      local centre = (k - 0.5) * width
-      goe[k], poi[k] = wigner_surmise(centre), poisson(centre)
-    end
+    local centres = {}
+    for k = 1, bins do centres[k] = (k - 0.5) * width end
     out.spacings, out.n_spacings, out.spacing_degree = spacings, #s, degree
-    local sorted = dbm.sort(spacings):totable()
-    out.ks_goe, out.ks_poisson = ks_to(sorted, wigner_cdf), ks_to(sorted, poisson_cdf)
+    local sorted = dbm.sort(spacings)
+    out.ks_goe = dbm.ks_distance(laws.spacing_cdf(sorted, "goe"))
+    out.ks_poisson = dbm.ks_distance(laws.spacing_cdf(sorted, "poisson"))
     out.histogram_density, out.histogram_edges = counts / (#s * width), edges
-    out.wigner_surmise, out.poisson = dbm.tensor(goe, {dtype = "float64"}), dbm.tensor(poi, {dtype = "float64"})
+    out.wigner_surmise, out.poisson = laws.spacing_density(centres, "goe"), laws.spacing_density(centres, "poisson")
     return out
   end,
 }

@@ -1,8 +1,8 @@
 import Foundation
 
 /// The statistics the linear-scaling experiments report (issue 6): Kolmogorov–Smirnov p-values (one and
-/// two samples), the 2×2 GOE block density of DESIGN §2 and its maximum-likelihood fit, and a straight line
-/// through the origin.
+/// two samples), the maximum-likelihood fit of the 2×2 GOE block density (`Laws.goe2Density`, DESIGN §2),
+/// and a straight line through the origin.
 public enum Statistics {
     /// Q_KS(λ) = 2 Σ_{j≥1} (−1)^{j−1} e^{−2j²λ²}: the probability that the scaled KS distance exceeds λ.
     public static func kolmogorovQ(_ lambda: Double) -> Double {
@@ -40,16 +40,8 @@ public enum Statistics {
         return (d, ksPValue(distance: d, samples: n))
     }
 
-    /// The eigenvalue density of a 2×2 GOE block centred at x₀ (variance σ² on the diagonal, σ²/2 off it),
-    /// DESIGN §2: ρ(x) = e^{−u²/2}/(4√π σ) · [2e^{−u²/2} + √(2π) u erf(u/√2)], u = (x − x₀)/σ; ⟨S⟩ = √π σ.
-    public static func goe2Density(_ x: Double, center x0: Double, sigma: Double) -> Double {
-        let u = (x - x0) / sigma
-        let g = exp(-u * u / 2)
-        return g / (4 * Double.pi.squareRoot() * sigma) * (2 * g + (2 * Double.pi).squareRoot() * u * erf(u / 2.squareRoot()))
-    }
-
-    /// The maximum-likelihood (x₀, σ) of the 2×2 GOE block density for pooled levels (both eigenvalues of
-    /// each block): x₀ starts at the mean, σ at the root-mean-square deviation/√1.5 (E(x − x₀)² = 1.5σ²),
+    /// The maximum-likelihood (x₀, σ) of the 2×2 GOE block density (`Laws.goe2Density`) for pooled levels
+    /// (both eigenvalues of each block): x₀ starts at the mean, σ at the root-mean-square deviation/√1.5 (E(x − x₀)² = 1.5σ²),
     /// then coordinate-wise golden-section searches until both settle.
     public static func fitGOE2(_ levels: [Double]) throws -> (center: Double, sigma: Double) {
         guard levels.count >= 4, levels.allSatisfy({ $0.isFinite }) else {
@@ -61,7 +53,7 @@ public enum Statistics {
         guard rms > 0 else { throw DBMError("expected levels that are not all equal") }
         var sigma = rms / 1.5.squareRoot()
         func logLikelihood(_ c: Double, _ s: Double) -> Double {
-            levels.reduce(0) { $0 + log(max(goe2Density($1, center: c, sigma: s), 1e-300)) }
+            levels.reduce(0) { $0 + log(max(Laws.goe2Density($1, center: c, sigma: s), 1e-300)) }
         }
         for _ in 0..<6 {
             sigma = goldenMaximum(0.5 * sigma, 2 * sigma) { logLikelihood(x0, $0) }

@@ -59,10 +59,10 @@ extension Bindings {
             c.push(r.distance); c.push(r.p); return 2
         },
         fn("goe2_density", "dbm.goe2_density",
-           "dbm.goe2_density(x, x0, sigma) -> the eigenvalue density at x of a 2×2 GOE block centred at x0 (variance σ² on the diagonal, σ²/2 off it; DESIGN §2); its mean spacing is √π σ") { c in
+           "dbm.goe2_density(x, x0, sigma) -> the eigenvalue density at x of a 2×2 GOE block centred at x0 (variance σ² on the diagonal, σ²/2 off it; DESIGN §2); its mean spacing is √π σ (dbm.laws.goe2_mean_spacing); also dbm.laws.goe2_density") { c in
             let x = try c.number(1, "x"), x0 = try c.number(2, "x0"), s = try c.number(3, "sigma")
             guard s > 0, s.isFinite else { throw c.fail("argument 3 (sigma): expected a positive number, got \(formatNumber(s))") }
-            c.push(Statistics.goe2Density(x, center: x0, sigma: s)); return 1
+            c.push(Laws.goe2Density(x, center: x0, sigma: s)); return 1
         },
         fn("fit_goe2", "dbm.fit_goe2",
            "dbm.fit_goe2(levels) -> x0, sigma: the maximum-likelihood centre and width of the 2×2 GOE block density for pooled levels (both eigenvalues of every block)") { c in

@@ -16,7 +16,7 @@ struct Binding: Sendable {
 }
 
 enum Bindings {
-    static let entries: [Binding] = creation + shapes + arithmetic + reductions + linalg + files + misc + safetensors + spectral
+    static let entries: [Binding] = creation + shapes + arithmetic + reductions + linalg + files + misc + safetensors + spectral + laws
         + autograd + functional + optim + data + models + npyAppender
 
     /// The single C entry point of every binding: reads the binding's index from upvalue 2.

@@ -39,8 +39,8 @@ struct StatisticsTests {
         let h = 1e-3
         for k in -8000...8000 {
             let x = Double(k) * h
-            integral += Statistics.goe2Density(x, center: 0, sigma: 1) * h
-            second += x * x * Statistics.goe2Density(x, center: 0, sigma: 1) * h
+            integral += Laws.goe2Density(x, center: 0, sigma: 1) * h
+            second += x * x * Laws.goe2Density(x, center: 0, sigma: 1) * h
         }
         #expect(abs(integral - 1) < 1e-6)
         // x = (a + b)/2 ± S/2: E(x − x₀)² = Var((a + b)/2) + E S²/4 = σ²/2 + σ².

@@ -81,4 +81,7 @@ struct LuaScriptTests {
 
     @Test("dbm.models from Lua: live weights, steps, levels, ensembles; statistics helpers; noise temperature; bad calls name the line")
     func models() throws { try runScript("models.lua") }
+
+    @Test("dbm.laws from Lua: Marchenko–Pastur, semicircle, spacing and ratio laws against their formulas; numbers, tables, tensors; the old names are the same laws; help; bad calls name the line")
+    func laws() throws { try runScript("laws.lua") }
 }

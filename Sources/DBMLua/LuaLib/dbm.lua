@@ -20,17 +20,20 @@ local hidden = {generator_uniform = true, generator_normal = true, generator_per
                 npy_appender_append = true, npy_appender_rows = true, npy_appender_truncate = true,
                 npy_appender_close = true, npy_appender_tostring = true}
 --- dbm.F: the differentiable functional ops (core functions F_name), from which nn modules are built.
-dbm.F = {}
+--- dbm.laws: the limiting laws of random-matrix theory (core functions law_name, DBMCore/Laws.swift).
+dbm.F, dbm.laws = {}, {}
 for name, f in pairs(core) do
   if type(f) == "function" then
     help[f] = core._help[name]
     if name:sub(1, 2) == "F_" then dbm.F[name:sub(3)] = f
+    elseif name:sub(1, 4) == "law_" then dbm.laws[name:sub(5)] = f
     elseif name:sub(1, 6) == "optim_" then   -- used by dbm.optim (optim.lua)
     elseif name:sub(1, 6) == "model_" then   -- used by dbm.models (models.lua)
     elseif not hidden[name] then dbm[name] = f end
   end
 end
 dbm.jsonl = core.jsonl_open
+dbm.laws.goe2_density = core.goe2_density
 for _, name in ipairs({"tanh", "sigmoid", "relu", "matmul"}) do dbm.F[name] = core[name] end
 
 -- ---------------------------------------------------------------- tensors
@@ -205,7 +208,7 @@ end
 -- ---------------------------------------------------------------- help
 
 local function help_text(x)
-  if type(x) == "string" then x = dbm[x] or Tensor[x] end
+  if type(x) == "string" then x = dbm[x] or Tensor[x] or (x:match("^laws%.") and dbm.laws[x:sub(6)]) end
   if help[x] then return help[x] end
   if getmetatable(x) == tensor_mt then
     local names = {}
@@ -220,9 +223,14 @@ end
 export("help", function(x)
   local text
   if x == nil then
-    local lines = {}
-    for name, f in pairs(dbm) do
-      if type(f) == "function" and help[f] and name:sub(1, 1) ~= "_" then lines[#lines + 1] = help[f] end
+    local lines, seen = {}, {}
+    for _, t in ipairs({dbm, dbm.laws}) do
+      for name, f in pairs(t) do
+        if type(f) == "function" and help[f] and name:sub(1, 1) ~= "_" and not seen[f] then
+          seen[f] = true
+          lines[#lines + 1] = help[f]
+        end
+      end
     end
     table.sort(lines)
     text = table.concat(lines, "\n")
@@ -230,7 +238,7 @@ export("help", function(x)
     text = help_text(x) or ("no help for " .. tostring(x))
   end
   return text
-end, "dbm.help([f | \"name\"]) -> the one-line help text of a dbm function (all of them without argument)")
+end, "dbm.help([f | \"name\" | \"laws.name\"]) -> the one-line help text of a dbm function (all of them without argument)")
 
 -- The script's frame: the first calling frame outside the embedded library that is Lua code (the rule of
 -- dbm_where in the C shim, which places the Swift functions' errors). Returns its level counted from the

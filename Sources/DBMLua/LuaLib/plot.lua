@@ -195,25 +195,19 @@ end
 local palette = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"}
 P.palette = palette
 
+-- The theory curves as (density function, lower edge, upper edge); the laws are dbm.laws' (DBMCore/Laws.swift).
+local laws = dbm.laws
+
 -- Marchenko–Pastur density of the eigenvalues of WᵀW (W of n×m iid entries of variance σ²; levels of
 -- the smaller Gram matrix): ρ(x) = √((x₊ − x)(x − x₋)) / (2π σ² N q x), x± = N σ² (1 ± √q)² (DESIGN §2).
 function P.marchenko_pastur(sigma2, n, m)
-  local N, M = math.max(n, m), math.min(n, m)
-  local q = M / N
-  local lo, hi = N * sigma2 * (1 - math.sqrt(q)) ^ 2, N * sigma2 * (1 + math.sqrt(q)) ^ 2
-  return function(x)
-    if x <= lo or x >= hi or x <= 0 then return 0 end
-    return math.sqrt((hi - x) * (x - lo)) / (2 * math.pi * sigma2 * N * q * x)
-  end, lo, hi
+  local lo, hi = laws.mp_edges(sigma2, n, m)
+  return function(x) return laws.mp_density(x, sigma2, n, m) end, lo, hi
 end
 
 -- Wigner semicircle ρ(x) = (2/(πR²)) √(R² − (x − κ)²).
 function P.semicircle(center, radius)
-  return function(x)
-    local u = x - center
-    if math.abs(u) >= radius then return 0 end
-    return 2 / (math.pi * radius ^ 2) * math.sqrt(radius ^ 2 - u ^ 2)
-  end, center - radius, center + radius
+  return function(x) return laws.semicircle_density(x, center, radius) end, center - radius, center + radius
 end
 
 -- ---------------------------------------------------------------- the figures
@@ -328,8 +322,8 @@ function P.spacing(base, spacings, opts)
   local s = finite_values(to_array(spacings, "spacings"))
   local hi = 4
   local bins = opts.bins or math.max(8, math.min(40, math.floor(math.sqrt(#s) + 0.5)))
-  local wigner = function(x) return math.pi * x / 2 * math.exp(-math.pi * x * x / 4) end
-  local poisson = function(x) return math.exp(-x) end
+  local wigner = function(x) return laws.spacing_density(x, "goe") end
+  local poisson = function(x) return laws.spacing_density(x, "poisson") end
   local data = ("# unfolded spacings (%d)\n# centre density width\n"):format(#s) .. (#s > 0 and (density_rows(s, 0, hi, bins)) or "0 0 0.1")
     .. "\n\n\n# Wigner surmise (GOE)\n# s P(s)\n" .. curve_rows(wigner, 0, hi, 400)
     .. "\n\n\n# Poisson\n# s P(s)\n" .. curve_rows(poisson, 0, hi, 400) .. "\n"

@@ -911,8 +911,9 @@ function Recorder:_plot_matrix(w, dir)
   P.flow(base .. "_flow", w.steps, w.buf:narrow(1, 1, w.rows), {title = w.name .. ": eigenvalue flow", ylabel = gram_label(w)})
   -- observables against the step
   local panels, series = {}, {}
+  local goe, poisson = dbm.laws.ratio_mean("goe"), dbm.laws.ratio_mean("poisson")
   local wanted = {
-    {key = "r_mean", ylabel = "⟨r⟩ (spacing ratio)", hlines = {{0.5307, "GOE 0.5307"}, {0.386, "Poisson 0.386"}}},
+    {key = "r_mean", ylabel = "⟨r⟩ (spacing ratio)", hlines = {{goe, ("GOE %.4f"):format(goe)}, {poisson, ("Poisson %.4f"):format(poisson)}}},
     {key = "alpha", ylabel = "α (tail exponent)"},
     {key = "mp_outliers", ylabel = "MP outliers"},
     {key = "lambda_max", ylabel = "λ_max"},

@@ -42,9 +42,10 @@ function S.ks(samples, cdf)
   return D, dbm.ks_pvalue(D, #sorted)
 end
 
---- The Wigner surmise (GOE) and Poisson CDFs of spacings s of mean 1.
-function S.wigner_cdf(s) return s <= 0 and 0 or 1 - math.exp(-math.pi * s * s / 4) end
-function S.poisson_cdf(s) return s <= 0 and 0 or 1 - math.exp(-s) end
+--- The Wigner surmise (GOE) and Poisson CDFs of spacings s of mean 1 (dbm.laws.spacing_cdf).
+local spacing_cdf = dbm.laws.spacing_cdf
+function S.wigner_cdf(s) return spacing_cdf(s, "goe") end
+function S.poisson_cdf(s) return spacing_cdf(s, "poisson") end
 
 --- S.normalise(spacings) -> spacings / their mean (a new table).
 function S.normalise(spacings)
