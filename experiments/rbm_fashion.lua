@@ -27,18 +27,14 @@ local progress = dbm.progress{total = cfg.steps, label = "Bernoulli RBM"}
 local first_error = m:reconstruction_error(heldout)
 rec:step(0, {heldout_error = first_error})
 local errors = {first_error}
-local done = 0
-while done < cfg.steps do
-  local chunk = math.min(cfg.record_every, cfg.steps - done)
-  m:step(chunk)
-  done = done + chunk
+m:run(cfg.steps, cfg.record_every, function(done)
   local scalars = m:scalars()
   scalars.heldout_error = m:reconstruction_error(heldout)
   scalars.epoch = m:info().epoch
   errors[#errors + 1] = scalars.heldout_error
   rec:step(done, scalars)
   progress:update(done, {heldout = scalars.heldout_error})
-end
+end)
 progress:done()
 
 local b, c = m:biases()

@@ -24,15 +24,11 @@ local n = #expected
 rec:watch("W", m.weight, {every = cfg.record_every})
 local progress = dbm.progress{total = cfg.steps, label = "scalar-field RBM"}
 rec:step(0, {})
-local done = 0
-while done < cfg.steps do
-  local chunk = math.min(cfg.record_every, cfg.steps - done)
-  m:step(chunk)
-  done = done + chunk
+m:run(cfg.steps, cfg.record_every, function(done)
   local l = m:levels()
   rec:step(done, {lowest = l[1], highest = l[n]})
   progress:update(done)
-end
+end)
 progress:done()
 
 -- Noise temperature of this model from per-step increments over its last 2000 steps (δt = α per step).

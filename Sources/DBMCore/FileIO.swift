@@ -41,20 +41,37 @@ final class InputFile {
 
     /// Reads up to count bytes; returns fewer only at end of file.
     func read(into p: UnsafeMutableRawPointer, count: Int) throws -> Int {
-        var done = 0
-        while done < count {
-            let n = Glibc.read(fd, p + done, min(count - done, 1 << 30))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw DBMError("cannot read file '\(path)': \(String(cString: strerror(errno)))")
-            }
-            if n == 0 { break }
-            done += n
-        }
-        return done
+        try transferAll(count, failing: "cannot read file '\(path)'") { done, length in Glibc.read(fd, p + done, length) }
     }
 
     func close() { _ = Glibc.close(fd) }
+}
+
+/// Moves `count` bytes by calls of `transfer(done, length)`, each one read(2), write(2) or pwrite(2) of
+/// `length` ≤ 1 GiB bytes starting `done` bytes in, until all have moved or a call moves none (the end of a
+/// file being read); a call interrupted by a signal (EINTR) is made again. Returns the bytes moved; a
+/// failure throws "`failing`: the system's reason".
+func transferAll(_ count: Int, failing: @autoclosure () -> String,
+                 _ transfer: (_ done: Int, _ length: Int) -> Int) throws -> Int {
+    var done = 0
+    while done < count {
+        let n = transfer(done, min(count - done, 1 << 30))
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw DBMError("\(failing()): \(String(cString: strerror(errno)))")
+        }
+        if n == 0 { break }
+        done += n
+    }
+    return done
+}
+
+/// transferAll for a write: every byte is written, or it throws (a write that takes no byte is refused
+/// rather than made again forever).
+func writeAll(_ count: Int, failing: @autoclosure () -> String,
+              _ write: (_ done: Int, _ length: Int) -> Int) throws {
+    let done = try transferAll(count, failing: failing(), write)
+    if done < count { throw DBMError("\(failing()): the system wrote \(done) of \(count) bytes, then no more") }
 }
 
 /// What a file of this mode is, for messages.
@@ -128,15 +145,7 @@ final class AtomicOutputFile {
     }
 
     func write(_ p: UnsafeRawPointer, _ count: Int) throws {
-        var done = 0
-        while done < count {
-            let n = Glibc.write(fd, p + done, min(count - done, 1 << 30))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw DBMError("cannot write '\(path)': \(String(cString: strerror(errno)))")
-            }
-            done += n
-        }
+        try writeAll(count, failing: "cannot write '\(path)'") { done, length in Glibc.write(fd, p + done, length) }
     }
 
     /// Flushes to disk, closes and renames over the destination. (The recorder's growing files append

@@ -306,61 +306,30 @@ public enum Linalg {
 
 // ------------------------------------------------------------------ BLAS/LAPACK by element type
 
-/// The few BLAS/LAPACK routines Linalg needs, under one name for Float and Double.
+/// The few BLAS/LAPACK routines Linalg needs, under one name for Float and Double: each signature is
+/// written once, generic over the element type, and each type only names its routine (s… or d…).
+private typealias Syrk<T> = (CBLAS_ORDER, CBLAS_UPLO, CBLAS_TRANSPOSE, Int32, Int32,
+                             T, UnsafePointer<T>?, Int32, T, UnsafeMutablePointer<T>?, Int32) -> Void
+private typealias Syevd<T> = (Int32, CChar, CChar, Int32, UnsafeMutablePointer<T>?, Int32, UnsafeMutablePointer<T>?,
+                              UnsafeMutablePointer<T>?, Int32, UnsafeMutablePointer<Int32>?, Int32) -> Int32
+private typealias Gesdd<T> = (Int32, CChar, Int32, Int32, UnsafeMutablePointer<T>?, Int32, UnsafeMutablePointer<T>?,
+                              UnsafeMutablePointer<T>?, Int32, UnsafeMutablePointer<T>?, Int32,
+                              UnsafeMutablePointer<T>?, Int32, UnsafeMutablePointer<Int32>?) -> Int32
+
 private protocol LapackScalar: TensorScalar {
-    static func syrk(_ order: CBLAS_ORDER, _ uplo: CBLAS_UPLO, _ trans: CBLAS_TRANSPOSE, _ n: Int32, _ k: Int32,
-                     _ alpha: Self, _ a: UnsafePointer<Self>, _ lda: Int32,
-                     _ beta: Self, _ c: UnsafeMutablePointer<Self>, _ ldc: Int32)
-    static func syevd(_ layout: Int32, _ jobz: CChar, _ uplo: CChar, _ n: Int32,
-                      _ a: UnsafeMutablePointer<Self>, _ lda: Int32, _ w: UnsafeMutablePointer<Self>,
-                      _ work: UnsafeMutablePointer<Self>, _ lwork: Int32,
-                      _ iwork: UnsafeMutablePointer<Int32>, _ liwork: Int32) -> Int32
-    static func gesdd(_ layout: Int32, _ jobz: CChar, _ m: Int32, _ n: Int32,
-                      _ a: UnsafeMutablePointer<Self>, _ lda: Int32, _ s: UnsafeMutablePointer<Self>,
-                      _ u: UnsafeMutablePointer<Self>, _ ldu: Int32, _ vt: UnsafeMutablePointer<Self>, _ ldvt: Int32,
-                      _ work: UnsafeMutablePointer<Self>, _ lwork: Int32, _ iwork: UnsafeMutablePointer<Int32>) -> Int32
+    static var syrk: Syrk<Self> { get }    // C = alpha·AᵀA + beta·C or alpha·AAᵀ + beta·C, one triangle
+    static var syevd: Syevd<Self> { get }  // symmetric eigenvalues (and vectors), divide and conquer
+    static var gesdd: Gesdd<Self> { get }  // singular values (and vectors), divide and conquer
 }
 
 extension Double: LapackScalar {
-    fileprivate static func syrk(_ order: CBLAS_ORDER, _ uplo: CBLAS_UPLO, _ trans: CBLAS_TRANSPOSE, _ n: Int32,
-                                 _ k: Int32, _ alpha: Double, _ a: UnsafePointer<Double>, _ lda: Int32,
-                                 _ beta: Double, _ c: UnsafeMutablePointer<Double>, _ ldc: Int32) {
-        cblas_dsyrk(order, uplo, trans, n, k, alpha, a, lda, beta, c, ldc)
-    }
-    fileprivate static func syevd(_ layout: Int32, _ jobz: CChar, _ uplo: CChar, _ n: Int32,
-                                  _ a: UnsafeMutablePointer<Double>, _ lda: Int32, _ w: UnsafeMutablePointer<Double>,
-                                  _ work: UnsafeMutablePointer<Double>, _ lwork: Int32,
-                                  _ iwork: UnsafeMutablePointer<Int32>, _ liwork: Int32) -> Int32 {
-        LAPACKE_dsyevd_work(layout, jobz, uplo, n, a, lda, w, work, lwork, iwork, liwork)
-    }
-    fileprivate static func gesdd(_ layout: Int32, _ jobz: CChar, _ m: Int32, _ n: Int32,
-                                  _ a: UnsafeMutablePointer<Double>, _ lda: Int32, _ s: UnsafeMutablePointer<Double>,
-                                  _ u: UnsafeMutablePointer<Double>, _ ldu: Int32,
-                                  _ vt: UnsafeMutablePointer<Double>, _ ldvt: Int32,
-                                  _ work: UnsafeMutablePointer<Double>, _ lwork: Int32,
-                                  _ iwork: UnsafeMutablePointer<Int32>) -> Int32 {
-        LAPACKE_dgesdd_work(layout, jobz, m, n, a, lda, s, u, ldu, vt, ldvt, work, lwork, iwork)
-    }
+    fileprivate static var syrk: Syrk<Double> { cblas_dsyrk }
+    fileprivate static var syevd: Syevd<Double> { LAPACKE_dsyevd_work }
+    fileprivate static var gesdd: Gesdd<Double> { LAPACKE_dgesdd_work }
 }
 
 extension Float: LapackScalar {
-    fileprivate static func syrk(_ order: CBLAS_ORDER, _ uplo: CBLAS_UPLO, _ trans: CBLAS_TRANSPOSE, _ n: Int32,
-                                 _ k: Int32, _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int32,
-                                 _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int32) {
-        cblas_ssyrk(order, uplo, trans, n, k, alpha, a, lda, beta, c, ldc)
-    }
-    fileprivate static func syevd(_ layout: Int32, _ jobz: CChar, _ uplo: CChar, _ n: Int32,
-                                  _ a: UnsafeMutablePointer<Float>, _ lda: Int32, _ w: UnsafeMutablePointer<Float>,
-                                  _ work: UnsafeMutablePointer<Float>, _ lwork: Int32,
-                                  _ iwork: UnsafeMutablePointer<Int32>, _ liwork: Int32) -> Int32 {
-        LAPACKE_ssyevd_work(layout, jobz, uplo, n, a, lda, w, work, lwork, iwork, liwork)
-    }
-    fileprivate static func gesdd(_ layout: Int32, _ jobz: CChar, _ m: Int32, _ n: Int32,
-                                  _ a: UnsafeMutablePointer<Float>, _ lda: Int32, _ s: UnsafeMutablePointer<Float>,
-                                  _ u: UnsafeMutablePointer<Float>, _ ldu: Int32,
-                                  _ vt: UnsafeMutablePointer<Float>, _ ldvt: Int32,
-                                  _ work: UnsafeMutablePointer<Float>, _ lwork: Int32,
-                                  _ iwork: UnsafeMutablePointer<Int32>) -> Int32 {
-        LAPACKE_sgesdd_work(layout, jobz, m, n, a, lda, s, u, ldu, vt, ldvt, work, lwork, iwork)
-    }
+    fileprivate static var syrk: Syrk<Float> { cblas_ssyrk }
+    fileprivate static var syevd: Syevd<Float> { LAPACKE_ssyevd_work }
+    fileprivate static var gesdd: Gesdd<Float> { LAPACKE_sgesdd_work }
 }

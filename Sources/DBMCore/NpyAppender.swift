@@ -150,14 +150,8 @@ public final class NpyAppender {
     }
 
     private func writeFully(_ p: UnsafeRawPointer, _ count: Int, at offset: Int) throws {
-        var done = 0
-        while done < count {
-            let n = pwrite(fd, p + done, min(count - done, 1 << 30), off_t(offset + done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw DBMError("cannot write '\(path)': \(String(cString: strerror(errno)))")
-            }
-            done += n
+        try writeAll(count, failing: "cannot write '\(path)'") { done, length in
+            pwrite(fd, p + done, length, off_t(offset + done))
         }
     }
 

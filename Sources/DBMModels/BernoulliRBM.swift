@@ -199,7 +199,7 @@ public final class BernoulliRBM: SteppedModel {
         // v0 is (m, nv), ph0 (m, nh); v (n, nv), h and ph (n, nh).
         let v0 = work.v0.pointer(Double.self), ph0 = work.ph0.pointer(Double.self)
         let h = work.h.pointer(Double.self), ph = work.ph.pointer(Double.self)
-        hiddenProbabilities(of: v0, rows: m, into: ph0)
+        conditionalProbabilities(.hidden, given: v0, rows: m, into: ph0)
         for s in 0..<sweeps {
             if s == 0 && startAtBatch {
                 for r in 0..<n {
@@ -207,13 +207,13 @@ public final class BernoulliRBM: SteppedModel {
                     sample(ph0 + (r % m) * nh, into: h + r * nh, count: nh)
                 }
             } else {
-                hiddenProbabilities(of: v, rows: n, into: ph)
+                conditionalProbabilities(.hidden, given: v, rows: n, into: ph)
                 sample(ph, into: h, count: n * nh)
             }
-            visibleProbabilities(of: h, rows: n, into: v)
+            conditionalProbabilities(.visible, given: h, rows: n, into: v)
             sample(v, into: v, count: n * nv)
         }
-        hiddenProbabilities(of: v, rows: n, into: ph)
+        conditionalProbabilities(.hidden, given: v, rows: n, into: ph)
         // gW (nh, nv) = ph0ᵀ v0 / m − phᵀ v / n.
         let gW = work.gW.pointer(Double.self), gb = work.gb.pointer(Double.self), gc = work.gc.pointer(Double.self)
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(nh), Int32(nv), Int32(m),
@@ -235,22 +235,22 @@ public final class BernoulliRBM: SteppedModel {
 
     // ------------------------------------------------------------------ conditionals
 
-    // ph (rows, nh) = σ(c + v Wᵀ) for v (rows, nv).
-    private func hiddenProbabilities(of v: UnsafePointer<Double>, rows: Int, into ph: UnsafeMutablePointer<Double>) {
-        let c = hiddenBias.pointer(Double.self)
-        for r in 0..<rows { (ph + r * hidden).update(from: c, count: hidden) }
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(hidden), Int32(visible),
-                    1, v, Int32(visible), weight.pointer(Double.self), Int32(visible), 1, ph, Int32(hidden))
-        for i in 0..<(rows * hidden) { ph[i] = sigmoid(ph[i]) }
-    }
+    /// A layer of units, for the conditional probabilities of one given the other.
+    private enum Layer { case hidden, visible }
 
-    // pv (rows, nv) = σ(b + h W) for h (rows, nh).
-    private func visibleProbabilities(of h: UnsafePointer<Double>, rows: Int, into pv: UnsafeMutablePointer<Double>) {
-        let b = visibleBias.pointer(Double.self)
-        for r in 0..<rows { (pv + r * visible).update(from: b, count: visible) }
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(visible), Int32(hidden),
-                    1, h, Int32(hidden), weight.pointer(Double.self), Int32(visible), 1, pv, Int32(visible))
-        for i in 0..<(rows * visible) { pv[i] = sigmoid(pv[i]) }
+    // Half a Gibbs sweep, as probabilities, for `rows` rows x of the other layer; W is (nh, nv) row-major:
+    //   .hidden:  p (rows, nh) = p(h = 1 | v) = σ(c + v Wᵀ) for x = v (rows, nv),
+    //   .visible: p (rows, nv) = p(v = 1 | h) = σ(b + h W)  for x = h (rows, nh).
+    // The same product both ways, W transposed or not.
+    private func conditionalProbabilities(_ layer: Layer, given x: UnsafePointer<Double>, rows: Int,
+                                          into p: UnsafeMutablePointer<Double>) {
+        let (width, inner, bias, transW) = layer == .hidden
+            ? (hidden, visible, hiddenBias, CblasTrans) : (visible, hidden, visibleBias, CblasNoTrans)
+        let b = bias.pointer(Double.self)
+        for r in 0..<rows { (p + r * width).update(from: b, count: width) }
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, transW, Int32(rows), Int32(width), Int32(inner),
+                    1, x, Int32(inner), weight.pointer(Double.self), Int32(visible), 1, p, Int32(width))
+        for i in 0..<(rows * width) { p[i] = sigmoid(p[i]) }
     }
 
     // out[i] ~ Bernoulli(p[i]); out may be p. Two draws per 64-bit word: 32 bits are plenty for a
@@ -354,8 +354,8 @@ public final class BernoulliRBM: SteppedModel {
 
     private func meanFieldReconstructionError(_ x: UnsafePointer<Double>, rows: Int, work: Workspace) -> Double {
         let ph = work.ph.pointer(Double.self), pv = work.v.pointer(Double.self)
-        hiddenProbabilities(of: x, rows: rows, into: ph)
-        visibleProbabilities(of: ph, rows: rows, into: pv)
+        conditionalProbabilities(.hidden, given: x, rows: rows, into: ph)
+        conditionalProbabilities(.visible, given: ph, rows: rows, into: pv)
         var sum = 0.0
         for i in 0..<(rows * visible) { sum += (x[i] - pv[i]) * (x[i] - pv[i]) }
         return sum / Double(rows * visible)

@@ -307,6 +307,14 @@ end
 -- Lua-defined functions register their help text here.
 function dbm._set_help(f, text) help[f] = text end
 
+--- dbm._set_module_help(module, texts): the help text texts[name] for each function module[name] of a
+--- Lua module (the one registration loop of the modules that keep their help texts in one table).
+function dbm._set_module_help(module, texts)
+  for name, text in pairs(texts) do
+    help[assert(module[name], "help text for a function the module lacks: " .. name)] = text
+  end
+end
+
 -- ---------------------------------------------------------------- config
 
 local function convert(key, text, default)

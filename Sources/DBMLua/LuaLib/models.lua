@@ -8,8 +8,9 @@
 --
 --   local final = dbm.models.ensemble("teacher_student", {seeds = 2000, epochs = 10})   -- (2000, 2)
 --
--- Every model has m:step([n]), m.weight (a float64 tensor), m:levels() (ascending, float64), m.steps,
--- m.name and m:scalars() (a table for rec:step).
+-- Every model has m:step([n]), m:run(steps, every, after) (steps in chunks, after(done) after each),
+-- m.weight (a float64 tensor), m:levels() (ascending, float64), m.steps, m.name and m:scalars() (a table
+-- for rec:step).
 local dbm = require("dbm")
 local core = dbm._core
 local fail = dbm._fail
@@ -101,6 +102,28 @@ function Model.stationary_cdf(m, x) return call("m:stationary_cdf", core.model_s
 function Model.reconstruction_error(m, x, limit) return call("m:reconstruction_error", core.model_rbm_reconstruction_error, m, x, limit) end
 function Model.biases(m) return call("m:biases", core.model_rbm_biases, m) end
 function Model.log_likelihood(m, x) return call("m:log_likelihood", core.model_rbm_log_likelihood, m, x) end
+
+--- m:run(steps, every, after) -> m: `steps` more steps in chunks of `every` (the last one shorter when
+--- `every` does not divide `steps`), calling after(done) at the end of each chunk, done counting the steps
+--- of this call: an experiment's loop that records every `every` steps and once at the end.
+function Model.run(m, steps, every, after)
+  if math.type(steps) ~= "integer" or steps < 0 then
+    fail("m:run: argument 1 (steps): expected a whole number >= 0, got %s", tostring(steps))
+  end
+  if math.type(every) ~= "integer" or every < 1 then
+    fail("m:run: argument 2 (every): expected a whole number >= 1, got %s", tostring(every))
+  end
+  if type(after) ~= "function" then fail("m:run: argument 3 (after): expected a function, got %s", type(after)) end
+  local done = 0
+  while done < steps do
+    local chunk = math.min(every, steps - done)
+    m:step(chunk)
+    done = done + chunk
+    after(done)
+  end
+  return m
+end
+
 local properties = {weight = core.model_weight, steps = core.model_steps, name = core.model_name}
 models.Model = Model
 
@@ -109,6 +132,8 @@ for name, f in pairs(Model) do
   local text = core._help["model_" .. name] or core._help["model_rbm_" .. name]
   if text then dbm._set_help(f, text) end
 end
+dbm._set_help(Model.run, "m:run(steps, every, after) -> m: steps more steps in chunks of every, calling after(done) after each "
+  .. "(done: the steps of this call so far; the last chunk is shorter when every does not divide steps)")
 
 local mt = core._model_mt
 mt.__index = function(m, k)
@@ -116,7 +141,7 @@ mt.__index = function(m, k)
   if p then return p(m) end
   local f = Model[k]
   if f == nil then
-    fail("a %s model has no field '%s' (fields: weight, steps, name; methods: step, levels, scalars, info; stationary_cdf for Dyson; reconstruction_error, biases, log_likelihood for the Bernoulli RBM)", core.model_name(m), tostring(k))
+    fail("a %s model has no field '%s' (fields: weight, steps, name; methods: step, run, levels, scalars, info; stationary_cdf for Dyson; reconstruction_error, biases, log_likelihood for the Bernoulli RBM)", core.model_name(m), tostring(k))
   end
   return f
 end

@@ -20,5 +20,7 @@ local help = {
   GPT = "nn.GPT{vocab_size, block_size, n_layer, n_head, n_embd, dropout=0, bias=false}: nanoGPT (tied head); model(idx [, targets]) -> logits [, loss]; model:generate(ids, n, {temperature=, top_k=})",
   Block = "nn.Block{n_embd, n_head, dropout=0, bias=false, n_layer=1}: x + attn(ln_1(x)), then x + mlp(ln_2(x))",
 }
-for name, text in pairs(help) do dbm._set_help(nn[name], text) end
+-- The help table stays a table: its entries (and those of optim.lua) look alike line by line because they are
+-- data, one help line per function, not repeated code; the one loop that registers them is dbm._set_module_help.
+dbm._set_module_help(nn, help)
 return nn

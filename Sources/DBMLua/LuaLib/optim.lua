@@ -195,6 +195,8 @@ local help = {
   cosine = "dbm.optim.cosine{lr, warmup=0, total, min_lr=0} -> schedule: linear warm-up, cosine decay to min_lr (nanoGPT's)",
   step_decay = "dbm.optim.step_decay{lr, every, gamma=0.1} -> schedule: lr·gamma^floor(step/every)",
 }
-for name, text in pairs(help) do dbm._set_help(optim[name], text) end
+-- The help table stays a table: its entries (and those of nn.lua) look alike line by line because they are
+-- data, one help line per function, not repeated code; the one loop that registers them is dbm._set_module_help.
+dbm._set_module_help(optim, help)
 
 return optim

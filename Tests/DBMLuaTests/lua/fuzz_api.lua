@@ -170,7 +170,7 @@ end
 -- values, or every such call would cost the 10 s time limit without finding anything.
 local HUGE = {["1e300"] = true, ["math.maxinteger"] = true, ["2^53"] = true, ["2^31"] = true, ["1e10"] = true,
               ["1/0"] = true, ["dbm.full({2, 2}, math.maxinteger)"] = true, ['"1e308"'] = true}   -- (a string converts)
-local LONG_BY_REQUEST = {["dbm.models.Model.step"] = true, ["dbm.nn.GPT.generate"] = true,
+local LONG_BY_REQUEST = {["dbm.models.Model.step"] = true, ["dbm.models.Model.run"] = true, ["dbm.nn.GPT.generate"] = true,
                          ["dbm.models.ensemble"] = true}
 
 -- Valid-argument builders. r(lo, hi) is the call's random integer. Small sizes (at most 8×8) keep each
@@ -370,6 +370,7 @@ local VALID = {
   ["dbm.models.rbm_bernoulli"] = function() return {"{data = dbm.rand(8, 6), hidden = 4, batch_size = 4, persistent = true}"} end,
   ["dbm.models.ensemble"] = function() return {'"teacher_student"', "{seeds = 3, epochs = 1, batch_size = 4}"} end,
   ["dbm.models.Model.step"] = function(r) return {TS, r(0, 50)} end,
+  ["dbm.models.Model.run"] = function(r) return {TS, r(0, 50), r(1, 20), "function() end"} end,
   ["dbm.models.Model.levels"] = function() return {DYSON} end,
   ["dbm.models.Model.scalars"] = function() return {RBM} end,
   ["dbm.models.Model.info"] = function() return {TS} end,

@@ -43,6 +43,16 @@ assert(m:scalars().epoch == 0)
 m:step(490)
 assert(m:scalars().epoch == 1 and m.steps == 500)
 assert(tostring(m):find("teacher%-student, 500 steps"))
+-- m:run(steps, every, after): the steps in chunks of `every`, the last one shorter, after(done) after each;
+-- the same weights as the steps taken in one call.
+local runner, seen = dbm.models.teacher_student{seed = 4}, {}
+runner:run(25, 10, function(done) seen[#seen + 1] = done .. "@" .. runner.steps end)
+assert(table.concat(seen, " ") == "10@10 20@20 25@25", "m:run calls after(done) per chunk: " .. table.concat(seen, " "))
+local stepped = dbm.models.teacher_student{seed = 4}
+stepped:step(25)
+assert((stepped.weight - runner.weight):abs():max() == 0, "m:run(25, 10, f) moves W as m:step(25) does")
+runner:run(0, 10, function() error("m:run(0, ...) calls after") end)
+assert(runner.steps == 25)
 
 -- Ensembles: row k is the model of seed `seed + k − 1` after `epochs` epochs.
 local e = dbm.models.ensemble("teacher_student", {seeds = 6, seed = 10, epochs = 2})
@@ -100,6 +110,11 @@ line = L(); check("m:step", line, pcall(m.step, m, -1))
 line = L(); check("m:step", line, pcall(m.step, m, "x"))
 line = L(); check("m:step", line, pcall(m.step, m, 1.5))
 line = L(); check("m:step", line, pcall(m.step, {}, 1))
+line = L(); check("m:run", line, pcall(m.run, m, -1, 10, print))
+line = L(); check("m:run", line, pcall(m.run, m, 2.5, 10, print))
+line = L(); check("m:run", line, pcall(m.run, m, 10, 0, print))
+line = L(); check("m:run", line, pcall(m.run, m, 10, nil, print))
+line = L(); check("m:run", line, pcall(m.run, m, 10, 5))
 line = L(); check("no field", line, pcall(function() return m.wieght end))
 line = L(); check("dbm.models.ensemble", line, pcall(dbm.models.ensemble, "tsm", {}))
 line = L(); check("dbm.models.ensemble", line, pcall(dbm.models.ensemble, "teacher_student", {seeds = 0}))
