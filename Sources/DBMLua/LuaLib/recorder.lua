@@ -24,10 +24,10 @@
 --   spectra/<matrix>.npy  Float64, rows = the records of that matrix, columns = its ascending levels
 --   spectra/steps.npy  int64, the steps of the records; a matrix recorded at other steps than the others
 --                      also gets spectra/<matrix>.steps.npy
---   plots/             made by close(): for each matrix its density at the first and last record
---                      (MP curve where mp ran, semicircle where semicircle ran), spacings at the last
---                      record, eigenvalue flow, and its observables (r_mean, alpha, mp_outliers,
---                      lambda_max, semicircle_radius) against the step; metrics (loss etc.) against the step
+--   arrays/<matrix>/   every array the plugins return, appended per record (dbm.history):
+--                      <plugin>.<array>.npy, or .values.npy + .offsets.npy when its length varies
+--   plots/             made by close(): each plugin's plot(h) per matrix (the levels' plugin, spectrum,
+--                      always: density, flow, observables; see plugins/README.md), and the metrics
 --   DONE               written last by an explicit rec:close()
 --
 -- Durability: JSON lines are appended and flushed one by one; .json files are written to a temporary
@@ -65,6 +65,7 @@
 local dbm = require "dbm"
 local D = require "dbm.diagnostics"
 local P = require "dbm.plot"
+local History = require "dbm.history"
 
 local Recorder = {}
 Recorder.__index = Recorder
@@ -252,7 +253,7 @@ function M.new(opts)
     watched = {}, by_name = {},
     unclaimed = {},                       -- matrices of a resumed run with kept rows, not watched (yet)
     steps = {}, step_seen = {},           -- union of the recorded steps, in order
-    metric_steps = {}, metrics = {}, metric_names = {},
+    metric_steps = {}, metrics = {},
     failures = {}, reported = {},
     closed = false,
   }, Recorder)
@@ -337,7 +338,7 @@ function Recorder:watch(name, source, opts)
   local cadences = (opts.every ~= nil and 1 or 0) + (opts.steps ~= nil and 1 or 0) + (opts.when ~= nil and 1 or 0)
   if cadences > 1 then error("rec:watch: give one cadence: every = N, steps = {...} or when = function(step)", 2) end
   local w = {name = name, source = source, symmetric = opts.symmetric and true or false,
-             options = opts.options or {}, plugins = {}, rows = 0, steps = {}, obs_steps = {}, obs = {}}
+             options = opts.options or {}, plugins = {}, rows = 0, steps = {}}
   if opts.every ~= nil then
     if math.type(opts.every) ~= "integer" and not (type(opts.every) == "number" and opts.every == math.floor(opts.every)) or opts.every < 1 then
       error("rec:watch: option 'every': expected a positive integer, got " .. tostring(opts.every), 2)
@@ -374,6 +375,7 @@ function Recorder:watch(name, source, opts)
     names[i] = p.name
   end
   self:_take_up(w)   -- a resumed run's kept rows of this matrix, if any
+  w.history = w.history or History.new(name, self.dir .. "/arrays/" .. name)
   self.watched[#self.watched + 1] = w
   self.by_name[name] = w
   local entry = {name = name, diagnostics = names, symmetric = w.symmetric}
@@ -414,16 +416,6 @@ local function append_row(w, levels)
   if k > 0 then w.buf:row(w.rows):copy(levels) end
 end
 
--- Keeps the numeric scalars of an observables line as record `index` of the matrix, for its plot.
-local function remember_observables(w, index, line)
-  for key, v in pairs(line) do
-    if type(v) == "number" and key ~= "step" then
-      w.obs[key] = w.obs[key] or {}
-      w.obs[key][index] = v
-    end
-  end
-end
-
 -- Records one matrix at `step`: the diagnostics into observables.jsonl, the levels into spectra/.
 -- Returns {diagnostic = result} or nil when the matrix could not be recorded. `level` locates errors.
 function Recorder:_record(w, step, level)
@@ -454,15 +446,12 @@ function Recorder:_record(w, step, level)
   if w.shape == nil then w.shape = ctx.shape end
 
   local results, failures = D.run(w.plugins, ctx)
-  local obs_index = #w.obs_steps + 1
-  w.obs_steps[obs_index] = step
   for _, p in ipairs(w.plugins) do
     local res = results[p.name]
     if res then
       local line = D.scalars(res)
       line.step, line.matrix, line.diagnostic = step, w.name, p.name
       self.observables_file:write(line)
-      remember_observables(w, obs_index, line)
     else
       local msg = failures[p.name]
       local where = self.failures[w.name] or {}
@@ -472,11 +461,9 @@ function Recorder:_record(w, step, level)
     end
   end
 
+  w.history:add(results, levels)   -- the arrays first: they never have fewer rows than spectra/
   append_row(w, levels)
   w.steps[#w.steps + 1] = step
-  local snapshot = {step = step, levels = levels, results = results}
-  if not w.first then w.first = snapshot end
-  w.last = snapshot
   self:_write_rows(w)
   if not self.step_seen[step] then
     self.step_seen[step] = true
@@ -580,8 +567,9 @@ function Recorder:_finalise()
       w.steps_file = create_steps(spectra .. w.name .. ".steps.npy", w.steps, n)
     end
   end
-  -- 2. spectra files
+  -- 2. arrays and spectra files
   for _, w in ipairs(matrices) do
+    if w.history then w.history:truncate(w.rows) end
     if w.rows > 0 then self:_write_rows(w) end
   end
   -- 3. steps files grow
@@ -594,6 +582,7 @@ function Recorder:_close_files()
   for _, w in ipairs(self:_matrices_with_spectra()) do
     if w.file then w.file:close() end
     if w.steps_file then w.steps_file:close() end
+    if w.history then w.history:close() end
   end
   if self.steps_file then self.steps_file:close() end
 end
@@ -616,7 +605,7 @@ function Recorder:_remember_metrics(line)
   self.metric_steps[i] = line.step
   for k, v in pairs(line) do
     if type(v) == "number" and k ~= "step" and k ~= "time" then
-      if not self.metrics[k] then self.metrics[k] = {}; self.metric_names[#self.metric_names + 1] = k end
+      self.metrics[k] = self.metrics[k] or {}
       self.metrics[k][i] = v
     end
   end
@@ -731,16 +720,16 @@ local function observable_records(lines)
   return by_matrix
 end
 
--- The results of the first (or the last) record at `step`; none when no diagnostic ran then.
-local function results_at(records, step, last)
-  local found
-  for _, r in ipairs(records) do
-    if r.step == step then
-      found = r.results
-      if not last then break end
-    end
+-- The history of a kept matrix: its arrays' first rows (files cut to them), and the scalars of the
+-- observables records that match its steps in order (a record where every plugin failed has no lines).
+local function kept_history(dir, m, records)
+  local h = History.load(m.name, dir .. "/arrays/" .. m.name, m.rows)
+  local k = 1
+  for i, step in ipairs(m.steps) do
+    local r = records[k]
+    if r and r.step == step then h:set_scalars(i, r.results); k = k + 1 end
   end
-  return found or {}
+  return h
 end
 
 -- dbm.recorder{resume = S}: cuts the run directory to what was recorded at steps < S (see the header)
@@ -786,10 +775,12 @@ function Recorder:_resume(S, name)
     if type(wname) == "string" and wname:match("^[%w_%-][%w_%.%-]*$") then
       local m = kept_matrix(dir, wname, union, S)
       if m and m.rows > 0 then
+        m.history = kept_history(dir, m, self.kept_records[wname] or {})
         self.unclaimed[#self.unclaimed + 1] = m
       else
         os.remove(dir .. "/spectra/" .. wname .. ".npy")
         os.remove(dir .. "/spectra/" .. wname .. ".steps.npy")
+        History.remove(dir .. "/arrays/" .. wname)
       end
     end
   end
@@ -801,8 +792,7 @@ function Recorder:_resume(S, name)
   self.observables_file = dbm.jsonl(dir .. "/observables.jsonl", {append = true})
 end
 
--- rec:watch of a matrix that a resumed run kept rows of: its rows, steps, observables, and its first
--- and last record (levels, and the diagnostics' scalars, e.g. mp_sigma2 for the MP curve).
+-- rec:watch of a matrix that a resumed run kept rows of: its rows, steps and history.
 function Recorder:_take_up(w)
   local m
   for i, u in ipairs(self.unclaimed) do
@@ -810,147 +800,21 @@ function Recorder:_take_up(w)
   end
   if not m then return end
   w.buf, w.rows, w.steps, w.nlevels, w.own_steps = m.buf, m.rows, m.steps, m.nlevels, m.own_steps
-  w.file, w.steps_file = m.file, m.steps_file
-  if is_tensor(w.source) and w.source:dim() == 2 then   -- for the MP curve, should nothing more be recorded
+  w.file, w.steps_file, w.history = m.file, m.steps_file, m.history
+  if is_tensor(w.source) and w.source:dim() == 2 then   -- for the plots, should nothing more be recorded
     local shape = w.source:shape()
     w.shape = {shape[1], shape[2]}
   end
-  local records = self.kept_records[w.name] or {}
-  self.kept_records[w.name] = nil
-  for i, r in ipairs(records) do
-    w.obs_steps[i] = r.step
-    for _, scalars in pairs(r.results) do remember_observables(w, i, scalars) end
-  end
-  local first_step, last_step = w.steps[1], w.steps[w.rows]
-  w.first = {step = first_step, levels = w.buf:row(1):clone(), results = results_at(records, first_step)}
-  w.last = w.rows == 1 and w.first or
-           {step = last_step, levels = w.buf:row(w.rows):clone(), results = results_at(records, last_step, true)}
 end
 
 -- ---------------------------------------------------------------- plots and close
 
--- Spacings of the bulk (central 80% of the levels), each divided by the mean of the spacings around
--- it (a window of ±w): a local unfolding, used when no plugin returned `spacings`.
-function M.local_spacings(levels)
-  local n = #levels
-  local cut = math.floor(0.1 * n)
-  local d = {}
-  for i = cut + 1, n - cut - 1 do d[#d + 1] = levels[i + 1] - levels[i] end
-  local m = #d
-  if m < 5 then return {} end
-  local w = math.max(2, math.min(10, m // 10))
-  local prefix = {[0] = 0}
-  for i = 1, m do prefix[i] = prefix[i - 1] + d[i] end
-  local s = {}
-  for i = 1, m do
-    local a, b = math.max(1, i - w), math.min(m, i + w)
-    local mean = (prefix[b] - prefix[a - 1]) / (b - a + 1)
-    if mean > 0 then s[#s + 1] = d[i] / mean end
-  end
-  return s
-end
-
-local function find_number(results, keys)
-  for _, key in ipairs(keys) do
-    for _, res in pairs(results or {}) do
-      if type(res[key]) == "number" and res[key] == res[key] then return res[key] end
-    end
-  end
-end
-
-local function find_array(results, key, preferred)
-  if results[preferred] and results[preferred][key] ~= nil then return results[preferred][key] end
-  for _, res in pairs(results) do if res[key] ~= nil then return res[key] end end
-end
-
-local function gram_label(w)
-  if w.symmetric or not w.shape then return "eigenvalue" end
-  return w.shape[1] >= w.shape[2] and "eigenvalue of W^T W" or "eigenvalue of W W^T"
-end
-
-local function shape_text(w)
-  return w.shape and (" (%d×%d)"):format(w.shape[1], w.shape[2]) or ""
-end
-
+-- The plots are the plugins' (plot(h) of each plugin of a matrix, and of the levels' plugin) and the
+-- metrics against the step (dbm.plot.metrics); the recorder only hands them what it recorded.
 function Recorder:_plot_matrix(w, dir)
-  local base = dir .. "/" .. w.name
-  local first, last = w.first, w.last
-  -- density at the first and the last record, with the theory curves fitted at each
-  local sets, labels = {first.levels}, {"step " .. first.step}
-  if last ~= first then sets[2], labels[2] = last.levels, "step " .. last.step end
-  -- theory curves fitted at the first and the last record (the last only where it differs by > 2%)
-  local mp, semicircle = {}, {}
-  local function close_to(a, b) return a and b and math.abs(a - b) <= 0.02 * math.abs(a) end
-  for i, snap in ipairs(last ~= first and {first, last} or {first}) do
-    local sigma2 = find_number(snap.results, {"mp_sigma2"})
-    if sigma2 and sigma2 > 0 and w.shape and not w.symmetric and not (i == 2 and close_to(mp[1] and mp[1].sigma2, sigma2)) then
-      mp[#mp + 1] = {sigma2 = sigma2, n = w.shape[1], m = w.shape[2],
-                     label = ("Marchenko–Pastur at step %d (σ² = %.4g)"):format(snap.step, sigma2)}
-    end
-    local radius = find_number(snap.results, {"semicircle_radius", "radius"})
-    local center = find_number(snap.results, {"semicircle_center", "semicircle_centre", "center", "centre"}) or 0
-    local prev = semicircle[1]
-    if radius and radius > 0 and not (i == 2 and prev and close_to(prev.radius, radius) and math.abs(prev.center - center) <= 0.02 * radius) then
-      semicircle[#semicircle + 1] = {center = center, radius = radius,
-                                     label = ("semicircle at step %d (radius %.4g)"):format(snap.step, radius)}
-    end
-  end
-  P.density(base .. "_density", sets, {labels = labels, mp = mp, semicircle = semicircle,
-    title = w.name .. shape_text(w) .. ": spectral density", xlabel = gram_label(w)})
-  -- spacings at the last record
-  local spacings = find_array(last.results, "spacings", "spacing")
-  local how = "unfolded by the spacing plugin"
-  if not (is_tensor(spacings) or type(spacings) == "table") then
-    spacings = M.local_spacings(last.levels:totable())
-    how = "bulk, local unfolding ±10 spacings"
-  end
-  local r = find_number(last.results, {"r_mean"})
-  P.spacing(base .. "_spacing", spacings, {
-    title = ("%s: spacings at step %d (%s)%s"):format(w.name, last.step, how, r and (", ⟨r⟩ = %.4f"):format(r) or "")})
-  -- eigenvalue flow
-  P.flow(base .. "_flow", w.steps, w.buf:narrow(1, 1, w.rows), {title = w.name .. ": eigenvalue flow", ylabel = gram_label(w)})
-  -- observables against the step
-  local panels, series = {}, {}
-  local goe, poisson = dbm.laws.ratio_mean("goe"), dbm.laws.ratio_mean("poisson")
-  local wanted = {
-    {key = "r_mean", ylabel = "⟨r⟩ (spacing ratio)", hlines = {{goe, ("GOE %.4f"):format(goe)}, {poisson, ("Poisson %.4f"):format(poisson)}}},
-    {key = "alpha", ylabel = "α (tail exponent)"},
-    {key = "mp_outliers", ylabel = "MP outliers"},
-    {key = "lambda_max", ylabel = "λ_max"},
-    {key = "semicircle_radius", ylabel = "semicircle radius"},
-  }
-  for _, want in ipairs(wanted) do
-    if w.obs[want.key] then
-      series[want.key] = {}
-      for i = 1, #w.obs_steps do series[want.key][i] = w.obs[want.key][i] end
-      panels[#panels + 1] = {names = {want.key}, ylabel = want.ylabel, hlines = want.hlines}
-    end
-  end
-  if #panels > 0 then
-    P.series(base .. "_observables", w.obs_steps, series, {title = w.name .. ": observables", panels = panels})
-  end
-end
-
-function Recorder:_plot_metrics(dir)
-  if #self.metric_names == 0 then return end
-  local names = table.move(self.metric_names, 1, #self.metric_names, 1, {})
-  table.sort(names)
-  -- losses share a panel; every other scalar gets its own; at most six panels per figure
-  local panels, loss = {}, {}
-  for _, n in ipairs(names) do if n:find("loss") then loss[#loss + 1] = n end end
-  if #loss > 0 then panels[1] = {names = loss, ylabel = "loss"} end
-  for _, n in ipairs(names) do if not n:find("loss") then panels[#panels + 1] = {names = {n}} end end
-  local series = {}
-  for _, n in ipairs(names) do
-    local v = {}
-    for i = 1, #self.metric_steps do v[i] = self.metrics[n][i] end
-    series[n] = v
-  end
-  for f = 1, math.ceil(#panels / 6) do
-    local part = table.move(panels, 6 * (f - 1) + 1, math.min(#panels, 6 * f), 1, {})
-    P.series(dir .. "/metrics" .. (f > 1 and ("_" .. f) or ""), self.metric_steps, series,
-      {title = self.name .. ": metrics", panels = part})
-  end
+  w.history:plot(D.plotted(w.plugins), {dir = dir, stem = w.name, steps = w.steps, levels = w.buf:narrow(1, 1, w.rows),
+                                        shape = w.shape, symmetric = w.symmetric,
+                                        report = function(msg) self.report("dbm.recorder: " .. msg) end})
 end
 
 function Recorder:_make_plots()
@@ -968,9 +832,9 @@ function Recorder:_make_plots_in(dir)
     if not ok then self.report(("dbm.recorder: could not plot %s: %s"):format(what, tostring(err))) end
   end
   for _, w in ipairs(self.watched) do
-    if w.rows > 0 then attempt("matrix '" .. w.name .. "'", self._plot_matrix, self, w, dir) end
+    if w.rows > 0 and w.history then attempt("matrix '" .. w.name .. "'", self._plot_matrix, self, w, dir) end
   end
-  attempt("the metrics", self._plot_metrics, self, dir)
+  attempt("the metrics", P.metrics, dir .. "/metrics", self.metric_steps, self.metrics, self.name .. ": metrics")
 end
 
 function Recorder:_close(completed)
