@@ -253,7 +253,7 @@ local function full_range_panel(sets, labels, outliers, lo, hi, cut, first_index
     blocks[#blocks + 1] = table.concat(rows)
     plots[#plots + 1] = ("%s index %d using 1:2 with steps lw 2 lc rgb '%s' title %s"):format(
       #plots == 0 and gp_quote(datafile) or "''", first_index + i - 1, palette[(i - 1) % #palette + 1],
-      gp_quote(labels[i] or ("set " .. i)))
+      gp_quote(labels[i] or ("%d levels"):format(#set)))
   end
   local marks = {"# outliers (beyond the bulk axis)\n"}
   for _, x in ipairs(outliers) do marks[#marks + 1] = format_number(x) .. " 0\n" end
