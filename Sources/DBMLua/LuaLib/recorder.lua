@@ -195,20 +195,21 @@ end
 
 local known_options = {out_dir = true, config = true, name = true, plots = true, report = true, resume = true}
 
---- M.new(opts) -> recorder (dbm.recorder calls this).
-function M.new(opts)
+-- The checked options of dbm.recorder: the run's name, the step to resume at (or nil) and the directory.
+-- Errors name the caller of dbm.recorder (level 3 from here).
+local function checked_options(opts)
   opts = opts or {}
-  if type(opts) ~= "table" then error("dbm.recorder: expected a table of options {out_dir=, config=, name=}, got " .. type(opts), 2) end
+  if type(opts) ~= "table" then error("dbm.recorder: expected a table of options {out_dir=, config=, name=}, got " .. type(opts), 3) end
   for k in pairs(opts) do
     if not known_options[k] then
-      error(("dbm.recorder: unknown option '%s' (known: out_dir, config, name, plots, report, resume)"):format(tostring(k)), 2)
+      error(("dbm.recorder: unknown option '%s' (known: out_dir, config, name, plots, report, resume)"):format(tostring(k)), 3)
     end
   end
   if opts.out_dir ~= nil and (type(opts.out_dir) ~= "string" or opts.out_dir == "") then
-    error("dbm.recorder: option 'out_dir': expected a folder name, got " .. type(opts.out_dir), 2)
+    error("dbm.recorder: option 'out_dir': expected a folder name, got " .. type(opts.out_dir), 3)
   end
   if opts.config ~= nil and type(opts.config) ~= "table" then
-    error("dbm.recorder: option 'config': expected the experiment's config table, got " .. type(opts.config), 2)
+    error("dbm.recorder: option 'config': expected the experiment's config table, got " .. type(opts.config), 3)
   end
   -- the run's name: the script's file name without .lua ("dbm-lua" in the REPL or with -e)
   local arg0 = _G.arg and type(_G.arg[0]) == "string" and _G.arg[0] or "run"
@@ -216,35 +217,66 @@ function M.new(opts)
   if default_name == "" or default_name:match("^[_%.%-]*$") then default_name = "run" end
   local name = opts.name or default_name
   if type(name) ~= "string" or not name:match("^[%w_%.%-]+$") then
-    error("dbm.recorder: option 'name': expected a name of letters, digits, '_', '-' or '.', got " .. tostring(name), 2)
+    error("dbm.recorder: option 'name': expected a name of letters, digits, '_', '-' or '.', got " .. tostring(name), 3)
   end
   local resume = opts.resume
   if resume ~= nil then
-    if opts.out_dir == nil then error("dbm.recorder: option 'resume': give out_dir, the run directory to continue", 2) end
+    if opts.out_dir == nil then error("dbm.recorder: option 'resume': give out_dir, the run directory to continue", 3) end
     if not (type(resume) == "number" and resume >= 0 and math.tointeger(resume)) then
       error("dbm.recorder: option 'resume': expected the step to resume at (an integer ≥ 0), got "
-        .. (type(resume) == "number" and tostring(resume) or type(resume)), 2)
+        .. (type(resume) == "number" and tostring(resume) or type(resume)), 3)
     end
     resume = math.tointeger(resume)
   end
   local dir = opts.out_dir or default_dir(name)
   dir = dir:gsub("/+$", "")
-  if resume and not exists(dir) then error("dbm.recorder: option 'resume': no run directory " .. dir, 2) end
+  if resume and not exists(dir) then error("dbm.recorder: option 'resume': no run directory " .. dir, 3) end
   if resume and not exists(dir .. "/config.json") then
-    error("dbm.recorder: option 'resume': " .. dir .. " has no config.json (not a run directory)", 2)
+    error("dbm.recorder: option 'resume': " .. dir .. " has no config.json (not a run directory)", 3)
   end
+  return opts, name, resume, dir
+end
+
+-- Makes the run directory and takes its lock (one run at a time in a directory), before anything in it changes.
+local function open_run_dir(dir)
   local made, why = mkdir_p(dir .. "/spectra")
   if not made then dbm._fail("dbm.recorder: cannot create the run directory %s: %s", dir, why) end
   -- One run at a time in a directory: an exclusive lock on run.lock for the recorder's life (until
   -- close, or the process's end), taken before anything in the directory changes.
   local lock = dir .. "/run.lock"
-  local locked, why = pcall(dbm._lock, lock)
+  local locked
+  locked, why = pcall(dbm._lock, lock)
   if not locked then
     dbm._fail("dbm.recorder: the run directory %s is in use: %s; give another out_dir, or wait for that run to end",
       dir, (tostring(why):gsub("^.-dbm%._lock: ", "")))
   end
   if exists(dir .. "/config.json") then os.remove(dir .. "/DONE") end   -- a run directory used again, or resumed
+  return lock
+end
 
+-- The provenance of a fresh run (config.json).
+local function fresh_meta(name, cfg)
+  local commit, dirty = git_state()
+  return {
+    name = name,
+    script = _G.arg and _G.arg[0],
+    args = _G.arg and table.move(_G.arg, 1, #_G.arg, 1, {}) or {},
+    config = plain(cfg, 0),
+    seed = type(cfg.seed) == "number" and cfg.seed or nil,
+    dbm_lua_version = dbm.version,
+    blas = blas_provenance(),
+    git_commit = commit, git_dirty = dirty,
+    start_time = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    host = hostname(),
+    watch = {},
+  }
+end
+
+--- M.new(opts) -> recorder (dbm.recorder calls this).
+function M.new(opts)
+  local name, resume, dir
+  opts, name, resume, dir = checked_options(opts)
+  local lock = open_run_dir(dir)
   local rec = setmetatable({
     dir = dir, name = name, config = opts.config or {}, lock = lock,
     make_plots = opts.plots ~= false,
@@ -261,21 +293,7 @@ function M.new(opts)
     local ok, err = pcall(rec._resume, rec, resume, opts.name)
     if not ok then error("dbm.recorder: cannot resume " .. dir .. ": " .. tostring(err), 2) end
   else
-    local cfg = rec.config
-    local commit, dirty = git_state()
-    rec.meta = {
-      name = name,
-      script = _G.arg and _G.arg[0],
-      args = _G.arg and table.move(_G.arg, 1, #_G.arg, 1, {}) or {},
-      config = plain(cfg, 0),
-      seed = type(cfg.seed) == "number" and cfg.seed or nil,
-      dbm_lua_version = dbm.version,
-      blas = blas_provenance(),
-      git_commit = commit, git_dirty = dirty,
-      start_time = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-      host = hostname(),
-      watch = {},
-    }
+    rec.meta = fresh_meta(name, rec.config)
     local ok, err = pcall(rec._write_config, rec)
     if not ok then error("dbm.recorder: cannot write " .. dir .. "/config.json: " .. tostring(err), 2) end
     rec.steps_file = create_steps(dir .. "/spectra/steps.npy", {})   -- there from the start, empty until the first record
@@ -317,6 +335,37 @@ end
 
 local watch_options = {diagnostics = true, every = true, steps = true, when = true, symmetric = true, options = true}
 
+-- The cadence of rec:watch: due(step) -> boolean, and its description for config.json. Errors name the
+-- caller of rec:watch (level 3 from here).
+local function watch_cadence(opts)
+  local due, cadence
+  if opts.every ~= nil then
+    if math.type(opts.every) ~= "integer" and not (type(opts.every) == "number" and opts.every == math.floor(opts.every)) or opts.every < 1 then
+      error("rec:watch: option 'every': expected a positive integer, got " .. tostring(opts.every), 3)
+    end
+    local every = math.tointeger(opts.every)
+    due = function(step) return step % every == 0 end
+    cadence = {every = every}
+  elseif opts.steps ~= nil then
+    if type(opts.steps) ~= "table" then error("rec:watch: option 'steps': expected a list of steps, got " .. type(opts.steps), 3) end
+    local set = {}
+    for i, s in ipairs(opts.steps) do
+      if type(s) ~= "number" then error(("rec:watch: option 'steps': entry %d is a %s, expected a step number"):format(i, type(s)), 3) end
+      set[s] = true
+    end
+    due = function(step) return set[step] == true end
+    cadence = {steps = opts.steps}
+  elseif opts.when ~= nil then
+    if type(opts.when) ~= "function" then error("rec:watch: option 'when': expected a function(step) -> boolean, got " .. type(opts.when), 3) end
+    due = opts.when
+    cadence = {when = "function"}
+  else
+    due = function() return true end
+    cadence = {every = 1}
+  end
+  return due, cadence
+end
+
 --- rec:watch(name, tensor_or_function, opts): record this matrix (or levels) on a cadence.
 function Recorder:watch(name, source, opts)
   check_self(self, "watch")
@@ -339,30 +388,7 @@ function Recorder:watch(name, source, opts)
   if cadences > 1 then error("rec:watch: give one cadence: every = N, steps = {...} or when = function(step)", 2) end
   local w = {name = name, source = source, symmetric = opts.symmetric and true or false,
              options = opts.options or {}, plugins = {}, rows = 0, steps = {}}
-  if opts.every ~= nil then
-    if math.type(opts.every) ~= "integer" and not (type(opts.every) == "number" and opts.every == math.floor(opts.every)) or opts.every < 1 then
-      error("rec:watch: option 'every': expected a positive integer, got " .. tostring(opts.every), 2)
-    end
-    local every = math.tointeger(opts.every)
-    w.due = function(step) return step % every == 0 end
-    w.cadence = {every = every}
-  elseif opts.steps ~= nil then
-    if type(opts.steps) ~= "table" then error("rec:watch: option 'steps': expected a list of steps, got " .. type(opts.steps), 2) end
-    local set = {}
-    for i, s in ipairs(opts.steps) do
-      if type(s) ~= "number" then error(("rec:watch: option 'steps': entry %d is a %s, expected a step number"):format(i, type(s)), 2) end
-      set[s] = true
-    end
-    w.due = function(step) return set[step] == true end
-    w.cadence = {steps = opts.steps}
-  elseif opts.when ~= nil then
-    if type(opts.when) ~= "function" then error("rec:watch: option 'when': expected a function(step) -> boolean, got " .. type(opts.when), 2) end
-    w.due = opts.when
-    w.cadence = {when = "function"}
-  else
-    w.due = function() return true end
-    w.cadence = {every = 1}
-  end
+  w.due, w.cadence = watch_cadence(opts)
   if opts.diagnostics ~= nil and type(opts.diagnostics) ~= "table" then
     error("rec:watch: option 'diagnostics': expected a list of plugin names, got " .. type(opts.diagnostics), 2)
   end
@@ -371,21 +397,25 @@ function Recorder:watch(name, source, opts)
   for i, d in ipairs(opts.diagnostics or {}) do
     local ok, p = pcall(D.load, d)
     if not ok then error("rec:watch: " .. without_position(p), 2) end
-    w.plugins[i] = p
-    names[i] = p.name
+    w.plugins[i], names[i] = p, p.name
   end
   self:_take_up(w)   -- a resumed run's kept rows of this matrix, if any
   w.history = w.history or History.new(name, self.dir .. "/arrays/" .. name)
   self.watched[#self.watched + 1] = w
   self.by_name[name] = w
-  local entry = {name = name, diagnostics = names, symmetric = w.symmetric}
+  self:_note_watch(w, names)
+  return self
+end
+
+-- The watch entry of config.json (a resumed run's entry of that name is replaced).
+function Recorder:_note_watch(w, names)
+  local entry = {name = w.name, diagnostics = names, symmetric = w.symmetric}
   for k, v in pairs(w.cadence) do entry[k] = v end
   if next(w.options) then entry.options = plain(w.options, 0) end
   local list, at = self.meta.watch, #self.meta.watch + 1
-  for i, e in ipairs(list) do if e.name == name then at = i end end   -- a resumed run's entry
+  for i, e in ipairs(list) do if e.name == w.name then at = i end end
   list[at] = entry
   self:_write_config()
-  return self
 end
 
 -- ---------------------------------------------------------------- step and record
@@ -416,9 +446,9 @@ local function append_row(w, levels)
   if k > 0 then w.buf:row(w.rows):copy(levels) end
 end
 
--- Records one matrix at `step`: the diagnostics into observables.jsonl, the levels into spectra/.
--- Returns {diagnostic = result} or nil when the matrix could not be recorded. `level` locates errors.
-function Recorder:_record(w, step, level)
+-- The context of one record of w (one eigendecomposition), its level count checked against the earlier
+-- records; nil when the matrix has non-finite entries (reported once). `level` locates errors.
+function Recorder:_context(w, step, level)
   local x = w.source
   if type(x) == "function" then
     x = x()
@@ -444,8 +474,11 @@ function Recorder:_record(w, step, level)
   end
   w.nlevels = k
   if w.shape == nil then w.shape = ctx.shape end
+  return ctx
+end
 
-  local results, failures = D.run(w.plugins, ctx)
+-- The observables lines of one record, and its failures (kept, reported once per matrix and plugin).
+function Recorder:_write_observables(w, step, results, failures)
   for _, p in ipairs(w.plugins) do
     local res = results[p.name]
     if res then
@@ -460,11 +493,10 @@ function Recorder:_record(w, step, level)
       report_once(self, w.name .. "\0" .. p.name, ("%s (matrix '%s', step %d; reported once, the run goes on)"):format(msg, w.name, step))
     end
   end
+end
 
-  w.history:add(results, levels)   -- the arrays first: they never have fewer rows than spectra/
-  append_row(w, levels)
-  w.steps[#w.steps + 1] = step
-  self:_write_rows(w)
+-- The union of the recorded steps takes `step`; the steps files follow the spectra rows written before.
+function Recorder:_grow_steps(step)
   if not self.step_seen[step] then
     self.step_seen[step] = true
     self.steps[#self.steps + 1] = step
@@ -481,6 +513,20 @@ function Recorder:_record(w, step, level)
     end
   end
   grow_steps(self.steps_file, union)
+end
+
+-- Records one matrix at `step`: the diagnostics into observables.jsonl and arrays/, the levels into
+-- spectra/. Returns {diagnostic = result} or nil when the matrix could not be recorded. `level` locates errors.
+function Recorder:_record(w, step, level)
+  local ctx = self:_context(w, step, level + 1)
+  if not ctx then return nil end
+  local results, failures = D.run(w.plugins, ctx)
+  self:_write_observables(w, step, results, failures)
+  w.history:add(results, ctx.eigenvalues)   -- the arrays first: they never have fewer rows than spectra/
+  append_row(w, ctx.eigenvalues)
+  w.steps[#w.steps + 1] = step
+  self:_write_rows(w)
+  self:_grow_steps(step)
   return results
 end
 
@@ -522,8 +568,9 @@ end
 -- by a row at most, it has as many or one more. (A kill inside a resume's cut of k records can leave
 -- up to k rows more: each row i ≤ len(steps) still belongs to steps[i], and resuming again drops the
 -- rest, as it drops the one row more.)
-function Recorder:_finalise()
-  local spectra = self.dir .. "/spectra/"
+-- Rows and steps of each matrix cut to the shorter, and the union of steps rebuilt from what is left (in
+-- its order); returns the matrices, the union before, and those that need their own steps file.
+function Recorder:_cut_to_rows()
   local matrices = self:_matrices_with_spectra()
   local old_union = self.steps
   local present = {}
@@ -550,6 +597,13 @@ function Recorder:_finalise()
       own[#own + 1] = w
     end
   end
+  return matrices, old_union, own
+end
+
+function Recorder:_finalise()
+  local spectra = self.dir .. "/spectra/"
+  local matrices, old_union, own = self:_cut_to_rows()
+  local union = self.steps
   -- 1. steps files shrink to what they share with their new lists, or are created (a new one with no
   --    more steps than its spectra file has rows)
   if self.steps_file then
@@ -735,7 +789,9 @@ end
 -- dbm.recorder{resume = S}: cuts the run directory to what was recorded at steps < S (see the header)
 -- and takes up what stays: the config, the metrics, the union of steps, and the matrices' rows and
 -- observables, which rec:watch claims by name.
-function Recorder:_resume(S, name)
+-- config.json of a resumed run: its fields, and {step = S, time, args, blas} appended to `resumed` (a BLAS
+-- kernel other than the one it last ran on is reported).
+function Recorder:_resume_config(S, name)
   local dir = self.dir
   local f = assert(io.open(dir .. "/config.json", "r"))
   local meta = dbm.json_decode(f:read("a"))
@@ -758,7 +814,12 @@ function Recorder:_resume(S, name)
   self.meta = meta
   self.name = name or (type(meta.name) == "string" and meta.name) or self.name
   self:_write_config()
+end
 
+function Recorder:_resume(S, name)
+  local dir = self.dir
+  self:_resume_config(S, name)
+  local meta = self.meta
   local metrics_text, metrics = lines_before(dir .. "/metrics.jsonl", S)
   local observables_text, observables = lines_before(dir .. "/observables.jsonl", S)
   write_lines(dir .. "/metrics.jsonl", metrics_text)
