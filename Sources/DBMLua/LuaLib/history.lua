@@ -39,9 +39,9 @@ local function as_row(v)
   return dbm.tensor(v, {dtype = "float64"})
 end
 
--- The common length of the present rows, or nil when it varies.
-local function fixed_width(rows)
-  local width
+-- The common length of the present rows and of `width` (that of a fixed file already written, if any),
+-- or nil when it varies.
+local function fixed_width(rows, width)
   for _, r in ipairs(rows) do
     if r then
       if width == nil then width = r:numel() elseif r:numel() ~= width then return nil end
@@ -87,7 +87,7 @@ end
 function Store:sync()
   if not self.base then return end
   local n = #self.rows
-  if not self.variable and fixed_width(self.rows) == nil then return self:_to_variable() end
+  if not self.variable and fixed_width(self.rows, self.width) == nil then return self:_to_variable() end
   if self.variable then
     local have = self.offsets_file:rows() - 1
     if have >= n then return end
@@ -96,10 +96,11 @@ function Store:sync()
     self.offsets_file:append(offsets)
     self.end_offset = offsets[#offsets]
   elseif not self.file then
-    local width = fixed_width(self.rows)
+    local width = fixed_width(self.rows, self.width)
+    self.width = width
     self.file = dbm.npy_appender(self.base .. ".npy", {cols = width, data = fixed_data(self.rows, width, 1, n)})
   elseif self.file:rows() < n then
-    self.file:append(fixed_data(self.rows, fixed_width(self.rows), self.file:rows() + 1, n))
+    self.file:append(fixed_data(self.rows, self.width, self.file:rows() + 1, n))
   end
 end
 
@@ -254,6 +255,7 @@ function M.load(matrix, dir, n)
       local base = dir .. "/" .. key
       local s = new_store(base)
       s.rows = load_rows(base, how.variable, n)
+      if not how.variable then s.width = dbm.load_npy(base .. ".npy"):shape()[2] end   -- pinned by the file, rows or not
       os.remove(base .. ".npy"); os.remove(base .. ".values.npy"); os.remove(base .. ".offsets.npy")
       h:entry(plugin).arrays[array] = s
     end
