@@ -21,7 +21,7 @@ local expected = info.expected_levels:totable()   -- μ² − κ_n, ascending: s
 local n = #expected
 
 -- 1. One model, watched: the flow of its levels to μ² − κ_n.
-rec:watch("W", m.weight, {every = cfg.record_every})
+rec:watch("W", m.weight, {diagnostics = {"spacing"}, every = cfg.record_every})   -- W_spacing, W_density, W_flow
 local progress = dbm.progress{total = cfg.steps, label = "scalar-field RBM"}
 rec:step(0, {})
 m:run(cfg.steps, cfg.record_every, function(done)

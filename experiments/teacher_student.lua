@@ -44,7 +44,7 @@ local D_p, p_p = stats.poisson_ks(spacings)
 -- 2. One model (seed `seed`), watched at every step: the flow of its levels, and the noise temperature from
 -- their increments after the first epoch (t = step·α, so δt = α per step; the levels of WᵀW are s²).
 local m = dbm.models.teacher_student{lr = cfg.lr, batch_size = cfg.batch_size, eps = cfg.eps, seed = cfg.seed}
-rec:watch("W", m.weight, {every = 1})
+rec:watch("W", m.weight, {diagnostics = {"spacing"}, every = 1})   -- W_spacing, W_density, W_flow
 local total = cfg.epochs * steps_per_epoch
 local gram_levels = {}
 local T = {temperature = 0 / 0, stderr = 0 / 0}

@@ -30,8 +30,28 @@ end
 -- Partial first moment ∫ y ρ(y) dy of the scaled law up to angle θ: y ρ(y) dy = (2/π) sin²θ dθ.
 local function mp_partial_mean(theta) return (2 / math.pi) * (theta / 2 - math.sin(2 * theta) / 4) end
 
+-- The MP density at the first and the last record (the last only where σ² moved by more than 2%), for spectrum's plot.
+local function density_curves(records, h)
+  if not h.shape or h.symmetric then return {} end
+  local N, M = math.max(h.shape[1], h.shape[2]), math.min(h.shape[1], h.shape[2])
+  local curves, previous = {}, nil
+  for _, r in ipairs(records) do
+    local s2 = r.result.mp_sigma2
+    if s2 and s2 > 0 and not (previous and math.abs(s2 - previous) <= 0.02 * previous) then
+      local lo, hi = dbm.laws.mp_edges(s2, N, M)
+      curves[#curves + 1] = {f = function(x) return dbm.laws.mp_density(x, s2, N, M) end, lo = lo, hi = hi,
+        label = ("Marchenko–Pastur%s (σ² = %.4g)"):format(r.step and (" at step " .. r.step) or "", s2)}
+      previous = s2
+    end
+  end
+  return curves
+end
+
 return {
   name = "mp",
+  columns = {{"MP σ²", "mp_sigma2"}, {"MP KS", "mp_ks"}, {"outliers", "mp_outliers"}},
+  panels = {{key = "mp_outliers", ylabel = "MP outliers"}},
+  density_curves = density_curves,
   doc = "Marchenko–Pastur fit of a Gram spectrum: σ² (given or median-fitted), edges x±, KS of the bulk, outliers above x₊ + 3 TW units",
   run = function(ctx)
     if ctx.shape == nil then return {note = "mp needs a matrix shape (N×M): got plain levels"} end

@@ -11,6 +11,7 @@
 
 return {
   name = "norms",
+  columns = {{"stable rank", "stable_rank"}},
   doc = "Frobenius and spectral norms, stable rank, log norm (log10 ‖W‖_F²), normalised spectral entropy, effective rank",
   run = function(ctx)
     local s2 = {}

@@ -11,6 +11,8 @@
 
 return {
   name = "powerlaw",
+  columns = {{"α", "alpha"}},
+  panels = {{key = "alpha", ylabel = "α (tail exponent)"}},
   doc = "power-law tail exponent α of the density (Clauset et al. 2009: MLE per x_min, x_min at minimum KS distance)",
   run = function(ctx)
     local min_tail = (ctx.options or {}).powerlaw_min_tail or 10

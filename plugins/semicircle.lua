@@ -7,8 +7,24 @@
 -- Outputs: semicircle_center (κ), semicircle_radius (R), semicircle_ks (KS distance of the levels to F).
 --   Fewer than 2 levels or all equal: only the centre (radius 0, KS nil).
 
+-- The semicircle at the first and the last record (the last only where it moved by more than 2% of R).
+local function density_curves(records)
+  local curves, previous = {}, nil
+  for _, r in ipairs(records) do
+    local c, R = r.result.semicircle_center or 0, r.result.semicircle_radius
+    if R and R > 0 and not (previous and math.abs(R - previous[2]) <= 0.02 * R and math.abs(c - previous[1]) <= 0.02 * R) then
+      curves[#curves + 1] = {f = function(x) return dbm.laws.semicircle_density(x, c, R) end, lo = c - R, hi = c + R,
+        label = ("semicircle%s (radius %.4g)"):format(r.step and (" at step " .. r.step) or "", R)}
+      previous = {c, R}
+    end
+  end
+  return curves
+end
+
 return {
   name = "semicircle",
+  panels = {{key = "semicircle_radius", ylabel = "semicircle radius"}},
+  density_curves = density_curves,
   doc = "Wigner semicircle fit (centre κ = mean, radius R = 2·std) and KS distance, for symmetric matrices",
   run = function(ctx)
     if ctx.matrix ~= nil and not ctx.symmetric then

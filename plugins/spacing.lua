@@ -64,8 +64,20 @@ local function mean(v)
   return sum / #v
 end
 
+local goe_r, poisson_r = laws.ratio_mean("goe"), laws.ratio_mean("poisson")
+
 return {
   name = "spacing",
+  columns = {{"⟨r⟩", "r_mean"}, {"KS GOE", "ks_goe"}},
+  panels = {{key = "r_mean", ylabel = "⟨r⟩ (spacing ratio)",
+             hlines = {{goe_r, ("GOE %.4f"):format(goe_r)}, {poisson_r, ("Poisson %.4f"):format(poisson_r)}}}},
+  -- <matrix>_spacing: the unfolded spacings of the last record against the Wigner surmise and Poisson.
+  plot = function(h)
+    local step, last = h.steps[h.records], h.result(h.records)
+    if not last.spacings then return end
+    h.plot.spacing(h.path, last.spacings, {title = ("%s: spacings%s (unfolded by the spacing plugin)%s"):format(h.matrix,
+      step and (" at step " .. step) or "", last.r_mean and (", ⟨r⟩ = %.4f"):format(last.r_mean) or "")})
+  end,
   doc = "unfolded nearest-neighbour spacings (polynomial staircase fit) vs Wigner surmise and Poisson: ks_goe, ks_poisson; spacing ratio r_mean",
   run = function(ctx)
     local opts = ctx.options or {}

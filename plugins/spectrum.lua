@@ -30,8 +30,59 @@ local function freedman_diaconis_bins(x)
   return math.max(1, math.min(cap, math.ceil((x[n] - x[1]) / h)))
 end
 
+-- The records a density shows: the first and the last (one when they are the same).
+local function shown_records(h)
+  local n = h.records
+  local out = {{i = 1, step = h.steps[1], levels = h.first}}
+  if n > 1 then out[2] = {i = n, step = h.steps[n], levels = h.last} end
+  return out
+end
+
+-- The density at the first and the last record, with the curves other plugins declare: a plugin's
+-- density_curves(records, h) gets {{step =, result =}, ...} of those records and returns {{f =, lo =, hi =, label =}, ...}.
+local function density_plot(h)
+  local records = shown_records(h)
+  local sets, labels, curves = {}, {}, {}
+  for k, r in ipairs(records) do sets[k], labels[k] = r.levels, r.step and ("step " .. r.step) or nil end
+  for _, v in ipairs(h.plugins) do
+    if v.plugin.density_curves then
+      local at = {}
+      for k, r in ipairs(records) do at[k] = {step = r.step, result = v.result(r.i)} end
+      local list = v.plugin.density_curves(at, h) or {}
+      table.move(list, 1, #list, #curves + 1, curves)
+    end
+  end
+  local shape = h.shape and (" (%d×%d)"):format(h.shape[1], h.shape[2]) or ""
+  h.plot.density(h.base .. "_density", sets, {labels = labels, curves = curves, xlabel = h.xlabel,
+    title = h.matrix .. shape .. ": spectral density"})
+end
+
+-- The scalars against the step, one panel per entry of the plugins' `panels` = {{key =, ylabel =, hlines =}, ...}.
+local function observables_plot(h)
+  local panels, series = {}, {}
+  for _, v in ipairs(h.plugins) do
+    for _, panel in ipairs(v.plugin.panels or {}) do
+      if v.scalars[panel.key] and not series[panel.key] then
+        series[panel.key] = v.scalars[panel.key]
+        panels[#panels + 1] = {names = {panel.key}, ylabel = panel.ylabel, hlines = panel.hlines, logy = panel.logy}
+      end
+    end
+  end
+  if #panels == 0 then return end
+  h.plot.series(h.base .. "_observables", h.steps, series, {title = h.matrix .. ": observables", panels = panels})
+end
+
 return {
   name = "spectrum",
+  columns = {{"λ_max", "lambda_max"}},
+  panels = {{key = "lambda_max", ylabel = "λ_max"}},
+  -- Files keep the run directory's names: <matrix>_density, and with two records or more _flow, _observables.
+  plot = function(h)
+    density_plot(h)
+    if h.records < 2 then return end
+    h.plot.flow(h.base .. "_flow", h.steps, h.levels, {title = h.matrix .. ": eigenvalue flow", ylabel = h.xlabel})
+    observables_plot(h)
+  end,
   doc = "levels, lambda_min/max, and their density as a histogram (Freedman–Diaconis bins, integrates to 1)",
   run = function(ctx)
     local x = ctx.levels

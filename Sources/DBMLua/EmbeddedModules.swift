@@ -7,6 +7,7 @@ enum EmbeddedModules {
         ("dbm.diagnostics", "diagnostics.lua", PackageResources.diagnostics_lua),
         ("dbm.recorder", "recorder.lua", PackageResources.recorder_lua),
         ("dbm.plot", "plot.lua", PackageResources.plot_lua),
+        ("dbm.history", "history.lua", PackageResources.history_lua),
         ("dbm.analyze", "analyze.lua", PackageResources.analyze_lua),
         ("dbm.sweep_collect", "sweep_collect.lua", PackageResources.sweep_collect_lua),
         ("dbm.progress", "progress.lua", PackageResources.progress_lua),

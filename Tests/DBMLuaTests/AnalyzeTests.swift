@@ -175,6 +175,68 @@ print('VERDICT', 'FAIL' if problems else 'OK')
         #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
     }
 
+    @Test("a plugin with a plot in a $DBM_LUA_PATH folder: its scalars, arrays, plot and analyze column appear, with no rebuild")
+    func pluginIsTheWholeDiagnostic() throws {
+        let bin = try dbmLuaBinary(), dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/mine", withIntermediateDirectories: true)
+        // The 20-line example of plugins/README.md, with the array of the gaps and a plot of them.
+        try """
+        -- gap: the gaps between neighbouring levels, and the largest (a level repulsion check).
+        return {
+          name = "gap",
+          doc = "gaps between neighbouring levels; gap_max, the largest",
+          columns = {{"max gap", "gap_max"}},
+          panels = {{key = "gap_max", ylabel = "largest gap"}},
+          run = function(ctx)
+            local x, gaps, top = ctx.levels, {}, 0
+            for i = 2, #x do gaps[i - 1] = x[i] - x[i - 1]; top = math.max(top, gaps[i - 1]) end
+            return {gap_max = top, gaps = gaps}
+          end,
+          plot = function(h)
+            local gaps, index = h.arrays.gaps[h.records], {}
+            for i = 1, gaps:numel() do index[i] = i end
+            h.plot.xy(h.path, {{x = index, y = gaps, label = "gaps at the last record"}},
+                      {title = h.matrix .. ": gaps", xlabel = "index", ylabel = "gap"})
+          end,
+        }
+        """.write(toFile: dir + "/mine/gap.lua", atomically: true, encoding: .utf8)
+        try """
+        local rec = dbm.recorder{out_dir = arg[1]}
+        local W = dbm.randn(40, 10, {dtype = "float64", generator = dbm.generator(1)})
+        rec:watch("W", W, {diagnostics = {"gap"}, every = 2})
+        for step = 0, 5 do W:copy(W * 1.1); rec:step(step, {loss = 1 / (step + 1)}) end
+        rec:close()
+        """.write(toFile: dir + "/run.lua", atomically: true, encoding: .utf8)
+        var env = ProcessInfo.processInfo.environment
+        env["DBM_LUA_PATH"] = dir + "/mine"
+        let run = try runProcess(bin, [dir + "/run.lua", dir + "/run"], environment: env)
+        #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
+        let gnuplot = try runProcess("/bin/sh", ["-c", "command -v gnuplot"]).status == 0
+        let check = try python("""
+        import json, sys, os
+        import numpy as np
+        d = sys.argv[1]
+        obs = [json.loads(l) for l in open(d + "/observables.jsonl")]
+        assert [o["step"] for o in obs] == [0, 2, 4] and all(o["diagnostic"] == "gap" and "gap_max" in o for o in obs), obs
+        S, gaps = np.load(d + "/spectra/W.npy"), np.load(d + "/arrays/W/gap.gaps.npy")
+        assert gaps.shape == (3, 9) and np.allclose(gaps, np.diff(S, axis=1)), gaps
+        assert np.allclose(gaps.max(axis=1), [o["gap_max"] for o in obs])
+        assert sorted(os.listdir(d + "/arrays/W")) == ["gap.gaps.npy"], "the levels are not stored twice"
+        for f in ["W_gap.dat", "W_gap.gp", "W_density.dat", "W_flow.dat", "W_observables.dat"] + (["W_gap.png"] if sys.argv[2] == "1" else []):
+            assert os.path.exists(d + "/plots/" + f), f
+        assert "gap_max" in open(d + "/plots/W_observables.dat").readline(), "the plugin's panel"
+        print("OK")
+        """, [dir + "/run", gnuplot ? "1" : "0"])
+        #expect(check.status == 0 && check.stdout.contains("OK"), "\(check.stdout)\n\(check.stderr)")
+        // analyze: its column in the table, and its plot
+        let S = try Tensor.from((0..<60).map { Double(($0 * 37) % 11) - 5 }, shape: [10, 6], dtype: .float64)
+        try Npy.write(S, path: dir + "/w.npy")
+        let a = try runProcess(bin, ["analyze", dir + "/w.npy", "--diagnostics=spectrum,gap", "--plots", dir + "/ap"], environment: env)
+        #expect(a.status == 0 && a.stdout.contains("max gap") && a.stdout.contains("λ_max"), "\(a.stdout)\n\(a.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/ap/w_gap.dat") && FileManager.default.fileExists(atPath: dir + "/ap/w_density.gp"))
+    }
+
     @Test("bad files and bad arguments: one line on stderr, status 1 (2 for usage), never a crash or a traceback")
     func badInput() throws {
         let bin = try dbmLuaBinary(), dir = try tempDir()

@@ -17,10 +17,11 @@ usage: dbm-lua analyze FILE [--json] [--plots DIR] [--diagnostics=a,b,...]
 Random-matrix diagnostics of every 2-D tensor in FILE: a numpy .npy file (one matrix, named after the
 file) or a .safetensors file (all its tensors; optimizer and RNG state, optim.* and rng.*, is skipped).
 Levels are the eigenvalues of the smaller Gram matrix (WᵀW or WWᵀ).
-  --json               one JSON object per tensor per line: name, shape and the diagnostics' scalars
-                       (lambda_max, r_mean, ks_goe, mp_sigma2, mp_outliers, alpha, stable_rank, ...)
-  --plots DIR          write the spectral density (with the Marchenko–Pastur curve) and the spacing
-                       histogram of each tensor into DIR as PNG and SVG (needs gnuplot)
+  --json               one JSON object per tensor per line: name, shape and the diagnostics' numeric
+                       scalars (the keys of docs/formats.md)
+  --plots DIR          write each diagnostic's plots of each tensor into DIR as PNG and SVG (needs
+                       gnuplot): the spectral density with the plugins' curves (Marchenko–Pastur), the
+                       spacing histogram, and those of any plugin with a plot function
   --diagnostics=LIST   comma-separated plugin names (default: spectrum,mp,spacing,powerlaw,norms);
                        plugins are found in $DBM_LUA_PATH and the project's plugins/
   -h, --help           print this help
@@ -29,11 +30,15 @@ one tensor is reported on stderr and the others go on.
 Exit status: 0 on success; 1 on a missing, unreadable or malformed file, a file without a 2-D tensor,
 or a plot that could not be written; 2 on a usage error.]]
 
--- Columns of the table: heading and scalar key (DESIGN §8).
-A.columns = {
-  {"λ_max", "lambda_max"}, {"MP σ²", "mp_sigma2"}, {"MP KS", "mp_ks"}, {"outliers", "mp_outliers"},
-  {"⟨r⟩", "r_mean"}, {"KS GOE", "ks_goe"}, {"α", "alpha"}, {"stable rank", "stable_rank"},
-}
+-- Columns of the table: those the plugins declare, columns = {{heading, scalar key}, ...}, in the order of
+-- --diagnostics (plugins/README.md).
+function A.columns(plugins)
+  local columns = {}
+  for _, p in ipairs(plugins) do
+    for _, c in ipairs(type(p.columns) == "table" and p.columns or {}) do columns[#columns + 1] = c end
+  end
+  return columns
+end
 
 -- ---------------------------------------------------------------- small helpers
 
@@ -179,15 +184,6 @@ end
 
 -- ---------------------------------------------------------------- analysis
 
-local tensor_mt = getmetatable(dbm.zeros(0))
-
--- An array field of a diagnostic's result (a Lua array or a tensor), else nil.
-local function array_field(result, key)
-  local v = type(result) == "table" and result[key] or nil
-  if type(v) == "table" or getmetatable(v) == tensor_mt then return v end
-  return nil
-end
-
 -- A file name for a tensor name: path separators and other odd characters become '_'.
 local function file_stem(name)
   local s = name:gsub("[^%w%._%-]", "_")
@@ -195,24 +191,15 @@ local function file_stem(name)
   return s
 end
 
--- Writes the density and spacing plots of one tensor (files DIR/STEM_density.* and DIR/STEM_spacing.*);
--- returns a list of problems.
-local function write_plots(dir, stem, name, t, results)
-  local P = require("dbm.plot")
+-- Draws the plots of every plugin with a plot function (and of the levels' plugin) for one tensor, as a
+-- history of one record (files DIR/STEM_*); returns a list of problems.
+local function write_plots(D, dir, stem, name, t, plugins, results, ctx)
   local problems = {}
-  local shape = t:shape()
-  local n, m = math.max(shape[1], shape[2]), math.min(shape[1], shape[2])
-  local base = dir .. "/" .. stem
-  -- The levels from `spectrum` when it ran, else computed here; the spacings only come from `spacing`.
-  local levels = array_field(results.spectrum, "levels") or dbm.eigvalsh(dbm.gram(t))
-  local mp = results.mp and results.mp.mp_sigma2 and {sigma2 = results.mp.mp_sigma2, n = n, m = m} or nil
-  local ok, err = pcall(P.density, base .. "_density", levels, {mp = mp, title = name .. " " .. shape_text(shape)})
-  if not ok then problems[#problems + 1] = "density plot of " .. name .. ": " .. clean(err) end
-  local spacings = array_field(results.spacing, "spacings")
-  if spacings then
-    ok, err = pcall(P.spacing, base .. "_spacing", spacings, {title = name .. " " .. shape_text(shape)})
-    if not ok then problems[#problems + 1] = "spacing plot of " .. name .. ": " .. clean(err) end
-  end
+  local history = require("dbm.history").new(name)
+  history:add(results, ctx.eigenvalues)
+  local levels = ctx.eigenvalues
+  history:plot(D.plotted(plugins), {dir = dir, stem = stem, steps = {}, levels = levels:reshape(1, levels:numel()),
+    shape = t:shape(), symmetric = false, report = function(msg) problems[#problems + 1] = clean(msg) end})
   return problems
 end
 
@@ -231,9 +218,9 @@ end
 
 -- ---------------------------------------------------------------- output
 
-local function print_table(file, rows, skipped, state, diagnostics)
+local function print_table(file, rows, skipped, state, diagnostics, plugins)
   local columns = {}
-  for _, c in ipairs(A.columns) do
+  for _, c in ipairs(A.columns(plugins)) do
     for _, r in ipairs(rows) do
       if r.scalars[c[2]] ~= nil then columns[#columns + 1] = c; break end
     end
@@ -312,11 +299,17 @@ function A.main(args)
   end
 
   local D = require("dbm.diagnostics")
+  local loaded, plugins = pcall(function()
+    local list = {}
+    for i, d in ipairs(o.diagnostics) do list[i] = D.load(d) end
+    return list
+  end)
+  if not loaded then eprint(clean(plugins)); return 1 end
   local rows, notes, status, stems = {}, {}, 0, {}
   for _, e in ipairs(analyzable) do
     -- D.run raises only when a plugin cannot be loaded (a syntax error, a bad table): the same for
     -- every tensor, so it ends the command; a plugin failing on this tensor is in failures.
-    local ok, results, failures = pcall(D.run, o.diagnostics, e.tensor, {})
+    local ok, results, failures, ctx = pcall(D.run, plugins, e.tensor, {})
     if not ok then eprint(clean(results)); return 1 end
     results, failures = results or {}, failures or {}
     for _, d in ipairs(o.diagnostics) do
@@ -337,7 +330,7 @@ function A.main(args)
       while stems[stem .. (k > 1 and "_" .. k or "")] do k = k + 1 end
       stem = stem .. (k > 1 and "_" .. k or "")
       stems[stem] = true
-      for _, p in ipairs(write_plots(o.plots, stem, e.name, e.tensor, results)) do notes[#notes + 1] = p; status = 1 end
+      for _, p in ipairs(write_plots(D, o.plots, stem, e.name, e.tensor, plugins, results, ctx)) do notes[#notes + 1] = p; status = 1 end
     end
   end
 
@@ -345,7 +338,7 @@ function A.main(args)
     for _, s in ipairs(skipped) do eprint("skipped ", s.name, " ", shape_text(s.shape), ": ", s.reason) end
     if state > 0 then eprint("skipped ", state, " optimizer/RNG state tensors (optim.*, rng.*)") end
   else
-    print_table(o.file, rows, skipped, state, o.diagnostics)
+    print_table(o.file, rows, skipped, state, o.diagnostics, plugins)
   end
   for _, n in ipairs(notes) do eprint(n) end
   return status

@@ -314,6 +314,19 @@ function D.run(names, x, opts)
   return results, failures, ctx
 end
 
+-- The plugin of the levels themselves: its plot (density, flow, observables) is drawn for every matrix.
+D.levels_plugin = "spectrum"
+
+--- D.plotted(plugins) -> the plugins whose plot(h) is drawn for a matrix watched with `plugins`: the levels'
+--- plugin first (loaded when it is not among them and can be found), then the others.
+function D.plotted(plugins)
+  local out = {}
+  for _, p in ipairs(plugins) do if p.name == D.levels_plugin then out[1] = p end end
+  if not out[1] and dbm.find_plugin(D.levels_plugin) then out[1] = D.load(D.levels_plugin) end
+  for _, p in ipairs(plugins) do if p.name ~= D.levels_plugin then out[#out + 1] = p end end
+  return out
+end
+
 --- D.scalars(result) -> a table of the result's numeric scalars only (for observables.jsonl).
 function D.scalars(result)
   local out = {}

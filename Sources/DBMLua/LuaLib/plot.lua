@@ -11,6 +11,7 @@
 --   P.spacing(base, spacings, {title=, bins=})
 --   P.flow(base, steps, levels_by_step, {title=, ylabel=, max_lines=200, logy=auto, hlines=})
 --   P.series(base, steps, {name = values, ...}, {title=, logy=, ylabel=, hlines=, panels=})
+--   P.metrics(base, steps, {name = values, ...}, title)
 --   P.xy(base, {{x=, y=, err=, label=}, ...}, {title=, xlabel=, ylabel=, logx=, logy=, lines=})
 -- An option table with a key not listed here (or in the option records mp, semicircle, curves, panels,
 -- lines) is an error naming the known keys.
@@ -212,6 +213,64 @@ end
 
 -- ---------------------------------------------------------------- the figures
 
+-- The right end of the bulk axis: a little beyond the largest level inside Tukey's far fence Q3 + 3·IQR
+-- of the pooled levels, and beyond the theory curves; hi (no cut) when no level lies further.
+local function bulk_edge(sets, curves, lo, hi)
+  local pooled = {}
+  for _, set in ipairs(sets) do table.move(set, 1, #set, #pooled + 1, pooled) end
+  if #pooled < 4 then return hi end
+  table.sort(pooled)
+  local q1, q3 = pooled[math.max(1, math.floor(0.25 * #pooled))], pooled[math.ceil(0.75 * #pooled)]
+  local fence, edge = q3 + 3 * (q3 - q1), lo
+  for _, x in ipairs(pooled) do if x <= fence then edge = x end end
+  for _, c in ipairs(curves) do edge = math.max(edge, c.hi) end
+  local cut = edge + 0.08 * (edge - lo)
+  return cut < hi and cut or hi
+end
+
+-- The lower panel of a density with outliers: each set as a density of log10 λ (step lines) when the levels
+-- are positive, else of λ, over the full range; the outliers marked at the bottom. Returns data blocks and
+-- the gnuplot commands; the blocks are numbered from `first_index`.
+local function full_range_panel(sets, labels, outliers, lo, hi, cut, first_index, datafile, xlabel)
+  local logx = lo > 0
+  local a, b = logx and math.log(lo, 10) or lo, logx and math.log(hi, 10) or hi
+  local bins = 60
+  local width = (b - a) / bins
+  local blocks, plots = {}, {}
+  for i, set in ipairs(sets) do
+    local counts = {}
+    for k = 1, bins do counts[k] = 0 end
+    for _, x in ipairs(set) do
+      local u = logx and math.log(x, 10) or x
+      local k = math.min(bins, math.max(1, math.floor((u - a) / width) + 1))
+      counts[k] = counts[k] + 1
+    end
+    local rows = {("# set %d, full range: left edge of the bin, density of %s\n"):format(i, logx and "log10 level" or "level")}
+    for k = 1, bins + 1 do
+      local edge = a + (k - 1) * width
+      rows[#rows + 1] = ("%s %s\n"):format(format_number(logx and 10 ^ edge or edge), format_number((counts[math.min(k, bins)]) / (#set * width)))
+    end
+    blocks[#blocks + 1] = table.concat(rows)
+    plots[#plots + 1] = ("%s index %d using 1:2 with steps lw 2 lc rgb '%s' title %s"):format(
+      #plots == 0 and gp_quote(datafile) or "''", first_index + i - 1, palette[(i - 1) % #palette + 1],
+      gp_quote(labels[i] or ("%d levels"):format(#set)))
+  end
+  local marks = {"# outliers (beyond the bulk axis)\n"}
+  for _, x in ipairs(outliers) do marks[#marks + 1] = format_number(x) .. " 0\n" end
+  if #outliers == 0 then marks[2] = "NaN NaN\n" end
+  blocks[#blocks + 1] = table.concat(marks)
+  plots[#plots + 1] = ("'' index %d using 1:2 with points pt 9 ps 1.6 lc rgb 'black' title %s"):format(
+    first_index + #sets, gp_quote(("outliers (%d)"):format(#outliers)))
+  local body = ("set title 'all levels%s'\nset xlabel %s\nset ylabel %s\nset key top right\nset grid\n"):format(
+      logx and ", log axis" or "", gp_quote(xlabel .. (logx and " (log scale)" or "")),
+      gp_quote(logx and "density of log10 λ" or "density"))
+    .. (logx and "set logscale x\nset format x '%g'\n" or "")
+    .. ("set xrange [%s:%s]\nset yrange [0:*]\nset arrow from %s, graph 0 to %s, graph 1 nohead dt 2 lc rgb '#555555'\n"):format(
+      format_number(logx and lo / 1.05 or lo), format_number(logx and hi * 1.05 or hi), format_number(cut), format_number(cut))
+    .. "plot " .. table.concat(plots, ", \\\n     ") .. "\n"
+  return blocks, body
+end
+
 --- P.density(base, levels | {levels, ...}, opts) -> files. A histogram as a density per level set
 --- (opts.labels names them), with theory curves overlaid: opts.mp = {sigma2=, n=, m= [, label=]}
 --- (or a list of them), opts.semicircle = {center=, radius= [, label=]} (or a list), and any other density
@@ -261,21 +320,18 @@ function P.density(base, levels, opts)
   for _, c in ipairs(opts.curves or {}) do
     curves[#curves + 1] = check_options("dbm.plot.density: option 'curves'", c, {"f", "lo", "hi", "label"})
   end
-  -- A few outliers far beyond the bulk (a spike above the MP edge) would squeeze the bulk into one
-  -- bin: then the axis ends a little after the bulk (98% of the levels, and the theory curves) and
-  -- the title says how many levels lie beyond it. opts.clip = false keeps the full range.
+  -- Outliers far beyond the bulk (spikes above the MP edge, a heavy tail) would squeeze the bulk into two
+  -- or three bins: then the top panel shows the bulk (the levels inside Tukey's far fence Q3 + 3·IQR, and
+  -- the theory curves) and a second panel all the levels on a log axis, the outliers marked.
+  -- opts.clip = false keeps the full range in one panel.
   local note = #spikes > 0 and (" (" .. table.concat(spikes, "; ") .. ")") or ""
+  local full_hi, outliers = hi, nil
   if opts.clip ~= false then
-    local pooled = {}
-    for _, s in ipairs(sets) do table.move(s, 1, #s, #pooled + 1, pooled) end
-    table.sort(pooled)
-    local bulk = #pooled > 0 and pooled[math.max(1, math.ceil(0.98 * #pooled))] or hi
-    for _, c in ipairs(curves) do bulk = math.max(bulk, c.hi) end
-    if bulk > lo and hi - lo > 2 * (bulk - lo) then
-      local cut = bulk + 0.15 * (bulk - lo)
-      local beyond = 0
-      for _, x in ipairs(pooled) do if x > cut then beyond = beyond + 1 end end
-      note = note .. (" (%d level%s beyond the axis, up to %.4g)"):format(beyond, beyond == 1 and "" or "s", hi)
+    local cut = bulk_edge(sets, curves, lo, hi)
+    if cut < hi then
+      outliers = {}
+      for _, set in ipairs(sets) do for _, x in ipairs(set) do if x > cut then outliers[#outliers + 1] = x end end end
+      note = note .. (" (%d outlier%s beyond the bulk, up to %.4g: lower panel)"):format(#outliers, #outliers == 1 and "" or "s", hi)
       hi = cut
     end
   end
@@ -312,7 +368,13 @@ function P.density(base, levels, opts)
     body = body .. ("set yrange [0:%s]\n"):format(format_number(ymax > 0 and room * ymax or 1))
   end
   body = body .. "plot " .. table.concat(plots, ", \\\n     ") .. "\n"
-  return render(base, table.concat(blocks, "\n\n\n") .. "\n", body)
+  if not outliers then return render(base, table.concat(blocks, "\n\n\n") .. "\n", body) end
+  local full_blocks, full_body = full_range_panel(sets, labels, outliers, lo, full_hi, hi, #blocks, name .. ".dat",
+                                                  opts.xlabel or "eigenvalue")
+  table.move(full_blocks, 1, #full_blocks, #blocks + 1, blocks)
+  body = "set multiplot\nset size 1,0.62\nset origin 0,0.38\n" .. body
+    .. "unset arrow\nunset logscale y\nset size 1,0.38\nset origin 0,0\n" .. full_body
+  return render(base, table.concat(blocks, "\n\n\n") .. "\n", body, math.floor(1.45 * P.height))
 end
 
 --- P.spacing(base, spacings, opts) -> files. Histogram of unfolded spacings s (mean 1) with the GOE
@@ -395,7 +457,8 @@ function P.flow(base, steps, levels, opts)
   for _, y in ipairs(opts.hlines or {}) do
     reference_lines[#reference_lines + 1] = (", %s with lines dt 2 lw 1.5 lc rgb 'black' notitle"):format(format_number(y))
   end
-  local body = (logy and "set logscale y\n" or "") .. ("set title %s\nset xlabel 'step'\nset ylabel %s\nset grid\nset key off\n"
+  -- gnuplot's default tics on a log axis read 10.00000000: %g reads 10, 100, 0.01
+  local body = (logy and "set logscale y\nset format y '%g'\n" or "") .. ("set title %s\nset xlabel 'step'\nset ylabel %s\nset grid\nset key off\n"
     .. "set palette defined (0 '#3b4cc0', 0.5 '#8a8a8a', 1 '#b40426')\nset cbrange [1:%d]\nset cblabel 'level index'\n"
     .. "set colorbox\n"
     .. "plot for [i=2:%d] %s using 1:i:(%s[i-1]) with %s lc palette lw 1 notitle%s\n")
@@ -472,13 +535,36 @@ function P.series(base, steps, series, opts)
       yrange = ("set yrange [%s:%s]\n"):format(format_number(ymin - d), format_number(ymax + d))
       if panel.logy then yrange = ("set yrange [%s:%s]\n"):format(format_number(ymin / 2), format_number(ymax * 2)) end
     end
-    body[#body + 1] = yrange .. (panel.logy and "set logscale y\n" or "unset logscale y\n")
+    body[#body + 1] = yrange .. (panel.logy and "set logscale y\nset format y '%g'\n" or "unset logscale y\nset format y '% h'\n")
       .. "set ylabel " .. gp_quote(panel.ylabel or (#panel.names == 1 and panel.names[1] or "value")) .. "\n"
       .. "set xlabel " .. gp_quote(p == k and "step" or "") .. "\n"
       .. "plot " .. table.concat(plots, ", \\\n     ") .. "\n"
   end
   local height = k > 1 and math.max(P.height, 300 * k) or P.height
   return render(base, table.concat(lines), table.concat(body), height)
+end
+
+--- P.metrics(base, steps, {name = values}, title): a run's scalars against the step; the losses
+--- share a panel, every other scalar gets its own, at most six panels per figure (BASE, BASE_2, ...).
+function P.metrics(base, steps, metrics, title)
+  local names = {}
+  for n in pairs(metrics) do names[#names + 1] = n end
+  if #names == 0 then return {} end
+  table.sort(names)
+  local panels, loss = {}, {}
+  for _, n in ipairs(names) do if n:find("loss") then loss[#loss + 1] = n end end
+  if #loss > 0 then panels[1] = {names = loss, ylabel = "loss"} end
+  for _, n in ipairs(names) do if not n:find("loss") then panels[#panels + 1] = {names = {n}} end end
+  local series = {}
+  for _, n in ipairs(names) do
+    local v = {}
+    for i = 1, #steps do v[i] = metrics[n][i] end
+    series[n] = v
+  end
+  for f = 1, math.ceil(#panels / 6) do
+    local part = table.move(panels, 6 * (f - 1) + 1, math.min(#panels, 6 * f), 1, {})
+    P.series(base .. (f > 1 and ("_" .. f) or ""), steps, series, {title = title, panels = part})
+  end
 end
 
 --- P.xy(base, sets, opts) -> files. Points y against x, one style per set: sets = {{x = {...}, y = {...},

@@ -24,10 +24,10 @@
 --   spectra/<matrix>.npy  Float64, rows = the records of that matrix, columns = its ascending levels
 --   spectra/steps.npy  int64, the steps of the records; a matrix recorded at other steps than the others
 --                      also gets spectra/<matrix>.steps.npy
---   plots/             made by close(): for each matrix its density at the first and last record
---                      (MP curve where mp ran, semicircle where semicircle ran), spacings at the last
---                      record, eigenvalue flow, and its observables (r_mean, alpha, mp_outliers,
---                      lambda_max, semicircle_radius) against the step; metrics (loss etc.) against the step
+--   arrays/<matrix>/   every array the plugins return, appended per record (dbm.history):
+--                      <plugin>.<array>.npy, or .values.npy + .offsets.npy when its length varies
+--   plots/             made by close(): each plugin's plot(h) per matrix (the levels' plugin, spectrum,
+--                      always: density, flow, observables; see plugins/README.md), and the metrics
 --   DONE               written last by an explicit rec:close()
 --
 -- Durability: JSON lines are appended and flushed one by one; .json files are written to a temporary
@@ -65,6 +65,7 @@
 local dbm = require "dbm"
 local D = require "dbm.diagnostics"
 local P = require "dbm.plot"
+local History = require "dbm.history"
 
 local Recorder = {}
 Recorder.__index = Recorder
@@ -194,20 +195,21 @@ end
 
 local known_options = {out_dir = true, config = true, name = true, plots = true, report = true, resume = true}
 
---- M.new(opts) -> recorder (dbm.recorder calls this).
-function M.new(opts)
+-- The checked options of dbm.recorder: the run's name, the step to resume at (or nil) and the directory.
+-- Errors name the caller of dbm.recorder (level 3 from here).
+local function checked_options(opts)
   opts = opts or {}
-  if type(opts) ~= "table" then error("dbm.recorder: expected a table of options {out_dir=, config=, name=}, got " .. type(opts), 2) end
+  if type(opts) ~= "table" then error("dbm.recorder: expected a table of options {out_dir=, config=, name=}, got " .. type(opts), 3) end
   for k in pairs(opts) do
     if not known_options[k] then
-      error(("dbm.recorder: unknown option '%s' (known: out_dir, config, name, plots, report, resume)"):format(tostring(k)), 2)
+      error(("dbm.recorder: unknown option '%s' (known: out_dir, config, name, plots, report, resume)"):format(tostring(k)), 3)
     end
   end
   if opts.out_dir ~= nil and (type(opts.out_dir) ~= "string" or opts.out_dir == "") then
-    error("dbm.recorder: option 'out_dir': expected a folder name, got " .. type(opts.out_dir), 2)
+    error("dbm.recorder: option 'out_dir': expected a folder name, got " .. type(opts.out_dir), 3)
   end
   if opts.config ~= nil and type(opts.config) ~= "table" then
-    error("dbm.recorder: option 'config': expected the experiment's config table, got " .. type(opts.config), 2)
+    error("dbm.recorder: option 'config': expected the experiment's config table, got " .. type(opts.config), 3)
   end
   -- the run's name: the script's file name without .lua ("dbm-lua" in the REPL or with -e)
   local arg0 = _G.arg and type(_G.arg[0]) == "string" and _G.arg[0] or "run"
@@ -215,35 +217,66 @@ function M.new(opts)
   if default_name == "" or default_name:match("^[_%.%-]*$") then default_name = "run" end
   local name = opts.name or default_name
   if type(name) ~= "string" or not name:match("^[%w_%.%-]+$") then
-    error("dbm.recorder: option 'name': expected a name of letters, digits, '_', '-' or '.', got " .. tostring(name), 2)
+    error("dbm.recorder: option 'name': expected a name of letters, digits, '_', '-' or '.', got " .. tostring(name), 3)
   end
   local resume = opts.resume
   if resume ~= nil then
-    if opts.out_dir == nil then error("dbm.recorder: option 'resume': give out_dir, the run directory to continue", 2) end
+    if opts.out_dir == nil then error("dbm.recorder: option 'resume': give out_dir, the run directory to continue", 3) end
     if not (type(resume) == "number" and resume >= 0 and math.tointeger(resume)) then
       error("dbm.recorder: option 'resume': expected the step to resume at (an integer ≥ 0), got "
-        .. (type(resume) == "number" and tostring(resume) or type(resume)), 2)
+        .. (type(resume) == "number" and tostring(resume) or type(resume)), 3)
     end
     resume = math.tointeger(resume)
   end
   local dir = opts.out_dir or default_dir(name)
   dir = dir:gsub("/+$", "")
-  if resume and not exists(dir) then error("dbm.recorder: option 'resume': no run directory " .. dir, 2) end
+  if resume and not exists(dir) then error("dbm.recorder: option 'resume': no run directory " .. dir, 3) end
   if resume and not exists(dir .. "/config.json") then
-    error("dbm.recorder: option 'resume': " .. dir .. " has no config.json (not a run directory)", 2)
+    error("dbm.recorder: option 'resume': " .. dir .. " has no config.json (not a run directory)", 3)
   end
+  return opts, name, resume, dir
+end
+
+-- Makes the run directory and takes its lock (one run at a time in a directory), before anything in it changes.
+local function open_run_dir(dir)
   local made, why = mkdir_p(dir .. "/spectra")
   if not made then dbm._fail("dbm.recorder: cannot create the run directory %s: %s", dir, why) end
   -- One run at a time in a directory: an exclusive lock on run.lock for the recorder's life (until
   -- close, or the process's end), taken before anything in the directory changes.
   local lock = dir .. "/run.lock"
-  local locked, why = pcall(dbm._lock, lock)
+  local locked
+  locked, why = pcall(dbm._lock, lock)
   if not locked then
     dbm._fail("dbm.recorder: the run directory %s is in use: %s; give another out_dir, or wait for that run to end",
       dir, (tostring(why):gsub("^.-dbm%._lock: ", "")))
   end
   if exists(dir .. "/config.json") then os.remove(dir .. "/DONE") end   -- a run directory used again, or resumed
+  return lock
+end
 
+-- The provenance of a fresh run (config.json).
+local function fresh_meta(name, cfg)
+  local commit, dirty = git_state()
+  return {
+    name = name,
+    script = _G.arg and _G.arg[0],
+    args = _G.arg and table.move(_G.arg, 1, #_G.arg, 1, {}) or {},
+    config = plain(cfg, 0),
+    seed = type(cfg.seed) == "number" and cfg.seed or nil,
+    dbm_lua_version = dbm.version,
+    blas = blas_provenance(),
+    git_commit = commit, git_dirty = dirty,
+    start_time = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    host = hostname(),
+    watch = {},
+  }
+end
+
+--- M.new(opts) -> recorder (dbm.recorder calls this).
+function M.new(opts)
+  local name, resume, dir
+  opts, name, resume, dir = checked_options(opts)
+  local lock = open_run_dir(dir)
   local rec = setmetatable({
     dir = dir, name = name, config = opts.config or {}, lock = lock,
     make_plots = opts.plots ~= false,
@@ -252,7 +285,7 @@ function M.new(opts)
     watched = {}, by_name = {},
     unclaimed = {},                       -- matrices of a resumed run with kept rows, not watched (yet)
     steps = {}, step_seen = {},           -- union of the recorded steps, in order
-    metric_steps = {}, metrics = {}, metric_names = {},
+    metric_steps = {}, metrics = {},
     failures = {}, reported = {},
     closed = false,
   }, Recorder)
@@ -260,21 +293,7 @@ function M.new(opts)
     local ok, err = pcall(rec._resume, rec, resume, opts.name)
     if not ok then error("dbm.recorder: cannot resume " .. dir .. ": " .. tostring(err), 2) end
   else
-    local cfg = rec.config
-    local commit, dirty = git_state()
-    rec.meta = {
-      name = name,
-      script = _G.arg and _G.arg[0],
-      args = _G.arg and table.move(_G.arg, 1, #_G.arg, 1, {}) or {},
-      config = plain(cfg, 0),
-      seed = type(cfg.seed) == "number" and cfg.seed or nil,
-      dbm_lua_version = dbm.version,
-      blas = blas_provenance(),
-      git_commit = commit, git_dirty = dirty,
-      start_time = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-      host = hostname(),
-      watch = {},
-    }
+    rec.meta = fresh_meta(name, rec.config)
     local ok, err = pcall(rec._write_config, rec)
     if not ok then error("dbm.recorder: cannot write " .. dir .. "/config.json: " .. tostring(err), 2) end
     rec.steps_file = create_steps(dir .. "/spectra/steps.npy", {})   -- there from the start, empty until the first record
@@ -316,6 +335,37 @@ end
 
 local watch_options = {diagnostics = true, every = true, steps = true, when = true, symmetric = true, options = true}
 
+-- The cadence of rec:watch: due(step) -> boolean, and its description for config.json. Errors name the
+-- caller of rec:watch (level 3 from here).
+local function watch_cadence(opts)
+  local due, cadence
+  if opts.every ~= nil then
+    if math.type(opts.every) ~= "integer" and not (type(opts.every) == "number" and opts.every == math.floor(opts.every)) or opts.every < 1 then
+      error("rec:watch: option 'every': expected a positive integer, got " .. tostring(opts.every), 3)
+    end
+    local every = math.tointeger(opts.every)
+    due = function(step) return step % every == 0 end
+    cadence = {every = every}
+  elseif opts.steps ~= nil then
+    if type(opts.steps) ~= "table" then error("rec:watch: option 'steps': expected a list of steps, got " .. type(opts.steps), 3) end
+    local set = {}
+    for i, s in ipairs(opts.steps) do
+      if type(s) ~= "number" then error(("rec:watch: option 'steps': entry %d is a %s, expected a step number"):format(i, type(s)), 3) end
+      set[s] = true
+    end
+    due = function(step) return set[step] == true end
+    cadence = {steps = opts.steps}
+  elseif opts.when ~= nil then
+    if type(opts.when) ~= "function" then error("rec:watch: option 'when': expected a function(step) -> boolean, got " .. type(opts.when), 3) end
+    due = opts.when
+    cadence = {when = "function"}
+  else
+    due = function() return true end
+    cadence = {every = 1}
+  end
+  return due, cadence
+end
+
 --- rec:watch(name, tensor_or_function, opts): record this matrix (or levels) on a cadence.
 function Recorder:watch(name, source, opts)
   check_self(self, "watch")
@@ -337,31 +387,8 @@ function Recorder:watch(name, source, opts)
   local cadences = (opts.every ~= nil and 1 or 0) + (opts.steps ~= nil and 1 or 0) + (opts.when ~= nil and 1 or 0)
   if cadences > 1 then error("rec:watch: give one cadence: every = N, steps = {...} or when = function(step)", 2) end
   local w = {name = name, source = source, symmetric = opts.symmetric and true or false,
-             options = opts.options or {}, plugins = {}, rows = 0, steps = {}, obs_steps = {}, obs = {}}
-  if opts.every ~= nil then
-    if math.type(opts.every) ~= "integer" and not (type(opts.every) == "number" and opts.every == math.floor(opts.every)) or opts.every < 1 then
-      error("rec:watch: option 'every': expected a positive integer, got " .. tostring(opts.every), 2)
-    end
-    local every = math.tointeger(opts.every)
-    w.due = function(step) return step % every == 0 end
-    w.cadence = {every = every}
-  elseif opts.steps ~= nil then
-    if type(opts.steps) ~= "table" then error("rec:watch: option 'steps': expected a list of steps, got " .. type(opts.steps), 2) end
-    local set = {}
-    for i, s in ipairs(opts.steps) do
-      if type(s) ~= "number" then error(("rec:watch: option 'steps': entry %d is a %s, expected a step number"):format(i, type(s)), 2) end
-      set[s] = true
-    end
-    w.due = function(step) return set[step] == true end
-    w.cadence = {steps = opts.steps}
-  elseif opts.when ~= nil then
-    if type(opts.when) ~= "function" then error("rec:watch: option 'when': expected a function(step) -> boolean, got " .. type(opts.when), 2) end
-    w.due = opts.when
-    w.cadence = {when = "function"}
-  else
-    w.due = function() return true end
-    w.cadence = {every = 1}
-  end
+             options = opts.options or {}, plugins = {}, rows = 0, steps = {}}
+  w.due, w.cadence = watch_cadence(opts)
   if opts.diagnostics ~= nil and type(opts.diagnostics) ~= "table" then
     error("rec:watch: option 'diagnostics': expected a list of plugin names, got " .. type(opts.diagnostics), 2)
   end
@@ -370,20 +397,25 @@ function Recorder:watch(name, source, opts)
   for i, d in ipairs(opts.diagnostics or {}) do
     local ok, p = pcall(D.load, d)
     if not ok then error("rec:watch: " .. without_position(p), 2) end
-    w.plugins[i] = p
-    names[i] = p.name
+    w.plugins[i], names[i] = p, p.name
   end
   self:_take_up(w)   -- a resumed run's kept rows of this matrix, if any
+  w.history = w.history or History.new(name, self.dir .. "/arrays/" .. name)
   self.watched[#self.watched + 1] = w
   self.by_name[name] = w
-  local entry = {name = name, diagnostics = names, symmetric = w.symmetric}
+  self:_note_watch(w, names)
+  return self
+end
+
+-- The watch entry of config.json (a resumed run's entry of that name is replaced).
+function Recorder:_note_watch(w, names)
+  local entry = {name = w.name, diagnostics = names, symmetric = w.symmetric}
   for k, v in pairs(w.cadence) do entry[k] = v end
   if next(w.options) then entry.options = plain(w.options, 0) end
   local list, at = self.meta.watch, #self.meta.watch + 1
-  for i, e in ipairs(list) do if e.name == name then at = i end end   -- a resumed run's entry
+  for i, e in ipairs(list) do if e.name == w.name then at = i end end
   list[at] = entry
   self:_write_config()
-  return self
 end
 
 -- ---------------------------------------------------------------- step and record
@@ -414,19 +446,9 @@ local function append_row(w, levels)
   if k > 0 then w.buf:row(w.rows):copy(levels) end
 end
 
--- Keeps the numeric scalars of an observables line as record `index` of the matrix, for its plot.
-local function remember_observables(w, index, line)
-  for key, v in pairs(line) do
-    if type(v) == "number" and key ~= "step" then
-      w.obs[key] = w.obs[key] or {}
-      w.obs[key][index] = v
-    end
-  end
-end
-
--- Records one matrix at `step`: the diagnostics into observables.jsonl, the levels into spectra/.
--- Returns {diagnostic = result} or nil when the matrix could not be recorded. `level` locates errors.
-function Recorder:_record(w, step, level)
+-- The context of one record of w (one eigendecomposition), its level count checked against the earlier
+-- records; nil when the matrix has non-finite entries (reported once). `level` locates errors.
+function Recorder:_context(w, step, level)
   local x = w.source
   if type(x) == "function" then
     x = x()
@@ -452,17 +474,17 @@ function Recorder:_record(w, step, level)
   end
   w.nlevels = k
   if w.shape == nil then w.shape = ctx.shape end
+  return ctx
+end
 
-  local results, failures = D.run(w.plugins, ctx)
-  local obs_index = #w.obs_steps + 1
-  w.obs_steps[obs_index] = step
+-- The observables lines of one record, and its failures (kept, reported once per matrix and plugin).
+function Recorder:_write_observables(w, step, results, failures)
   for _, p in ipairs(w.plugins) do
     local res = results[p.name]
     if res then
       local line = D.scalars(res)
       line.step, line.matrix, line.diagnostic = step, w.name, p.name
       self.observables_file:write(line)
-      remember_observables(w, obs_index, line)
     else
       local msg = failures[p.name]
       local where = self.failures[w.name] or {}
@@ -471,13 +493,10 @@ function Recorder:_record(w, step, level)
       report_once(self, w.name .. "\0" .. p.name, ("%s (matrix '%s', step %d; reported once, the run goes on)"):format(msg, w.name, step))
     end
   end
+end
 
-  append_row(w, levels)
-  w.steps[#w.steps + 1] = step
-  local snapshot = {step = step, levels = levels, results = results}
-  if not w.first then w.first = snapshot end
-  w.last = snapshot
-  self:_write_rows(w)
+-- The union of the recorded steps takes `step`; the steps files follow the spectra rows written before.
+function Recorder:_grow_steps(step)
   if not self.step_seen[step] then
     self.step_seen[step] = true
     self.steps[#self.steps + 1] = step
@@ -494,6 +513,20 @@ function Recorder:_record(w, step, level)
     end
   end
   grow_steps(self.steps_file, union)
+end
+
+-- Records one matrix at `step`: the diagnostics into observables.jsonl and arrays/, the levels into
+-- spectra/. Returns {diagnostic = result} or nil when the matrix could not be recorded. `level` locates errors.
+function Recorder:_record(w, step, level)
+  local ctx = self:_context(w, step, level + 1)
+  if not ctx then return nil end
+  local results, failures = D.run(w.plugins, ctx)
+  self:_write_observables(w, step, results, failures)
+  w.history:add(results, ctx.eigenvalues)   -- the arrays first: they never have fewer rows than spectra/
+  append_row(w, ctx.eigenvalues)
+  w.steps[#w.steps + 1] = step
+  self:_write_rows(w)
+  self:_grow_steps(step)
   return results
 end
 
@@ -535,8 +568,9 @@ end
 -- by a row at most, it has as many or one more. (A kill inside a resume's cut of k records can leave
 -- up to k rows more: each row i ≤ len(steps) still belongs to steps[i], and resuming again drops the
 -- rest, as it drops the one row more.)
-function Recorder:_finalise()
-  local spectra = self.dir .. "/spectra/"
+-- Rows and steps of each matrix cut to the shorter, and the union of steps rebuilt from what is left (in
+-- its order); returns the matrices, the union before, and those that need their own steps file.
+function Recorder:_cut_to_rows()
   local matrices = self:_matrices_with_spectra()
   local old_union = self.steps
   local present = {}
@@ -563,6 +597,13 @@ function Recorder:_finalise()
       own[#own + 1] = w
     end
   end
+  return matrices, old_union, own
+end
+
+function Recorder:_finalise()
+  local spectra = self.dir .. "/spectra/"
+  local matrices, old_union, own = self:_cut_to_rows()
+  local union = self.steps
   -- 1. steps files shrink to what they share with their new lists, or are created (a new one with no
   --    more steps than its spectra file has rows)
   if self.steps_file then
@@ -580,8 +621,9 @@ function Recorder:_finalise()
       w.steps_file = create_steps(spectra .. w.name .. ".steps.npy", w.steps, n)
     end
   end
-  -- 2. spectra files
+  -- 2. arrays and spectra files
   for _, w in ipairs(matrices) do
+    if w.history then w.history:truncate(w.rows) end
     if w.rows > 0 then self:_write_rows(w) end
   end
   -- 3. steps files grow
@@ -594,6 +636,7 @@ function Recorder:_close_files()
   for _, w in ipairs(self:_matrices_with_spectra()) do
     if w.file then w.file:close() end
     if w.steps_file then w.steps_file:close() end
+    if w.history then w.history:close() end
   end
   if self.steps_file then self.steps_file:close() end
 end
@@ -616,7 +659,7 @@ function Recorder:_remember_metrics(line)
   self.metric_steps[i] = line.step
   for k, v in pairs(line) do
     if type(v) == "number" and k ~= "step" and k ~= "time" then
-      if not self.metrics[k] then self.metrics[k] = {}; self.metric_names[#self.metric_names + 1] = k end
+      self.metrics[k] = self.metrics[k] or {}
       self.metrics[k][i] = v
     end
   end
@@ -731,22 +774,24 @@ local function observable_records(lines)
   return by_matrix
 end
 
--- The results of the first (or the last) record at `step`; none when no diagnostic ran then.
-local function results_at(records, step, last)
-  local found
-  for _, r in ipairs(records) do
-    if r.step == step then
-      found = r.results
-      if not last then break end
-    end
+-- The history of a kept matrix: its arrays' first rows (files cut to them), and the scalars of the
+-- observables records that match its steps in order (a record where every plugin failed has no lines).
+local function kept_history(dir, m, records)
+  local h = History.load(m.name, dir .. "/arrays/" .. m.name, m.rows)
+  local k = 1
+  for i, step in ipairs(m.steps) do
+    local r = records[k]
+    if r and r.step == step then h:set_scalars(i, r.results); k = k + 1 end
   end
-  return found or {}
+  return h
 end
 
 -- dbm.recorder{resume = S}: cuts the run directory to what was recorded at steps < S (see the header)
 -- and takes up what stays: the config, the metrics, the union of steps, and the matrices' rows and
 -- observables, which rec:watch claims by name.
-function Recorder:_resume(S, name)
+-- config.json of a resumed run: its fields, and {step = S, time, args, blas} appended to `resumed` (a BLAS
+-- kernel other than the one it last ran on is reported).
+function Recorder:_resume_config(S, name)
   local dir = self.dir
   local f = assert(io.open(dir .. "/config.json", "r"))
   local meta = dbm.json_decode(f:read("a"))
@@ -769,7 +814,12 @@ function Recorder:_resume(S, name)
   self.meta = meta
   self.name = name or (type(meta.name) == "string" and meta.name) or self.name
   self:_write_config()
+end
 
+function Recorder:_resume(S, name)
+  local dir = self.dir
+  self:_resume_config(S, name)
+  local meta = self.meta
   local metrics_text, metrics = lines_before(dir .. "/metrics.jsonl", S)
   local observables_text, observables = lines_before(dir .. "/observables.jsonl", S)
   write_lines(dir .. "/metrics.jsonl", metrics_text)
@@ -786,10 +836,12 @@ function Recorder:_resume(S, name)
     if type(wname) == "string" and wname:match("^[%w_%-][%w_%.%-]*$") then
       local m = kept_matrix(dir, wname, union, S)
       if m and m.rows > 0 then
+        m.history = kept_history(dir, m, self.kept_records[wname] or {})
         self.unclaimed[#self.unclaimed + 1] = m
       else
         os.remove(dir .. "/spectra/" .. wname .. ".npy")
         os.remove(dir .. "/spectra/" .. wname .. ".steps.npy")
+        History.remove(dir .. "/arrays/" .. wname)
       end
     end
   end
@@ -801,8 +853,7 @@ function Recorder:_resume(S, name)
   self.observables_file = dbm.jsonl(dir .. "/observables.jsonl", {append = true})
 end
 
--- rec:watch of a matrix that a resumed run kept rows of: its rows, steps, observables, and its first
--- and last record (levels, and the diagnostics' scalars, e.g. mp_sigma2 for the MP curve).
+-- rec:watch of a matrix that a resumed run kept rows of: its rows, steps and history.
 function Recorder:_take_up(w)
   local m
   for i, u in ipairs(self.unclaimed) do
@@ -810,147 +861,21 @@ function Recorder:_take_up(w)
   end
   if not m then return end
   w.buf, w.rows, w.steps, w.nlevels, w.own_steps = m.buf, m.rows, m.steps, m.nlevels, m.own_steps
-  w.file, w.steps_file = m.file, m.steps_file
-  if is_tensor(w.source) and w.source:dim() == 2 then   -- for the MP curve, should nothing more be recorded
+  w.file, w.steps_file, w.history = m.file, m.steps_file, m.history
+  if is_tensor(w.source) and w.source:dim() == 2 then   -- for the plots, should nothing more be recorded
     local shape = w.source:shape()
     w.shape = {shape[1], shape[2]}
   end
-  local records = self.kept_records[w.name] or {}
-  self.kept_records[w.name] = nil
-  for i, r in ipairs(records) do
-    w.obs_steps[i] = r.step
-    for _, scalars in pairs(r.results) do remember_observables(w, i, scalars) end
-  end
-  local first_step, last_step = w.steps[1], w.steps[w.rows]
-  w.first = {step = first_step, levels = w.buf:row(1):clone(), results = results_at(records, first_step)}
-  w.last = w.rows == 1 and w.first or
-           {step = last_step, levels = w.buf:row(w.rows):clone(), results = results_at(records, last_step, true)}
 end
 
 -- ---------------------------------------------------------------- plots and close
 
--- Spacings of the bulk (central 80% of the levels), each divided by the mean of the spacings around
--- it (a window of ±w): a local unfolding, used when no plugin returned `spacings`.
-function M.local_spacings(levels)
-  local n = #levels
-  local cut = math.floor(0.1 * n)
-  local d = {}
-  for i = cut + 1, n - cut - 1 do d[#d + 1] = levels[i + 1] - levels[i] end
-  local m = #d
-  if m < 5 then return {} end
-  local w = math.max(2, math.min(10, m // 10))
-  local prefix = {[0] = 0}
-  for i = 1, m do prefix[i] = prefix[i - 1] + d[i] end
-  local s = {}
-  for i = 1, m do
-    local a, b = math.max(1, i - w), math.min(m, i + w)
-    local mean = (prefix[b] - prefix[a - 1]) / (b - a + 1)
-    if mean > 0 then s[#s + 1] = d[i] / mean end
-  end
-  return s
-end
-
-local function find_number(results, keys)
-  for _, key in ipairs(keys) do
-    for _, res in pairs(results or {}) do
-      if type(res[key]) == "number" and res[key] == res[key] then return res[key] end
-    end
-  end
-end
-
-local function find_array(results, key, preferred)
-  if results[preferred] and results[preferred][key] ~= nil then return results[preferred][key] end
-  for _, res in pairs(results) do if res[key] ~= nil then return res[key] end end
-end
-
-local function gram_label(w)
-  if w.symmetric or not w.shape then return "eigenvalue" end
-  return w.shape[1] >= w.shape[2] and "eigenvalue of W^T W" or "eigenvalue of W W^T"
-end
-
-local function shape_text(w)
-  return w.shape and (" (%d×%d)"):format(w.shape[1], w.shape[2]) or ""
-end
-
+-- The plots are the plugins' (plot(h) of each plugin of a matrix, and of the levels' plugin) and the
+-- metrics against the step (dbm.plot.metrics); the recorder only hands them what it recorded.
 function Recorder:_plot_matrix(w, dir)
-  local base = dir .. "/" .. w.name
-  local first, last = w.first, w.last
-  -- density at the first and the last record, with the theory curves fitted at each
-  local sets, labels = {first.levels}, {"step " .. first.step}
-  if last ~= first then sets[2], labels[2] = last.levels, "step " .. last.step end
-  -- theory curves fitted at the first and the last record (the last only where it differs by > 2%)
-  local mp, semicircle = {}, {}
-  local function close_to(a, b) return a and b and math.abs(a - b) <= 0.02 * math.abs(a) end
-  for i, snap in ipairs(last ~= first and {first, last} or {first}) do
-    local sigma2 = find_number(snap.results, {"mp_sigma2"})
-    if sigma2 and sigma2 > 0 and w.shape and not w.symmetric and not (i == 2 and close_to(mp[1] and mp[1].sigma2, sigma2)) then
-      mp[#mp + 1] = {sigma2 = sigma2, n = w.shape[1], m = w.shape[2],
-                     label = ("Marchenko–Pastur at step %d (σ² = %.4g)"):format(snap.step, sigma2)}
-    end
-    local radius = find_number(snap.results, {"semicircle_radius", "radius"})
-    local center = find_number(snap.results, {"semicircle_center", "semicircle_centre", "center", "centre"}) or 0
-    local prev = semicircle[1]
-    if radius and radius > 0 and not (i == 2 and prev and close_to(prev.radius, radius) and math.abs(prev.center - center) <= 0.02 * radius) then
-      semicircle[#semicircle + 1] = {center = center, radius = radius,
-                                     label = ("semicircle at step %d (radius %.4g)"):format(snap.step, radius)}
-    end
-  end
-  P.density(base .. "_density", sets, {labels = labels, mp = mp, semicircle = semicircle,
-    title = w.name .. shape_text(w) .. ": spectral density", xlabel = gram_label(w)})
-  -- spacings at the last record
-  local spacings = find_array(last.results, "spacings", "spacing")
-  local how = "unfolded by the spacing plugin"
-  if not (is_tensor(spacings) or type(spacings) == "table") then
-    spacings = M.local_spacings(last.levels:totable())
-    how = "bulk, local unfolding ±10 spacings"
-  end
-  local r = find_number(last.results, {"r_mean"})
-  P.spacing(base .. "_spacing", spacings, {
-    title = ("%s: spacings at step %d (%s)%s"):format(w.name, last.step, how, r and (", ⟨r⟩ = %.4f"):format(r) or "")})
-  -- eigenvalue flow
-  P.flow(base .. "_flow", w.steps, w.buf:narrow(1, 1, w.rows), {title = w.name .. ": eigenvalue flow", ylabel = gram_label(w)})
-  -- observables against the step
-  local panels, series = {}, {}
-  local goe, poisson = dbm.laws.ratio_mean("goe"), dbm.laws.ratio_mean("poisson")
-  local wanted = {
-    {key = "r_mean", ylabel = "⟨r⟩ (spacing ratio)", hlines = {{goe, ("GOE %.4f"):format(goe)}, {poisson, ("Poisson %.4f"):format(poisson)}}},
-    {key = "alpha", ylabel = "α (tail exponent)"},
-    {key = "mp_outliers", ylabel = "MP outliers"},
-    {key = "lambda_max", ylabel = "λ_max"},
-    {key = "semicircle_radius", ylabel = "semicircle radius"},
-  }
-  for _, want in ipairs(wanted) do
-    if w.obs[want.key] then
-      series[want.key] = {}
-      for i = 1, #w.obs_steps do series[want.key][i] = w.obs[want.key][i] end
-      panels[#panels + 1] = {names = {want.key}, ylabel = want.ylabel, hlines = want.hlines}
-    end
-  end
-  if #panels > 0 then
-    P.series(base .. "_observables", w.obs_steps, series, {title = w.name .. ": observables", panels = panels})
-  end
-end
-
-function Recorder:_plot_metrics(dir)
-  if #self.metric_names == 0 then return end
-  local names = table.move(self.metric_names, 1, #self.metric_names, 1, {})
-  table.sort(names)
-  -- losses share a panel; every other scalar gets its own; at most six panels per figure
-  local panels, loss = {}, {}
-  for _, n in ipairs(names) do if n:find("loss") then loss[#loss + 1] = n end end
-  if #loss > 0 then panels[1] = {names = loss, ylabel = "loss"} end
-  for _, n in ipairs(names) do if not n:find("loss") then panels[#panels + 1] = {names = {n}} end end
-  local series = {}
-  for _, n in ipairs(names) do
-    local v = {}
-    for i = 1, #self.metric_steps do v[i] = self.metrics[n][i] end
-    series[n] = v
-  end
-  for f = 1, math.ceil(#panels / 6) do
-    local part = table.move(panels, 6 * (f - 1) + 1, math.min(#panels, 6 * f), 1, {})
-    P.series(dir .. "/metrics" .. (f > 1 and ("_" .. f) or ""), self.metric_steps, series,
-      {title = self.name .. ": metrics", panels = part})
-  end
+  w.history:plot(D.plotted(w.plugins), {dir = dir, stem = w.name, steps = w.steps, levels = w.buf:narrow(1, 1, w.rows),
+                                        shape = w.shape, symmetric = w.symmetric,
+                                        report = function(msg) self.report("dbm.recorder: " .. msg) end})
 end
 
 function Recorder:_make_plots()
@@ -968,9 +893,9 @@ function Recorder:_make_plots_in(dir)
     if not ok then self.report(("dbm.recorder: could not plot %s: %s"):format(what, tostring(err))) end
   end
   for _, w in ipairs(self.watched) do
-    if w.rows > 0 then attempt("matrix '" .. w.name .. "'", self._plot_matrix, self, w, dir) end
+    if w.rows > 0 and w.history then attempt("matrix '" .. w.name .. "'", self._plot_matrix, self, w, dir) end
   end
-  attempt("the metrics", self._plot_metrics, self, dir)
+  attempt("the metrics", P.metrics, dir .. "/metrics", self.metric_steps, self.metrics, self.name .. ": metrics")
 end
 
 function Recorder:_close(completed)

@@ -426,7 +426,6 @@ local VALID = {
   ["dbm.stats.markdown_table"] = function() return {"{'a', 'b'}", "{{1, 2}, {3, 4}}"} end,
   -- recorder and progress objects
   ["dbm.recorder.new"] = function() return {"{out_dir = 'fz_run2', plots = false}"} end,
-  ["dbm.recorder.local_spacings"] = function() return {LEVELS} end,
   ["dbm.recorder.Recorder.watch"] = function() return {REC, '"W"', "dbm.randn(6, 4)", "{every = 1, diagnostics = {'spacing'}}"} end,
   ["dbm.recorder.Recorder.step"] = function() return {REC, "1", "{loss = 0.5}"} end,
   ["dbm.recorder.Recorder.record"] = function() return {REC, "1"} end,
@@ -454,6 +453,9 @@ local VALID = {
   ["dbm.diagnostics.run"] = function() return {"{'norms'}", "dbm.randn(6, 4)"} end,
   ["dbm.diagnostics.check"] = function() return {"{a = 1, b = dbm.zeros(2)}"} end,
   ["dbm.diagnostics.scalars"] = function() return {"{a = 1, b = dbm.zeros(2)}"} end,
+  ["dbm.diagnostics.plotted"] = function() return {"{require('dbm.diagnostics').load('norms')}"} end,
+  ["dbm.analyze.columns"] = function() return {"{require('dbm.diagnostics').load('mp')}"} end,
+  ["dbm.plot.metrics"] = function() return {'"fz_plot"', "{1, 2, 3}", "{loss = {1, 0.5, 0.2}}", '"t"'} end,
   ["dbm.diagnostics.is_tensor"] = function(r) return {mat(r)} end,
   ["dbm.checkpoint.save"] = function() return {'"fz_ckpt2.safetensors"', "{model = " .. MOD .. "}"} end,
   ["dbm.analyze.main"] = function() return {"{" .. NPY .. ", '--json', '--diagnostics=norms'}"} end,

@@ -37,7 +37,7 @@ dbm.plugin_path = pdir .. "/?.lua;" .. dbm.plugin_path
 -- Plugins: a good one that also checks the context it gets, one that raises on line 3, one that
 -- returns garbage, one with a syntax error, one whose name is not its file's.
 write(pdir .. "/tmp_good.lua", [[
-return {name = "tmp_good", doc = "largest level, count, a histogram record", run = function(ctx)
+return {name = "tmp_good", doc = "largest level, count, a histogram record", panels = {{key = "lambda_max"}}, run = function(ctx)
   local x = ctx.levels
   seen_eigenvalues = seen_eigenvalues or {}
   seen_eigenvalues[#seen_eigenvalues + 1] = ctx.eigenvalues
@@ -232,13 +232,19 @@ print("recorder.lua: run directory checked by python (json lines, npy shapes, st
 
 -- plots: PNG and SVG when gnuplot is here; the data and scripts always
 local plots = dir .. "/plots/"
-for _, base in ipairs({"W_density", "W_spacing", "W_flow", "H_density", "H_flow", "levels_density", "metrics"}) do
+for _, base in ipairs({"W_density", "W_flow", "H_density", "H_flow", "levels_density", "metrics"}) do
   assert(exists(plots .. base .. ".dat") and exists(plots .. base .. ".gp"), "plot data and script " .. base)
   if P.available() then
     assert(exists(plots .. base .. ".png") and exists(plots .. base .. ".svg"), "plot images " .. base)
   end
 end
-assert(exists(plots .. "W_observables.gp"), "W has lambda_max: an observables plot")
+assert(exists(plots .. "W_observables.gp"), "tmp_good declares a lambda_max panel: an observables plot")
+assert(not exists(plots .. "W_spacing.gp"), "no spacing plot without the spacing plugin")
+python([==[
+d = sys.argv[1] + "/arrays/W/"
+assert sorted(os.listdir(d)) == ["tmp_good.histogram.counts.npy", "tmp_good.histogram.edges.npy"], os.listdir(d)
+assert np.load(d + "tmp_good.histogram.counts.npy").tolist() == [[1, 2]] * 8, "one row per record; the levels are not stored twice"
+]==], dir)
 if not P.available() then print("recorder.lua: gnuplot is not installed: plot images not checked") end
 
 -- Without gnuplot: said once, scripts and data left, the run does not fail.
@@ -298,10 +304,20 @@ end
 -- A diagnostic with the scalars the plots read: λ_max, and σ² of the entries from the trace of the
 -- Gram matrix (tr WᵀW = N·M·σ² for zero-mean entries), which draws the MP curve at the first record.
 write(pdir .. "/tmp_stats.lua", [[
-return {name = "tmp_stats", doc = "lambda_max and the entries' variance", run = function(ctx)
+return {name = "tmp_stats", doc = "lambda_max and the entries' variance", panels = {{key = "lambda_max"}},
+  density_curves = function(records, h)
+    local r = records[1].result
+    if not r.mp_sigma2 then return {} end
+    local lo, hi = dbm.laws.mp_edges(r.mp_sigma2, h.shape[1], h.shape[2])
+    return {{f = function(x) return dbm.laws.mp_density(x, r.mp_sigma2, h.shape[1], h.shape[2]) end, lo = lo, hi = hi,
+             label = "Marchenko-Pastur at step " .. records[1].step}}
+  end,
+  run = function(ctx)
   local x, sum = ctx.levels, 0
   for _, v in ipairs(x) do sum = sum + v end
-  local out = {lambda_max = x[#x], trace = sum}
+  local above = {}   -- an array of varying length (the top 1 + ⌊trace⌋ mod 3 levels), and one of fixed length
+  for k = 1, 1 + math.floor(sum) % 3 do above[k] = x[#x + 1 - k] end
+  local out = {lambda_max = x[#x], trace = sum, top = {x[#x], x[#x - 1]}, above = above}
   if ctx.shape and not ctx.symmetric then out.mp_sigma2 = sum / (ctx.shape[1] * ctx.shape[2]) end
   return out
 end}
@@ -364,6 +380,17 @@ fa, fc = sorted(os.listdir(a + "/spectra")), sorted(os.listdir(c + "/spectra"))
 assert fa == fc and "H.steps.npy" in fa and "W.steps.npy" not in fa, (sys.argv[3], fa, fc)
 for f in fa:
     assert open(a + "/spectra/" + f, "rb").read() == open(c + "/spectra/" + f, "rb").read(), sys.argv[3] + ": spectra/" + f
+for m in ("W", "H"):
+    fa, fc = sorted(os.listdir(a + "/arrays/" + m)), sorted(os.listdir(c + "/arrays/" + m))
+    assert fa == fc == ["tmp_stats.above.offsets.npy", "tmp_stats.above.values.npy", "tmp_stats.top.npy"], (sys.argv[3], fa, fc)
+    for f in fa:
+        assert open(a + "/arrays/" + m + "/" + f, "rb").read() == open(c + "/arrays/" + m + "/" + f, "rb").read(), sys.argv[3] + ": arrays/" + f
+top, S = np.load(c + "/arrays/W/tmp_stats.top.npy"), np.load(c + "/spectra/W.npy")
+assert top.shape == (len(S), 2) and (top[:, 0] == S[:, -1]).all() and (top[:, 1] == S[:, -2]).all(), top
+values, offsets = np.load(c + "/arrays/W/tmp_stats.above.values.npy"), np.load(c + "/arrays/W/tmp_stats.above.offsets.npy")
+assert offsets.dtype == np.int64 and len(offsets) == len(S) + 1 and offsets[0] == 0 and offsets[-1] == len(values)
+for i in range(len(S)):
+    assert (values[offsets[i]:offsets[i + 1]] == S[i][::-1][:1 + int(np.floor(S[i].sum())) % 3]).all(), i
 assert list(np.load(c + "/spectra/steps.npy")) == [0, 5, 10, 15, 20]
 dat = sorted(f for f in os.listdir(a + "/plots") if f.endswith(".dat"))
 assert {"W_density.dat", "W_flow.dat", "W_observables.dat", "H_flow.dat", "metrics.dat"} <= set(dat), dat
@@ -380,13 +407,15 @@ local function same_memory(A, C, label)
   assert(list(C.steps) == list(A.steps), label .. ": union of steps " .. list(C.steps))
   for _, name in ipairs({"W", "H"}) do
     local a, c = A.by_name[name], C.by_name[name]
-    assert(c.rows == a.rows and list(c.steps) == list(a.steps) and list(c.obs_steps) == list(a.obs_steps), label .. ": " .. name .. " records")
-    assert(list(c.obs.lambda_max) == list(a.obs.lambda_max), label .. ": " .. name .. " observables")
-    assert(c.first.step == 0 and (c.first.levels - a.first.levels):abs():max() == 0, label .. ": " .. name .. " first record")
-    assert(c.first.results.tmp_stats.trace == a.first.results.tmp_stats.trace, label .. ": " .. name .. " first results")
-    assert(c.last.step == a.last.step and (c.last.levels - a.last.levels):abs():max() == 0, label .. ": " .. name .. " last record")
+    local ha, hc = a.history:view("tmp_stats"), c.history:view("tmp_stats")
+    assert(c.rows == a.rows and list(c.steps) == list(a.steps) and c.history.n == a.history.n, label .. ": " .. name .. " records")
+    assert(list(hc.scalars.lambda_max) == list(ha.scalars.lambda_max), label .. ": " .. name .. " observables")
+    assert(c.steps[1] == 0 and (c.buf:row(1) - a.buf:row(1)):abs():max() == 0, label .. ": " .. name .. " first record")
+    assert(hc.result(1).trace == ha.result(1).trace, label .. ": " .. name .. " first results")
+    assert((hc.arrays.above[c.rows] - ha.arrays.above[a.rows]):abs():max() == 0, label .. ": " .. name .. " arrays of the last record")
+    assert((c.buf:row(c.rows) - a.buf:row(a.rows)):abs():max() == 0, label .. ": " .. name .. " last record")
   end
-  assert(C.by_name.W.first.results.tmp_stats.mp_sigma2 == A.by_name.W.first.results.tmp_stats.mp_sigma2,
+  assert(C.by_name.W.history:view("tmp_stats").result(1).mp_sigma2 == A.by_name.W.history:view("tmp_stats").result(1).mp_sigma2,
          label .. ": mp_sigma2 of the first record (the MP curve of the density plot)")
 end
 
@@ -419,7 +448,7 @@ assert(exists(dirB .. "/DONE"), "a resumed run closed: DONE")
 same_run(dirA, dirB, "killed after step 13, resumed at 10")
 same_memory(A, C, "resumed at 10")
 if P.available() then
-  for _, base in ipairs({"W_density", "W_spacing", "W_flow", "W_observables", "H_density", "H_flow", "metrics"}) do
+  for _, base in ipairs({"W_density", "W_flow", "W_observables", "H_density", "H_flow", "metrics"}) do
     assert(exists(dirB .. "/plots/" .. base .. ".png") and exists(dirB .. "/plots/" .. base .. ".svg"), "plot images " .. base)
   end
 end
@@ -523,7 +552,7 @@ local stopped_at_once = dbm.recorder{out_dir = dirB, resume = 20, report = repor
 stopped_at_once:watch("W", W_at(20), {diagnostics = {"tmp_stats"}, every = 5})
 stopped_at_once:_close(false)
 assert(io.open(dirB .. "/plots/W_density.gp"):read("a"):find("Marchenko", 1, true), "the MP curve with no new record")
-assert(stopped_at_once.by_name.W.rows == 4 and stopped_at_once.by_name.W.last.step == 15, "the last kept record is the last")
+assert(stopped_at_once.by_name.W.rows == 4 and stopped_at_once.by_name.W.steps[4] == 15, "the last kept record is the last")
 
 -- ---------------------------------------------------------------- matrices not watched again, and new ones
 -- H is not watched by the resumed run: its rows before S stay, its steps stay in the union. V is new:
@@ -532,7 +561,7 @@ assert(stopped_at_once.by_name.W.rows == 4 and stopped_at_once.by_name.W.last.st
 local dirF = tmp .. "/F"
 kill(run(dirF, 0, 13))
 local F = run(dirF, 10, 20, 10, {"W", "V"})
-assert(F.by_name.V.rows == 3 and F.by_name.V.first.step == 10 and F.by_name.W.first.step == 0, "a new matrix starts fresh")
+assert(F.by_name.V.rows == 3 and F.by_name.V.steps[1] == 10 and F.by_name.W.steps[1] == 0, "a new matrix starts fresh")
 F:close()
 python([==[
 d = sys.argv[1]
