@@ -14,7 +14,8 @@
 --                                             --lr=0.1 --batch_size=16 --epochs=10 --steps=20000 --out_dir=DIR]
 -- lr and batch_size are the baseline of the scans. Writes summary.md (the table), scaling.jsonl (one line per
 -- setting), ks_pairs.jsonl (the two-sample KS tests), spectra/final.npy (the baseline's seeds × levels),
--- spectra/final_<setting>.npy, plots/.
+-- spectra/final_<setting>.npy, plots/, and metrics.jsonl (one line per setting, at step k for the k-th line
+-- of scaling.jsonl).
 local cfg = dbm.config({model = "teacher_student", seeds = 0, seed = 0, lr = 0.1, batch_size = 16, eps = 0.1,
                         epochs = 10, steps = 20000, k = 3, out_dir = ""})
 local plot, stats = require("dbm.plot"), dbm.stats
@@ -140,12 +141,12 @@ local function run(s)
   end
   local T = dbm.noise_temperature(dbm.tensor(records, {dtype = "float64"}), s.alpha)
   s.T, s.T_se = T.temperature, T.stderr
-  rec:step(#settings, {})
 end
 
 local progress = dbm.progress{total = #settings, label = "linear scaling (" .. cfg.model .. ")"}
 for i, s in ipairs(settings) do
   run(s)
+  rec:step(i, {})   -- metrics.jsonl: one line per setting, its step the setting's line in scaling.jsonl
   progress:update(i, {setting = s.key})
 end
 progress:done()

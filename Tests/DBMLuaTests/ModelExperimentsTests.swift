@@ -92,6 +92,8 @@ struct ModelExperimentsTests {
         print(r.stdout)
         let settings = try jsonLines(d + "/scaling.jsonl")
         #expect(settings.count == 16)
+        // metrics.jsonl: one line per setting, at step k for the k-th line of scaling.jsonl
+        #expect(try jsonLines(d + "/metrics.jsonl").map { number($0["step"]) } == (1...16).map(Double.init))
         func setting(_ lr: Double, _ b: Int, _ eps: Double = 0.1) -> [String: JSONValue]? {
             settings.first { abs(number($0["lr"]) - lr) < 1e-12 && number($0["batch_size"]) == Double(b) && abs(number($0["eps"]) - eps) < 1e-12 }
         }
