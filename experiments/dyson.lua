@@ -78,8 +78,9 @@ if cfg.compare_matrix and wishart then
   matrix_D = dbm.ks_distance(m:stationary_cdf(all))
   matrix_r = stats.mean(ratios(mrows, 1, cfg.n))
 end
-local dir = rec:close()
+local dir = rec.dir
 
+-- The pooled density, and the summary, before rec:close() writes DONE.
 local law = wishart and {mp = {sigma2 = cfg.variance, n = cfg.rows, m = cfg.n, label = "Marchenko–Pastur"}}
   or {semicircle = {center = 0, radius = m:info().edge_upper, label = "semicircle, R = √(2nT/k)"}}   -- the simulator's own law
 law.title = ("Dyson Brownian motion (%s, n = %d, T = %g): %d records pooled, KS %.4f"):format(cfg.potential, cfg.n,
@@ -88,24 +89,22 @@ law.labels = {"levels"}
 plot.density(dir .. "/plots/pooled_density", pooled, law)
 
 local info = m:info()
-local text = {
-  "# Dyson Brownian motion\n\n",
-  ("%s potential, n = %d, T = %g, dt = %g; burn-in %g, then %d records every %g time units (%.1f s, acceptance %.4f).\n\n")
+dbm.write_summary(dir, {
+  title = "Dyson Brownian motion",
+  settings = ("%s potential, n = %d, T = %g, dt = %g; burn-in %g, then %d records every %g time units (%.1f s, acceptance %.4f).")
     :format(cfg.potential, cfg.n, cfg.temperature, cfg.dt, cfg.burn_in, cfg.records, cfg.every, seconds, info.acceptance_rate),
-  stats.markdown_table({"quantity", "measured", "expected"}, {
+  config = cfg,
+  figures = {header = {"quantity", "measured", "expected"}, rows = {
     {"KS distance of the pooled levels to the stationary law", ("%.4f"):format(D), "≤ 0.03"},
     {"⟨r⟩, all levels", ("%.4f"):format(r_all), "0.5307 (GOE; Poisson 0.386)"},
     {"⟨r⟩, middle half", ("%.4f"):format(r_bulk), "0.5307"},
     {"stationary support", ("[%.4g, %.4g]"):format(info.edge_lower, info.edge_upper), wishart and "Marchenko–Pastur" or "semicircle"},
-  }),
-}
-if matrix_D then
-  text[#text + 1] = ("\nThe matrix process dW = −γW dt + √(2T) dB (γ = T/σ²): KS to the same law %.4f, ⟨r⟩ = %.4f.\n"):format(matrix_D, matrix_r)
-end
-text[#text + 1] = "\nPlots: plots/pooled_density.png, plots/levels_flow.png, plots/levels_observables.png.\n"
-local f = assert(io.open(dir .. "/summary.md", "w"))
-f:write(table.concat(text))
-f:close()
+  }},
+  notes = matrix_D and ("The matrix process dW = −γW dt + √(2T) dB (γ = T/σ²): KS to the same law %.4f, ⟨r⟩ = %.4f.")
+    :format(matrix_D, matrix_r) or nil,
+  files = {"plots/pooled_density.png", "plots/levels_flow.png", "plots/levels_observables.png"},
+})
+rec:close()
 
 print(("Dyson (%s, n = %d, T = %g, dt = %g): %d records, %.1f s, acceptance %.4f"):format(cfg.potential, cfg.n,
   cfg.temperature, cfg.dt, #rows, seconds, info.acceptance_rate))

@@ -14,7 +14,8 @@
 --                                             --lr=0.1 --batch_size=16 --epochs=10 --steps=20000 --out_dir=DIR]
 -- lr and batch_size are the baseline of the scans. Writes summary.md (the table), scaling.jsonl (one line per
 -- setting), ks_pairs.jsonl (the two-sample KS tests), spectra/final.npy (the baseline's seeds × levels),
--- spectra/final_<setting>.npy, plots/.
+-- spectra/final_<setting>.npy, plots/, and metrics.jsonl (one line per setting, at step k for the k-th line
+-- of scaling.jsonl).
 local cfg = dbm.config({model = "teacher_student", seeds = 0, seed = 0, lr = 0.1, batch_size = 16, eps = 0.1,
                         epochs = 10, steps = 20000, k = 3, out_dir = ""})
 local plot, stats = require("dbm.plot"), dbm.stats
@@ -140,12 +141,12 @@ local function run(s)
   end
   local T = dbm.noise_temperature(dbm.tensor(records, {dtype = "float64"}), s.alpha)
   s.T, s.T_se = T.temperature, T.stderr
-  rec:step(#settings, {})
 end
 
 local progress = dbm.progress{total = #settings, label = "linear scaling (" .. cfg.model .. ")"}
 for i, s in ipairs(settings) do
   run(s)
+  rec:step(i, {})   -- metrics.jsonl: one line per setting, its step the setting's line in scaling.jsonl
   progress:update(i, {setting = s.key})
 end
 progress:done()
@@ -203,10 +204,9 @@ for _, p in ipairs(double) do
   compare(baseline, other, ((other.alpha / other.B) > (a0 / b0) and "ratio 2× larger" or "ratio 2× smaller"))
 end
 
-local dir = rec.dir
-rec:close()
-
 -- ---------------------------------------------------------------- plots, table, scaling.jsonl
+-- (all before rec:close(), which writes DONE last)
+local dir = rec.dir
 local scan_names = ts and {batch = "|B| scan (α = " .. a0 .. ")", lr = "α scan (|B| = " .. b0 .. ")", eps = "ε scan",
                            equal = "equal α/|B|", double = "α/|B| 2× apart"}
                       or {batch = "|B| scan (α = " .. a0 .. ")", lr = "α scan (|B| = " .. b0 .. ")", equal = "equal α/|B|",
@@ -281,35 +281,39 @@ for _, c in ipairs(comparisons) do
 end
 ks_file:close()
 
-local text = {("# Linear scaling: %s\n\n%d seeds per setting from seed %d; baseline α = %g, |B| = %d.\n\n")
-  :format(cfg.model, cfg.seeds, cfg.seed, a0, b0)}
+local notes
 if ts then
-  text[#text + 1] = stats.markdown_table({"α", "|B|", "ε", "α/|B|", "⟨S⟩", "⟨S⟩/(slope·x)", "⟨S⟩/(√π σ_OU)", "σ fit", "KS Wigner p", "T", "scans"}, rows)
-  text[#text + 1] = ("\nCollapse: ⟨S⟩ = (%.4f ± %.4f)·ε√(α/|B|), R² = %.5f, fitted on α ≤ 0.1; √π σ_fit = (%.4f ± %.4f)·ε√(α/|B|). "
+  notes = {("Collapse: ⟨S⟩ = (%.4f ± %.4f)·ε√(α/|B|), R² = %.5f, fitted on α ≤ 0.1; √π σ_fit = (%.4f ± %.4f)·ε√(α/|B|). "
     .. "The OU prediction with the (2 − α) factor, σ² = 2αε²/((2 − α)|B|), gives ⟨S⟩/(√π σ_OU) ≈ 1 at every α; the pure "
-    .. "linear-scaling line departs from it as √(2/(2 − α)): +%.1f%% at α = 0.5 — the measured O(α) effect is the column ⟨S⟩/(slope·x).\n")
-    :format(slope, slope_se, r2, sigma_slope, sigma_slope_se, 100 * (math.sqrt((2 - 0.1) / (2 - 0.5)) - 1))
+    .. "linear-scaling line departs from it as √(2/(2 − α)): +%.1f%% at α = 0.5 — the measured O(α) effect is the column ⟨S⟩/(slope·x).")
+    :format(slope, slope_se, r2, sigma_slope, sigma_slope_se, 100 * (math.sqrt((2 - 0.1) / (2 - 0.5)) - 1))}
 else
-  text[#text + 1] = stats.markdown_table({"α", "|B|", "α/|B|", "⟨S_n⟩, pairs n = 1..4", "⟨S_1⟩/(slope·x)", "KS Wigner p", "T", "scans"}, rows)
-  text[#text + 1] = ("\nCollapse: ⟨S_n⟩ = (%.4f ± %.4f)·√(α(μ² − κ_n)/|B|), R² = %.5f, all pairs of the settings with α ≤ 0.1; "
-    .. "√π σ_n (the 2×2 GOE width fitted to each pair's levels) = (%.4f ± %.4f)·√(α(μ² − κ_n)/|B|).\n")
-    :format(slope, slope_se, r2, sigma_slope, sigma_slope_se)
+  notes = {("Collapse: ⟨S_n⟩ = (%.4f ± %.4f)·√(α(μ² − κ_n)/|B|), R² = %.5f, all pairs of the settings with α ≤ 0.1; "
+    .. "√π σ_n (the 2×2 GOE width fitted to each pair's levels) = (%.4f ± %.4f)·√(α(μ² − κ_n)/|B|).")
+    :format(slope, slope_se, r2, sigma_slope, sigma_slope_se)}
 end
-text[#text + 1] = ("\nNoise temperature from one run per setting: T = (%.4g ± %.2g)·α/|B|%s, R² = %.5f (α ≤ 0.1). "
+notes[2] = ("Noise temperature from one run per setting: T = (%.4g ± %.2g)·α/|B|%s, R² = %.5f (α ≤ 0.1). "
   .. "The estimate needs per-step increments small against the level gaps (their ratio grows as √α): at large α the "
-  .. "sorted levels reflect off each other within a step and T comes out low.\n\n")
+  .. "sorted levels reflect off each other within a step and T comes out low.")
   :format(T_slope, T_slope_se, ts and ("·(ε/%g)²"):format(e0) or "", T_r2)
 local crows = {}
 for _, c in ipairs(comparisons) do
   crows[#crows + 1] = {("(%g, %d)"):format(c.a.alpha, c.a.B), ("(%g, %d)"):format(c.b.alpha, c.b.B), c.kind, c.D, ("%.3g"):format(c.p)}
 end
-text[#text + 1] = "Two-sample KS between final spacing distributions (one spacing per seed and pair):\n\n"
-  .. stats.markdown_table({"(α, |B|)", "(α, |B|)", "kind", "D", "p"}, crows)
-text[#text + 1] = "\nPlots: plots/collapse.png, plots/collapse_sigma.png"
-  .. ", plots/temperature.png, plots/equal_ratio_spacings.png. Per-setting levels: spectra/final_<setting>.npy.\n"
-local f = assert(io.open(dir .. "/summary.md", "w"))
-f:write(table.concat(text))
-f:close()
+dbm.write_summary(dir, {
+  title = "Linear scaling: " .. cfg.model,
+  settings = ("%d seeds per setting from seed %d; baseline α = %g, |B| = %d."):format(cfg.seeds, cfg.seed, a0, b0),
+  config = cfg,
+  figures = {rows = rows, header = ts and {"α", "|B|", "ε", "α/|B|", "⟨S⟩", "⟨S⟩/(slope·x)", "⟨S⟩/(√π σ_OU)", "σ fit", "KS Wigner p", "T", "scans"}
+                                      or {"α", "|B|", "α/|B|", "⟨S_n⟩, pairs n = 1..4", "⟨S_1⟩/(slope·x)", "KS Wigner p", "T", "scans"}},
+  notes = notes,
+  sections = {{heading = "Two-sample KS tests",
+               text = "Between final spacing distributions (one spacing per seed and pair):",
+               table = {header = {"(α, |B|)", "(α, |B|)", "kind", "D", "p"}, rows = crows}}},
+  files = {"plots/collapse.png", "plots/collapse_sigma.png", "plots/temperature.png", "plots/equal_ratio_spacings.png",
+           "spectra/final_<setting>.npy (per-setting levels)", "scaling.jsonl", "ks_pairs.jsonl"},
+})
+rec:close()
 
 print(("linear scaling (%s): %d settings x %d seeds"):format(cfg.model, #settings, cfg.seeds))
 print(("  collapse: slope %.4f +- %.4f, R^2 = %.5f (alpha <= 0.1); fitted sqrt(pi) sigma: slope %.4f +- %.4f"):format(

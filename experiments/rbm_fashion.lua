@@ -42,7 +42,6 @@ dbm.save_safetensors(rec.dir .. "/model.safetensors", {weight = m.weight, visibl
   {model = "bernoulli-rbm", hidden = tostring(cfg.hidden), visible = "784"})
 local levels = m:levels():totable()
 dbm.save_npy(rec.dir .. "/spectra/final.npy", dbm.tensor({levels}, {dtype = "float64"}))   -- one seed × levels
-local dir = rec:close()
 
 -- Falls steadily: the held-out error at a fifth, two fifths, … of the run.
 local marks = {}
@@ -57,15 +56,21 @@ end
 local top = {}
 for i = #levels, math.max(1, #levels - 4), -1 do top[#top + 1] = ("%.3g"):format(levels[i]) end
 
-local f = assert(io.open(dir .. "/summary.md", "w"))
-f:write(("# Bernoulli RBM on Fashion-MNIST\n\n%d images, %d hidden, %s-%d, α = %g, |B| = %d, %d steps.\n\n")
-  :format(X:shape()[1], cfg.hidden, cfg.persistent and "PCD" or "CD", cfg.k, cfg.lr, cfg.batch_size, cfg.steps))
-f:write(("Held-out reconstruction error (1000 test images) at 0, 1/5, …, 5/5 of the run: %s (%s).\n\n")
-  :format(joined(marks, ", "),
-          monotone and "falling at every mark" or "not monotone"))
-f:write(("Largest eigenvalues of WWᵀ at the end: %s (median %.3g).\n\n"):format(table.concat(top, ", "), levels[(#levels + 1) // 2]))
-f:write("Plots: plots/W_flow.png (the eigenvalue flow), plots/W_density.png, plots/metrics.png (errors).\n")
-f:close()
+-- The summary, before rec:close() writes DONE.
+local dir = rec.dir
+dbm.write_summary(dir, {
+  title = "Bernoulli RBM on Fashion-MNIST",
+  settings = ("%d images, %d hidden, %s-%d, α = %g, |B| = %d, %d steps.")
+    :format(X:shape()[1], cfg.hidden, cfg.persistent and "PCD" or "CD", cfg.k, cfg.lr, cfg.batch_size, cfg.steps),
+  config = cfg,
+  notes = {
+    ("Held-out reconstruction error (1000 test images) at 0, 1/5, …, 5/5 of the run: %s (%s).")
+      :format(joined(marks, ", "), monotone and "falling at every mark" or "not monotone"),
+    ("Largest eigenvalues of WWᵀ at the end: %s (median %.3g)."):format(table.concat(top, ", "), levels[(#levels + 1) // 2]),
+  },
+  files = {"plots/W_flow.png (the eigenvalue flow)", "plots/W_density.png", "plots/metrics.png (errors)"},
+})
+rec:close()
 
 print(("  held-out reconstruction error: %s"):format(joined(marks, " -> ")))
 print(("  largest eigenvalues of W W^T: %s"):format(table.concat(top, ", ")))

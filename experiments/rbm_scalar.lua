@@ -103,7 +103,9 @@ figures.noise_temperature, figures.noise_temperature_se, figures.ensemble_second
 for p = 1, 4 do figures["spacing_pair" .. p] = pair_S[p] end
 for _, s in ipairs(scan) do figures[("scan_deviation_%g"):format(s.alpha):gsub("%.", "_")] = s.deviation end
 rec:step(m.steps, figures)
-local dir = rec:close()
+
+-- 4. Plots and summary, before rec:close() writes DONE.
+local dir = rec.dir
 local hl = {}
 for i, v in ipairs(expected) do if i == 1 or i == n or i % 2 == 0 then hl[#hl + 1] = v end end
 local series = {}
@@ -114,24 +116,27 @@ plot.flow(dir .. "/plots/levels_vs_target", steps_t, l, {title = "scalar-field R
 plot.spacing(dir .. "/plots/pair_spacing", spacings, {
   title = ("pair splittings S/⟨S⟩ (4 pairs pooled, %d values): KS to Wigner %.3f (p = %.2g)"):format(#spacings, D_w, p_w)})
 
-local text = {
-  "# Scalar-field RBM (arXiv:2407.16427)\n\n",
-  ("α = %g, |B| = %d, k = %d, %d steps; %d seeds from %d, levels recorded %d times after %d steps (ensemble %.1f s).\n\n")
-    :format(cfg.lr, cfg.batch_size, cfg.k, cfg.steps, cfg.seeds, cfg.seed, records, burn, ensemble_seconds),
-  stats.markdown_table({"mode", "μ² − κ", "ensemble mean", "deviation"}, rows_out),
-  ("\nPair splittings ⟨S⟩: %.4f, %.4f, %.4f, %.4f (pairs 1–4, ascending level). KS of S/⟨S⟩ to the Wigner surmise: "
-    .. "D = %.4f, p = %.3g; to Poisson: D = %.4f, p = %.3g.\n"):format(pair_S[1], pair_S[2], pair_S[3], pair_S[4], D_w, p_w, D_p, p_p),
-  ("\nNoise temperature of seed %d (per-step increments, δt = α): T = %.4g ± %.2g.\n"):format(cfg.seed, T.temperature, T.stderr),
-}
+local sections = {}
 if #scan > 0 then
   local r = {}
-  for _, s in ipairs(scan) do r[#r + 1] = {s.alpha, s.steps, ("%.4f"):format(s.deviation)} end
-  text[#text + 1] = "\nα → 0 (plots/deviation.png):\n\n" .. stats.markdown_table({"α", "steps", "max relative deviation"}, r)
+  for _, sc in ipairs(scan) do r[#r + 1] = {sc.alpha, sc.steps, ("%.4f"):format(sc.deviation)} end
+  sections[1] = {heading = "α → 0 (plots/deviation.png)", table = {header = {"α", "steps", "max relative deviation"}, rows = r}}
 end
-text[#text + 1] = "\nFiles: spectra/final.npy (seeds × 10), spectra/W.npy, plots/levels_vs_target.png, plots/pair_spacing.png.\n"
-local f = assert(io.open(dir .. "/summary.md", "w"))
-f:write(table.concat(text))
-f:close()
+dbm.write_summary(dir, {
+  title = "Scalar-field RBM (arXiv:2407.16427)",
+  settings = ("α = %g, |B| = %d, k = %d, %d steps; %d seeds from %d, levels recorded %d times after %d steps (ensemble %.1f s).")
+    :format(cfg.lr, cfg.batch_size, cfg.k, cfg.steps, cfg.seeds, cfg.seed, records, burn, ensemble_seconds),
+  config = cfg,
+  figures = {header = {"mode", "μ² − κ", "ensemble mean", "deviation"}, rows = rows_out},
+  notes = {
+    ("Pair splittings ⟨S⟩: %.4f, %.4f, %.4f, %.4f (pairs 1–4, ascending level). KS of S/⟨S⟩ to the Wigner surmise: "
+      .. "D = %.4f, p = %.3g; to Poisson: D = %.4f, p = %.3g."):format(pair_S[1], pair_S[2], pair_S[3], pair_S[4], D_w, p_w, D_p, p_p),
+    ("Noise temperature of seed %d (per-step increments, δt = α): T = %.4g ± %.2g."):format(cfg.seed, T.temperature, T.stderr),
+  },
+  sections = sections,
+  files = {"spectra/final.npy (seeds × 10)", "spectra/W.npy", "plots/levels_vs_target.png", "plots/pair_spacing.png"},
+})
+rec:close()
 
 print(("scalar-field RBM: alpha = %g, |B| = %d, k = %d, %d steps, %d seeds (ensemble %.1f s)"):format(
   cfg.lr, cfg.batch_size, cfg.k, cfg.steps, cfg.seeds, ensemble_seconds))

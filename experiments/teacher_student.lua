@@ -65,9 +65,9 @@ for step = 0, total do
   end
   rec:step(step, scalars)
 end
-local dir = rec:close()
 
--- 3. Plots and summary.
+-- 3. Plots and summary, before rec:close() writes DONE.
+local dir = rec.dir
 plot.density(dir .. "/plots/final_density", levels, {
   labels = {"singular values (pooled)"},
   curves = {{f = function(x) return dbm.goe2_density(x, x0, sigma_fit) end, lo = x0 - 5 * sigma_fit, hi = x0 + 5 * sigma_fit,
@@ -77,24 +77,23 @@ plot.density(dir .. "/plots/final_density", levels, {
 plot.spacing(dir .. "/plots/final_spacing", stats.normalise(spacings), {
   title = ("teacher–student: S/⟨S⟩ of the final pair, %d snapshots; KS to Wigner %.3f (p = %.2g)"):format(#spacings, D_w, p_w)})
 
-local lines = {
-  "# Teacher–student (arXiv:2407.16427)\n",
-  ("α = %g, |B| = %d, ε = %g, %d epochs of %d steps; %d seeds from seed %d (ensemble: %.1f s on all cores).\n")
+dbm.write_summary(dir, {
+  title = "Teacher–student (arXiv:2407.16427)",
+  settings = ("α = %g, |B| = %d, ε = %g, %d epochs of %d steps; %d seeds from seed %d (ensemble: %.1f s on all cores).")
     :format(cfg.lr, cfg.batch_size, cfg.eps, cfg.epochs, steps_per_epoch, cfg.seeds, cfg.seed, ensemble_seconds),
-  "\n" .. stats.markdown_table({"quantity", "measured", "expected"}, {
+  config = cfg,
+  figures = {header = {"quantity", "measured", "expected"}, rows = {
     {"⟨(s₁ + s₂)/2⟩ at the end", ("%.5f ± %.5f"):format(mid, mid_se), "2"},
     {"⟨S⟩ (epochs " .. first .. "–" .. cfg.epochs .. ")", ("%.5f ± %.5f"):format(S, S_se), ("√π σ = %.5f (OU)"):format(spacing_ou)},
     {"σ fitted (2×2 GOE density)", ("%.5f"):format(sigma_fit), ("%.5f (OU)"):format(sigma_ou)},
     {"KS of S/⟨S⟩ to the Wigner surmise", ("D = %.4f, p = %.3g"):format(D_w, p_w), "p > 0.01"},
     {"KS of S/⟨S⟩ to Poisson", ("D = %.4f, p = %.3g"):format(D_p, p_p), "rejected"},
     {"noise temperature T (one run, δt = α)", ("%.4g ± %.2g"):format(T.temperature, T.stderr), "∝ α/|B|"},
-  }),
-  "\nFiles: spectra/final.npy (seeds × 2, ascending), spectra/W.npy (levels of WᵀW of seed " .. cfg.seed
-    .. " at every step), plots/final_density.png, plots/final_spacing.png, plots/W_flow.png.\n",
-}
-local f = assert(io.open(dir .. "/summary.md", "w"))
-f:write(table.concat(lines))
-f:close()
+  }},
+  files = {"spectra/final.npy (seeds × 2, ascending)", "spectra/W.npy (levels of WᵀW of seed " .. cfg.seed .. " at every step)",
+           "plots/final_density.png", "plots/final_spacing.png", "plots/W_flow.png"},
+})
+rec:close()
 
 print(("teacher-student: alpha = %g, |B| = %d, eps = %g, %d seeds x %d epochs (%.1f s)"):format(
   cfg.lr, cfg.batch_size, cfg.eps, cfg.seeds, cfg.epochs, ensemble_seconds))

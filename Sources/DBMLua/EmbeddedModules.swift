@@ -11,6 +11,7 @@ enum EmbeddedModules {
         ("dbm.analyze", "analyze.lua", PackageResources.analyze_lua),
         ("dbm.sweep_collect", "sweep_collect.lua", PackageResources.sweep_collect_lua),
         ("dbm.progress", "progress.lua", PackageResources.progress_lua),
+        ("dbm.summary", "summary.lua", PackageResources.summary_lua),
         ("dbm.optim", "optim.lua", PackageResources.optim_lua),
         ("dbm.checkpoint", "checkpoint.lua", PackageResources.checkpoint_lua),
         ("dbm.models", "models.lua", PackageResources.models_lua),

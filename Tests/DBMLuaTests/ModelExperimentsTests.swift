@@ -33,6 +33,35 @@ struct ModelExperimentsTests {
         }
     }
 
+    @Test("DONE is the last file a run writes: summary.md, the experiment's own plots and the recorder's plots are older (tiny runs of five experiments)")
+    func doneIsWrittenLast() throws {
+        // script, tiny arguments, files that must exist (plots as .dat: gnuplot may be missing)
+        let runs: [(String, [String], [String])] = [
+            ("teacher_student.lua", ["--seeds=40", "--epochs=2"],
+             ["summary.md", "plots/final_density.dat", "plots/final_spacing.dat", "plots/W_flow.dat", "plots/metrics.dat"]),
+            ("dyson.lua", ["--n=12", "--burn_in=0.5", "--records=5", "--every=0.1"],
+             ["summary.md", "plots/pooled_density.dat", "plots/levels_flow.dat"]),
+            ("rbm_scalar.lua", ["--steps=400", "--seeds=4", "--record_every=100"],
+             ["summary.md", "plots/levels_vs_target.dat", "plots/pair_spacing.dat", "plots/W_flow.dat"]),
+            ("linear_scaling.lua", ["--seeds=20", "--epochs=2"],
+             ["summary.md", "scaling.jsonl", "ks_pairs.jsonl", "plots/collapse.dat", "plots/equal_ratio_spacings.dat"]),
+            ("matrix_brownian.lua", ["--n=10", "--steps=20"], ["plots/H_flow.dat"]),
+        ]
+        for (script, args, files) in runs {
+            let d = try makeTempDir("dbm-done")
+            defer { try? FileManager.default.removeItem(atPath: d) }
+            _ = try run(script, args + ["--out_dir=" + d])
+            for f in files + ["DONE"] {
+                #expect(FileManager.default.fileExists(atPath: d + "/" + f), "\(script): missing \(f)")
+            }
+            #expect(try filesWrittenAfterDone(d) == [], "\(script): files written after DONE")
+            if files.contains("summary.md") {
+                let summary = try String(contentsOfFile: d + "/summary.md", encoding: .utf8)
+                #expect(summary.hasPrefix("# ") && summary.contains("\nConfiguration: `--"), "\(script): \(summary.prefix(300))")
+            }
+        }
+    }
+
     @Test("teacher_student.lua: ⟨(s₁+s₂)/2⟩ = 2 within 1e-3, ⟨S⟩ = √π σ_OU within 6%, Wigner spacings, final.npy (seeds × 2)")
     func teacherStudent() throws {
         let d = try makeTempDir("dbm-ts")
@@ -63,6 +92,8 @@ struct ModelExperimentsTests {
         print(r.stdout)
         let settings = try jsonLines(d + "/scaling.jsonl")
         #expect(settings.count == 16)
+        // metrics.jsonl: one line per setting, at step k for the k-th line of scaling.jsonl
+        #expect(try jsonLines(d + "/metrics.jsonl").map { number($0["step"]) } == (1...16).map(Double.init))
         func setting(_ lr: Double, _ b: Int, _ eps: Double = 0.1) -> [String: JSONValue]? {
             settings.first { abs(number($0["lr"]) - lr) < 1e-12 && number($0["batch_size"]) == Double(b) && abs(number($0["eps"]) - eps) < 1e-12 }
         }
@@ -147,5 +178,24 @@ struct ModelExperimentsTests {
         for f in ["plots/W_flow.dat", "model.safetensors", "summary.md", "observables.jsonl"] {
             #expect(FileManager.default.fileExists(atPath: d + "/" + f), "missing \(f)")
         }
+        #expect(try filesWrittenAfterDone(d) == [], "files written after DONE")
     }
+}
+
+/// The regular files of a run directory (recursively) modified after its DONE, by their stat
+/// modification times (nanoseconds): none when DONE is the last file the run wrote.
+func filesWrittenAfterDone(_ dir: String) throws -> [String] {
+    func modified(_ path: String) throws -> (seconds: Int, nanoseconds: Int, regular: Bool) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw DBMError("cannot stat \(path)") }
+        return (Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec), (st.st_mode & S_IFMT) == S_IFREG)
+    }
+    let done = try modified(dir + "/DONE")
+    var after: [String] = []
+    let walk = FileManager.default.enumerator(atPath: dir)
+    while let f = walk?.nextObject() as? String {
+        let m = try modified(dir + "/" + f)
+        if m.regular && (m.seconds, m.nanoseconds) > (done.seconds, done.nanoseconds) { after.append(f) }
+    }
+    return after.sorted()
 }

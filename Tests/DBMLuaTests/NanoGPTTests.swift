@@ -93,6 +93,10 @@ struct NanoGPTTests {
             #expect(FileManager.default.fileExists(atPath: out + "/" + file), "missing \(file)")
         }
         #expect(r.stdout.contains("sample:"))
+        #expect(try filesWrittenAfterDone(out) == [], "summary.md, checkpoints and plots are written before DONE")
+        let summary = try String(contentsOfFile: out + "/summary.md", encoding: .utf8)
+        #expect(summary.contains("\nFinal losses: train ") && summary.contains("\n| h.0.attn.k | 0 | ") && summary.contains("\n## Sample\n"),
+                "summary.md: \(summary)")
         // Python: nanoGPT's names and layout, the metadata; the key blocks at step 0 on the MP law.
         let py = #"""
 import sys, json, numpy as np

@@ -94,6 +94,13 @@ struct RecorderTests {
         #expect(err == nil, "recorder.lua: \(err ?? "")")
     }
 
+    @Test("dbm.write_summary writes summary.md from data: title, settings, configuration as arguments, figures, notes, sections, files; bad reports name the field")
+    func summaryHelper() throws {
+        let state = try LuaState()
+        let err = state.runFile(luaTestFolder + "/summaries.lua")
+        #expect(err == nil, "summaries.lua: \(err ?? "")")
+    }
+
     @Test("a plugin file dropped into $DBM_LUA_PATH is recorded with no rebuild; failing plugins reported once with file and line")
     func pluginOnSearchPath() throws {
         let dir = try tempDir(), plugins = dir + "/plugins", run = dir + "/run"

@@ -510,6 +510,8 @@ export("recorder", function(opts) return require("dbm.recorder").new(opts) end,
   "dbm.recorder{out_dir=, config=, name=, plots=true, resume=step} -> rec: rec:watch(name, W | fn, {diagnostics=, every= | steps= | when=, symmetric=, options=}), rec:step(step, scalars), rec:record(step), rec:close()")
 export("progress", function(opts) return require("dbm.progress").new(opts) end,
   "dbm.progress{total=, label=, every=seconds} -> p: p:update(step, {loss=...}) shows step/total, rate, ETA; p:done()")
+export("write_summary", function(dir, report) return require("dbm.summary").write(dir, report) end,
+  "dbm.write_summary(dir, {title=, settings=, config=, figures = {header=, rows=}, notes=, sections = {{heading=, text=, table=, notes=, code=}}, files=}) -> path: the experiment's summary.md, written before rec:close()")
 export("diagnostics", function(names, x, opts) return require("dbm.diagnostics").run(names, x, opts) end,
   "dbm.diagnostics({names...}, W | levels [, {symmetric=, options=}]) -> results, failures: diagnostic plugins on one shared eigendecomposition")
 

@@ -22,24 +22,27 @@
 --   metrics.jsonl      per rec:step: step, time (seconds since the recorder was made), then the scalars
 --   observables.jsonl  per record and diagnostic: step, matrix, diagnostic, then its numeric scalars
 --   spectra/<matrix>.npy  Float64, rows = the records of that matrix, columns = its ascending levels
---   spectra/steps.npy  int64, the steps of the records; a matrix recorded at other steps than the others
---                      also gets spectra/<matrix>.steps.npy
+--   spectra/steps.npy  int64, the steps of the records; matrices recorded at the same steps share it, and
+--                      a matrix recorded at other steps than the others (its own cadence, or watched
+--                      later) also gets spectra/<matrix>.steps.npy
 --   arrays/<matrix>/   every array the plugins return, appended per record (dbm.history):
 --                      <plugin>.<array>.npy, or .values.npy + .offsets.npy when its length varies
 --   plots/             made by close(): each plugin's plot(h) per matrix (the levels' plugin, spectrum,
 --                      always: density, flow, observables; see plugins/README.md), and the metrics
---   DONE               written last by an explicit rec:close()
+--   DONE               written by an explicit rec:close(), after its plots: the last file of a run, so
+--                      an experiment writes its summary.md (dbm.write_summary) and its own plots before
 --
 -- Durability: JSON lines are appended and flushed one by one; .json files are written to a temporary
 -- file and renamed. The spectra/ files grow by appending (dbm.npy_appender): a record writes its row
 -- after the rows the file's header counts, then the header with the new count, in place (numpy's
 -- header, with room for a 21-digit row count), so a run costs O(records), not O(records²); files are
 -- fsync'd at close only. A killed run leaves every file valid up to its last record: rows of
--- spectra/<matrix>.npy are written before their steps (spectra/steps.npy or <matrix>.steps.npy), so
--- row i of a spectra file belongs to steps[i] for every i ≤ len(steps), and after a kill a spectra file
--- holds as many rows as its steps file or one more. A kill between a row write and its header update
--- leaves bytes after the rows the header counts: np.load and dbm.load_npy ignore them, the resume
--- below rewrites the file without them. (A file is created whole, with its first rows, and renamed.)
+-- spectra/<matrix>.npy are written before their steps (spectra/steps.npy or <matrix>.steps.npy; the
+-- steps files grow once every matrix of a step has its row), so row i of a spectra file belongs to
+-- steps[i] for every i ≤ len(steps), and after a kill a spectra file holds as many rows as its steps
+-- file or one more. A kill between a row write and its header update leaves bytes after the rows the
+-- header counts: np.load and dbm.load_npy ignore them, the resume below rewrites the file without
+-- them. (A file is created whole, with its first rows, and renamed.)
 -- dbm.on_exit closes the recorder after an error or Ctrl-C (plots included, no DONE); closing cuts
 -- rows and steps to agree exactly, should Ctrl-C have landed inside a record.
 -- Messages (plugin failures, gnuplot missing, closing without DONE) go to opts.report (stderr).
@@ -495,28 +498,33 @@ function Recorder:_write_observables(w, step, results, failures)
   end
 end
 
--- The union of the recorded steps takes `step`; the steps files follow the spectra rows written before.
-function Recorder:_grow_steps(step)
-  if not self.step_seen[step] then
-    self.step_seen[step] = true
-    self.steps[#self.steps + 1] = step
-  end
-  -- A matrix whose steps have matched the union so far (both lists only grow) still does when both
-  -- have the same length and last entry; once it differs it keeps its own steps file for good.
+-- Brings the steps files to the records, after rec:step or rec:record has recorded every matrix due:
+-- matrices recorded at the same steps share spectra/steps.npy, however many there are. (Deciding
+-- after each matrix instead would see the union grow by a step that the next matrix has not been
+-- recorded at yet, and give that matrix a steps file identical to steps.npy.) A matrix whose steps
+-- have matched the union so far still does when both have the same length and last entry (both
+-- lists only grow, each by at most one entry per call); once they differ (its own cadence, or watched
+-- later) it keeps its own steps file for good. (An error that escapes a call skips this until the
+-- next call; close() compares the lists in full.) The steps files grow after every row of the call is
+-- written, and an own steps file is made before steps.npy grows past the rows of its matrix: so a
+-- spectra file never has fewer rows than its steps file has steps, wherever the process is killed.
+function Recorder:_write_steps()
   local union = self.steps
-  for _, other in ipairs(self:_matrices_with_spectra()) do
-    if other.rows > 0 then
-      if not other.own_steps and not (#other.steps == #union and other.steps[#other.steps] == union[#union]) then
-        other.own_steps = true
+  for _, w in ipairs(self:_matrices_with_spectra()) do
+    if w.rows > 0 then
+      if not w.own_steps and not (#w.steps == #union and w.steps[#w.steps] == union[#union]) then
+        w.own_steps = true
       end
-      if other.own_steps then self:_write_own_steps(other) end
+      if w.own_steps then self:_write_own_steps(w) end
     end
   end
   grow_steps(self.steps_file, union)
 end
 
 -- Records one matrix at `step`: the diagnostics into observables.jsonl and arrays/, the levels into
--- spectra/. Returns {diagnostic = result} or nil when the matrix could not be recorded. `level` locates errors.
+-- spectra/. Returns {diagnostic = result} or nil when the matrix could not be recorded. `level` locates
+-- errors. The union of steps takes `step`; the steps files follow in _write_steps, once every matrix
+-- due at this step has its row.
 function Recorder:_record(w, step, level)
   local ctx = self:_context(w, step, level + 1)
   if not ctx then return nil end
@@ -526,7 +534,10 @@ function Recorder:_record(w, step, level)
   append_row(w, ctx.eigenvalues)
   w.steps[#w.steps + 1] = step
   self:_write_rows(w)
-  self:_grow_steps(step)
+  if not self.step_seen[step] then
+    self.step_seen[step] = true
+    self.steps[#self.steps + 1] = step
+  end
   return results
 end
 
@@ -563,7 +574,7 @@ end
 -- Rows and steps are cut to the shorter, the union is rebuilt, and the files follow: an open file is
 -- cut to what it shares with its new contents and the rest appended; a resumed run's files are
 -- created anew (each once). In three passes: steps files shrink (or are created), then spectra files
--- shrink or grow, then steps files grow (as in _record: rows first). So a spectra file never has
+-- shrink or grow, then steps files grow (as in _write_steps: rows first). So a spectra file never has
 -- fewer rows than its steps file has steps, whenever the process is killed; at close, where files move
 -- by a row at most, it has as many or one more. (A kill inside a resume's cut of k records can leave
 -- up to k rows more: each row i ≤ len(steps) still belongs to steps[i], and resuming again drops the
@@ -681,10 +692,11 @@ function Recorder:step(step, scalars)
   line.step, line.time = step, self.time_offset + dbm.clock() - self.t0
   self.metrics_file:write(line)
   self:_remember_metrics(line)
-  local recorded = {}
+  local recorded, any = {}, false
   for _, w in ipairs(self.watched) do
-    if w.due(step) then recorded[w.name] = self:_record(w, step, 3) end
+    if w.due(step) then recorded[w.name] = self:_record(w, step, 3); any = true end
   end
+  if any then self:_write_steps() end
   return recorded
 end
 
@@ -699,6 +711,7 @@ function Recorder:record(step, name)
   for _, w in ipairs(self.watched) do
     if name == nil or w.name == name then recorded[w.name] = self:_record(w, step, 3) end
   end
+  self:_write_steps()
   return recorded
 end
 

@@ -358,6 +358,7 @@ local VALID = {
   ["Optimizer:check_state"] = function() return {OPT_FZ, "_FZ", "{momentum_buffer = dbm.zeros(3, 4)}"} end,
   ["dbm.npy_appender"] = function() return {"'fz_a.npy'", "{cols = 3}"} end,
   ["dbm.write_file"] = function() return {"'fz_f.txt'", "'some text'"} end,
+  ["dbm.write_summary"] = function() return {"'.'", "{title = 't', config = {lr = 0.1}, figures = {header = {'a'}, rows = {{1}}}, notes = 'n'}"} end,
   ["dbm.NpyAppender.append"] = function() return {APP, "dbm.zeros(2, 3)"} end,
   ["dbm.NpyAppender.rows"] = function() return {APP} end,
   ["dbm.NpyAppender.truncate"] = function() return {APP, "0"} end,

@@ -295,6 +295,60 @@ if #real > 0 then
   print("recorder.lua: plugins " .. table.concat(real, ", ") .. (#sym > 0 and ", semicircle" or "") .. " recorded without failures")
 end
 
+-- ---------------------------------------------------------------- shared steps files
+-- Matrices recorded at the same steps share spectra/steps.npy, however many they are, during the run
+-- (what a killed run leaves) and after close: no <matrix>.steps.npy for them. A matrix with its own
+-- cadence, and one watched later, get their own steps file; a forced record of all at an odd step
+-- keeps the shared ones shared.
+do
+  local d = tmp .. "/shared"
+  local r = dbm.recorder{out_dir = d, plots = false, report = function() end}
+  local X = dbm.randn(6, 4, {dtype = "float64"})
+  for _, name in ipairs({"A", "B", "C"}) do r:watch(name, X, {every = 2}) end
+  r:watch("D", X, {every = 4})
+  for s = 0, 9 do r:step(s) end
+  r:record(9)                          -- every matrix, at a step none was due at
+  r:watch("E", X, {every = 2})         -- watched later
+  for s = 10, 12 do r:step(s) end
+  local check = [==[
+d = sys.argv[1]
+sp = d + "/spectra/"
+own = sorted(f for f in os.listdir(sp) if f.endswith(".steps.npy"))
+assert own == ["D.steps.npy", "E.steps.npy"], (sys.argv[2], own)
+assert list(np.load(sp + "steps.npy")) == [0, 2, 4, 6, 8, 9, 10, 12], (sys.argv[2], list(np.load(sp + "steps.npy")))
+assert list(np.load(sp + "D.steps.npy")) == [0, 4, 8, 9, 12] and list(np.load(sp + "E.steps.npy")) == [10, 12]
+for m, rows in (("A", 8), ("B", 8), ("C", 8), ("D", 5), ("E", 2)):
+    assert np.load(sp + m + ".npy").shape == (rows, 4), (sys.argv[2], m, np.load(sp + m + ".npy").shape)
+print("recorder.lua: shared steps (" + sys.argv[2] + "): A, B and C share steps.npy; D and E have their own")
+]==]
+  python(check, d, "during the run")
+  r:close()
+  python(check, d, "after close")
+
+  -- Interrupted inside a step (as Ctrl-C would, in the second matrix's record): steps.npy has not grown
+  -- past the rows of any matrix; closing gives the one left behind its own steps file.
+  local d2 = tmp .. "/shared_cut"
+  local r2 = dbm.recorder{out_dir = d2, plots = false, report = function() end}
+  local stop = false
+  r2:watch("A", X, {every = 1})
+  r2:watch("B", function() if stop then error("interrupted") end; return X end, {every = 1})
+  for s = 0, 3 do r2:step(s) end
+  stop = true
+  assert(not pcall(r2.step, r2, 4))
+  python([==[
+sp = sys.argv[1] + "/spectra/"
+assert list(np.load(sp + "steps.npy")) == [0, 1, 2, 3] and not os.path.exists(sp + "B.steps.npy")
+assert np.load(sp + "A.npy").shape == (5, 4) and np.load(sp + "B.npy").shape == (4, 4)
+]==], d2)
+  r2:_close(false)
+  python([==[
+sp = sys.argv[1] + "/spectra/"
+assert list(np.load(sp + "steps.npy")) == [0, 1, 2, 3, 4] and not os.path.exists(sp + "A.steps.npy")
+assert list(np.load(sp + "B.steps.npy")) == [0, 1, 2, 3] and np.load(sp + "B.npy").shape == (4, 4)
+print("recorder.lua: shared steps: a step interrupted between two matrices leaves every spectra file with its steps")
+]==], d2)
+end
+
 -- ---------------------------------------------------------------- resume
 -- A run killed (or stopped) part-way and resumed from its checkpoint at step S leaves the same run
 -- directory, line for line and byte for byte, as the run that never stopped (metrics `time` aside),
@@ -574,6 +628,30 @@ assert [w["name"] for w in cfg["watch"]] == ["W", "H", "V"], cfg["watch"]
 obs = [json.loads(l) for l in open(d + "/observables.jsonl")]
 assert [(o["step"], o["matrix"]) for o in obs] == [(0, "W"), (0, "H"), (5, "W"), (10, "W"), (10, "V"), (15, "W"), (15, "V"), (20, "W"), (20, "V")], obs
 ]==], dirF)
+
+-- A run directory written before matrices recorded at the same steps shared steps.npy: the second such
+-- matrix has a <matrix>.steps.npy identical to steps.npy. Resumed, it is read as before and kept up:
+-- the same rows and steps as the run that never stopped.
+local dirO, dirP = tmp .. "/O", tmp .. "/P"
+run(dirP, 0, 20, nil, {"W", "V"}):close()
+kill(run(dirO, 0, 13, nil, {"W", "V"}))
+assert(not exists(dirO .. "/spectra/V.steps.npy"), "W and V recorded at the same steps share steps.npy")
+write(dirO .. "/spectra/V.steps.npy", io.open(dirO .. "/spectra/steps.npy", "rb"):read("a"))   -- the old layout
+local O = run(dirO, 10, 20, 10, {"W", "V"})
+assert(table.concat(O.by_name.V.steps, ",") == "0,5,10,15,20" and O.by_name.V.first.step == 0, "V taken up from the old layout")
+O:close()
+python([==[
+o, p = sys.argv[1] + "/spectra/", sys.argv[2] + "/spectra/"
+def steps_of(sp, m):
+    own = sp + m + ".steps.npy"
+    return list(np.load(own if os.path.exists(own) else sp + "steps.npy"))
+assert not os.path.exists(p + "V.steps.npy") and os.path.exists(o + "V.steps.npy")
+for m in ("W", "V"):
+    assert steps_of(o, m) == steps_of(p, m) == [0, 5, 10, 15, 20], (m, steps_of(o, m), steps_of(p, m))
+    assert open(o + m + ".npy", "rb").read() == open(p + m + ".npy", "rb").read(), m
+assert list(np.load(o + "steps.npy")) == list(np.load(p + "steps.npy"))
+print("recorder.lua: resume: a run with the old redundant steps file resumes to the same spectra")
+]==], dirO, dirP)
 
 -- A resumed run that records a matrix with another level count than its kept rows: the usual error.
 local dirG = tmp .. "/G"
