@@ -638,7 +638,7 @@ kill(run(dirO, 0, 13, nil, {"W", "V"}))
 assert(not exists(dirO .. "/spectra/V.steps.npy"), "W and V recorded at the same steps share steps.npy")
 write(dirO .. "/spectra/V.steps.npy", io.open(dirO .. "/spectra/steps.npy", "rb"):read("a"))   -- the old layout
 local O = run(dirO, 10, 20, 10, {"W", "V"})
-assert(table.concat(O.by_name.V.steps, ",") == "0,5,10,15,20" and O.by_name.V.first.step == 0, "V taken up from the old layout")
+assert(table.concat(O.by_name.V.steps, ",") == "0,5,10,15,20" and O.by_name.V.rows == 5, "V taken up from the old layout")
 O:close()
 python([==[
 o, p = sys.argv[1] + "/spectra/", sys.argv[2] + "/spectra/"
