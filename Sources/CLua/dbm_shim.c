@@ -219,12 +219,9 @@ void dbm_push_metatable(lua_State *L, int kind) {
 // it is in the table.
 static char dbm_objects_key;
 
-static int p_push_object(lua_State *L) {   // (obj, kind, extbytes, reused_flag)
+static int p_push_object(lua_State *L) {   // (obj, kind, extbytes, caller_keeps flag)
     lua_rawgetp(L, LUA_REGISTRYINDEX, &dbm_objects_key);
-    if (lua_rawgetp(L, -1, lua_touserdata(L, 1)) == LUA_TUSERDATA) {
-        *(int *)lua_touserdata(L, 4) = 1;
-        return 1;
-    }
+    if (lua_rawgetp(L, -1, lua_touserdata(L, 1)) == LUA_TUSERDATA) return 1;   // the caller keeps its reference
     lua_pop(L, 1);
     dbm_box *box = (dbm_box *)lua_newuserdatauv(L, sizeof(dbm_box), 1);
     box->obj = NULL;
@@ -235,6 +232,7 @@ static int p_push_object(lua_State *L) {   // (obj, kind, extbytes, reused_flag)
     dbm_push_metatable(L, box->kind);
     lua_setmetatable(L, -2);
     box->obj = lua_touserdata(L, 1);   // set last: from here on __gc owns it
+    *(int *)lua_touserdata(L, 4) = 0;
     // Tell the collector about the memory held outside Lua, in whole KiB; smaller tensors add up
     // in a remainder so that many small ones count too.
     static size_t pending_bytes = 0;
@@ -247,19 +245,19 @@ static int p_push_object(lua_State *L) {   // (obj, kind, extbytes, reused_flag)
     return 1;
 }
 
-int dbm_push_object(lua_State *L, void *obj, int kind, size_t extbytes, int *reused) {
-    *reused = 0;
+// *caller_keeps says who owns the caller's reference to obj after the call, whatever the status: 1, the
+// caller (it releases it: the push failed before a userdata took it, or an existing userdata already
+// holds the object), 0, the new userdata's __gc. The status alone cannot say: after Ctrl-C the interrupt
+// hook (LUA_MASKRET) raises its error as p_push_object returns, when the userdata already owns obj, and a
+// caller that released it then freed it twice (signal 11 in dbm_object_gc).
+int dbm_push_object(lua_State *L, void *obj, int kind, size_t extbytes, int *caller_keeps) {
+    *caller_keeps = 1;
     lua_pushcfunction(L, p_push_object);
     lua_pushlightuserdata(L, obj);
     lua_pushinteger(L, kind);
     lua_pushinteger(L, (lua_Integer)extbytes);
-    lua_pushlightuserdata(L, reused);
-    int st = lua_pcall(L, 4, 1, 0);
-    // If the userdata was created before the failure, its obj field was not yet set: the caller
-    // still owns obj. If the failure came from the GC step, the object is owned by Lua already;
-    // a GC step does not raise errors in 5.4 (finalizer errors become warnings), so that cannot happen.
-    // When *reused is set, an existing userdata already owns obj: the caller keeps (and releases) its own reference.
-    return st;
+    lua_pushlightuserdata(L, caller_keeps);
+    return lua_pcall(L, 4, 1, 0);
 }
 
 int dbm_object_kind(lua_State *L, int idx) {

@@ -263,16 +263,18 @@ struct LuaCall {
     /// per view, a cost that grew with the buffer (the recorder's rows: O(records²) over a run).
     func push(_ t: Tensor) throws {
         let p = Unmanaged.passRetained(t).toOpaque()
-        var reused: Int32 = 0
-        let st = dbm_push_object(L, p, Int32(DBM_KIND_TENSOR), min(t.storage.byteCount, t.byteCount), &reused)
-        if st != 0 || reused != 0 { Unmanaged<Tensor>.fromOpaque(p).release(); try check(st) }
+        var callerKeeps: Int32 = 1
+        let st = dbm_push_object(L, p, Int32(DBM_KIND_TENSOR), min(t.storage.byteCount, t.byteCount), &callerKeeps)
+        if callerKeeps != 0 { Unmanaged<Tensor>.fromOpaque(p).release() }
+        try check(st)
     }
 
     func push(object: AnyObject, kind: Int32) throws {
         let p = Unmanaged.passRetained(object).toOpaque()
-        var reused: Int32 = 0
-        let st = dbm_push_object(L, p, kind, 0, &reused)
-        if st != 0 || reused != 0 { Unmanaged<AnyObject>.fromOpaque(p).release(); try check(st) }
+        var callerKeeps: Int32 = 1
+        let st = dbm_push_object(L, p, kind, 0, &callerKeeps)
+        if callerKeeps != 0 { Unmanaged<AnyObject>.fromOpaque(p).release() }
+        try check(st)
     }
 
     func push(numbers: [Double]) throws {

@@ -195,6 +195,42 @@ struct CommandLineTests {
         #expect(r.latency < 5, "stopped \(r.latency) s after the first Ctrl-C")
     }
 
+    @Test("Ctrl-C at any moment of a loop of bindings that return new objects ends the script with status 130, never a crash")
+    func interruptWhilePushingObjects() throws {
+        // The interrupt hook raises its error at the next call or return, also the return of the C helper
+        // that hands a new object to Lua, after the userdata took it: once released twice (10 of 30 runs
+        // died with signal 11).
+        let dir = try tempDir(), script = dir + "/loop.lua"
+        try """
+        local x = dbm.randn(4, 4)
+        io.write("running\n"); io.flush()
+        while true do local y = dbm.F.linear(x, x); local z = y + x end
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        var crashes: [String] = []
+        for run in 0..<30 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try dbmLuaBinary())
+            p.arguments = [script]
+            let outPipe = Pipe(), errPipe = Pipe()
+            p.standardOutput = outPipe; p.standardError = errPipe
+            let output = OutputCollector(outPipe.fileHandleForReading)
+            try p.run()
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline && !output.text.contains("running") { usleep(10_000) }
+            usleep(useconds_t(20_000 + (run * 7919) % 200_000))   // a different moment each run
+            kill(p.processIdentifier, SIGINT)
+            let stop = Date().addingTimeInterval(10)
+            while p.isRunning && Date() < stop { usleep(10_000) }
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            p.waitUntilExit()
+            let err = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            if p.terminationReason == .uncaughtSignal || p.terminationStatus != 130 || !err.contains("interrupted") {
+                crashes.append("run \(run): \(p.terminationReason == .uncaughtSignal ? "signal" : "status") \(p.terminationStatus): \(err.prefix(200))")
+            }
+        }
+        #expect(crashes.isEmpty, "\(crashes)")
+    }
+
     @Test("os.exit runs the exit hooks first (recorders close their run directories) and exits with its status")
     func osExitRunsHooks() throws {
         let r = try runProcess(try dbmLuaBinary(), ["-e", "dbm.on_exit(function() print('hook ran') end); print('before'); os.exit(3); print('after')"])

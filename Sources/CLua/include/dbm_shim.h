@@ -61,7 +61,7 @@ int dbm_error(lua_State *L, const char *msg);
 // Pushes a full userdata holding obj (already retained for Lua) with the metatable of kind.
 // extbytes: memory held outside Lua, reported to the collector as a GC step (DESIGN §6).
 // On failure obj is not owned by Lua: the caller releases it.
-int dbm_push_object(lua_State *L, void *obj, int kind, size_t extbytes, int *reused);
+int dbm_push_object(lua_State *L, void *obj, int kind, size_t extbytes, int *caller_keeps);
 void *dbm_toobject(lua_State *L, int idx, int kind);   // NULL if the value is not of that kind
 int dbm_object_kind(lua_State *L, int idx);            // 0 if not one of ours
 void dbm_push_metatable(lua_State *L, int kind);       // pushes the metatable of kind (no raise)
