@@ -27,6 +27,19 @@ public enum IDX {
         }
         defer { gzclose(gz) }   // closes file.fd too
         _ = gzbuffer(gz, 1 << 17)
+        let reader = Reader(gz: gz, path: path)
+        let shape = try readHeader(reader)
+        let count = try bodyByteCount(reader, shape: shape)
+        let body = try readBody(reader, shape: shape, count: count)
+        try expectEnd(reader, shape: shape)
+        return (shape, body)
+    }
+
+    /// An open IDX file read through zlib, and the messages that name it.
+    private struct Reader {
+        let gz: gzFile
+        let path: String
+
         func fail(_ what: String) -> DBMError { DBMError("IDX file '\(path)': \(what)") }
 
         // Reads up to count bytes (fewer only at the end of the data); a damaged gzip stream throws.
@@ -34,7 +47,7 @@ public enum IDX {
             var done = 0
             while done < count {
                 let n = Int(gzread(gz, p + done, UInt32(min(count - done, 1 << 30))))
-                if n < 0 { throw fail("corrupt gzip stream (zlib: \(zlibError(gz)))") }
+                if n < 0 { throw fail("corrupt gzip stream (zlib: \(IDX.zlibError(gz)))") }
                 if n == 0 { break }
                 done += n
             }
@@ -42,60 +55,75 @@ public enum IDX {
             var status: Int32 = 0
             _ = gzerror(gz, &status)
             if status == Z_BUF_ERROR { throw fail("the gzip stream ends early (truncated file)") }
-            if status != Z_OK { throw fail("corrupt gzip stream (zlib: \(zlibError(gz)))") }
+            if status != Z_OK { throw fail("corrupt gzip stream (zlib: \(IDX.zlibError(gz)))") }
             return done
         }
+    }
 
+    /// Reads and checks the magic, the element type and the rank, then the dims.
+    private static func readHeader(_ reader: Reader) throws -> [Int] {
         var head = [UInt8](repeating: 0, count: 4)
-        let got = try head.withUnsafeMutableBytes { try readUpTo($0.baseAddress!, 4) }
-        guard got == 4 else { throw fail("truncated header: expected at least 4 bytes, got \(got)") }
+        let got = try head.withUnsafeMutableBytes { try reader.readUpTo($0.baseAddress!, 4) }
+        guard got == 4 else { throw reader.fail("truncated header: expected at least 4 bytes, got \(got)") }
         guard head[0] == 0, head[1] == 0 else {
-            throw fail(String(format: "wrong magic number: the file starts with %02x %02x, not 00 00 "
-                              + "(not an IDX file)", head[0], head[1]))
+            throw reader.fail(String(format: "wrong magic number: the file starts with %02x %02x, not 00 00 "
+                                     + "(not an IDX file)", head[0], head[1]))
         }
         guard head[2] == 0x08 else {
             let name = typeNames[head[2]].map { " (\($0))" } ?? " (not an IDX type)"
-            throw fail(String(format: "unsupported element type 0x%02x", head[2]) + name
-                       + "; only 0x08 (unsigned byte) is supported")
+            throw reader.fail(String(format: "unsupported element type 0x%02x", head[2]) + name
+                              + "; only 0x08 (unsigned byte) is supported")
         }
         let rank = Int(head[3])
-        guard rank >= 1 else { throw fail("the header declares 0 dimensions") }
+        guard rank >= 1 else { throw reader.fail("the header declares 0 dimensions") }
 
         var dimBytes = [UInt8](repeating: 0, count: 4 * rank)
-        let gotDims = try dimBytes.withUnsafeMutableBytes { try readUpTo($0.baseAddress!, 4 * rank) }
+        let gotDims = try dimBytes.withUnsafeMutableBytes { try reader.readUpTo($0.baseAddress!, 4 * rank) }
         guard gotDims == 4 * rank else {
-            throw fail("truncated header: \(rank) dimensions need \(4 * rank) bytes after the first 4, got \(gotDims)")
+            throw reader.fail("truncated header: \(rank) dimensions need \(4 * rank) bytes after the first 4, got \(gotDims)")
         }
-        let shape = (0..<rank).map { d in dimBytes[4 * d..<4 * d + 4].reduce(0) { $0 << 8 | Int($1) } }
+        return (0..<rank).map { d in dimBytes[4 * d..<4 * d + 4].reduce(0) { $0 << 8 | Int($1) } }
+    }
+
+    /// The product of the dims, checked for overflow and against `maxBodyBytes`.
+    private static func bodyByteCount(_ reader: Reader, shape: [Int]) throws -> Int {
         var count = 1
         for n in shape {
             let (c, overflow) = count.multipliedReportingOverflow(by: n)
             guard !overflow, c <= maxBodyBytes else {
-                throw fail("absurd dimensions \(shape): the body would exceed the limit of \(maxBodyBytes) bytes")
+                throw reader.fail("absurd dimensions \(shape): the body would exceed the limit of \(maxBodyBytes) bytes")
             }
             count = c
         }
+        return count
+    }
 
+    /// Reads the `count` bytes of the body.
+    private static func readBody(_ reader: Reader, shape: [Int], count: Int) throws -> [UInt8] {
         // The body counts against the memory limit while it is read (the tensor made from it has its own).
         try MemoryLimit.reserve(count)
         defer { MemoryLimit.release(count) }
         var gotBody = 0
         let body = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            if count > 0 { gotBody = try readUpTo(buffer.baseAddress!, count) }
+            if count > 0 { gotBody = try reader.readUpTo(buffer.baseAddress!, count) }
             initialized = gotBody
         }
         guard gotBody == count else {
-            throw fail("truncated body: dimensions \(shape) need \(count) bytes, the file has \(gotBody)")
+            throw reader.fail("truncated body: dimensions \(shape) need \(count) bytes, the file has \(gotBody)")
         }
+        return body
+    }
+
+    /// Reads to the end of the data, which must come right after the body.
+    private static func expectEnd(_ reader: Reader, shape: [Int]) throws {
         var extra = 0
         var scratch = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            let n = try scratch.withUnsafeMutableBytes { try readUpTo($0.baseAddress!, $0.count) }
+            let n = try scratch.withUnsafeMutableBytes { try reader.readUpTo($0.baseAddress!, $0.count) }
             if n == 0 { break }
             extra += n
         }
-        guard extra == 0 else { throw fail("\(extra) bytes after the body of dimensions \(shape) (wrong dimensions?)") }
-        return (shape, body)
+        guard extra == 0 else { throw reader.fail("\(extra) bytes after the body of dimensions \(shape) (wrong dimensions?)") }
     }
 
     /// Images as a float32 tensor (count, rows·cols) of pixel/255 in [0, 1]: the first `limit` images

@@ -33,9 +33,29 @@ public enum Npy {
     public static func read(path: String) throws -> Tensor {
         let file = try InputFile(path: path)
         defer { file.close() }
-        let size = file.size
+        let (major, prefixLength, headerLength) = try readPrefix(file, path: path)
+        let headerBytes = try readHeaderBytes(file, at: prefixLength, length: headerLength, path: path)
+        let header = try Header.parse(headerBytes, utf8: major == 3, path: path)
+        let dataOffset = prefixLength + headerLength
+        let count = try checkedDataCount(header, available: file.size - dataOffset, path: path)
+        // Extra bytes after the data are ignored, as numpy does.
 
-        // Magic and version.
+        let dtype: DType = header.element.kind == .float && header.element.size == 4 ? .float32 : .float64
+        let t = try Tensor(shape: header.shape, dtype: dtype, zeroed: false)
+        try file.seek(to: dataOffset)
+        try readElements(from: file, element: header.element, count: count, into: t.storage.bytes, path: path)
+
+        guard header.fortranOrder, header.shape.count > 1 else { return t }
+        // The elements are in column-major order: view them with column-major strides, then copy to C order.
+        var strides = [Int](repeating: 1, count: header.shape.count)
+        for d in 1..<header.shape.count { strides[d] = strides[d - 1] * max(header.shape[d - 1], 1) }
+        return try Tensor(storage: t.storage, dtype: dtype, shape: header.shape, strides: strides, offset: 0).copy()
+    }
+
+    /// Reads and checks the magic string, the version and the header length field: the major version,
+    /// the length of this prefix and the header length (checked against the file's size).
+    private static func readPrefix(_ file: InputFile, path: String) throws -> (major: UInt8, prefixLength: Int, headerLength: Int) {
+        let size = file.size
         var prefix = [UInt8](repeating: 0, count: 12)
         let got = try prefix.withUnsafeMutableBytes { try file.read(into: $0.baseAddress!, count: min(12, size)) }
         guard got >= magic.count, Array(prefix[0..<magic.count]) == magic else {
@@ -60,19 +80,23 @@ public enum Npy {
             throw DBMError("file '\(path)' has a truncated header: the header length field says \(headerLength) bytes, "
                 + "but only \(size - prefixLength) follow")
         }
+        return (major, prefixLength, headerLength)
+    }
 
-        // Header: read exactly headerLength bytes after the prefix.
+    /// Reads exactly `length` header bytes after the prefix.
+    private static func readHeaderBytes(_ file: InputFile, at offset: Int, length headerLength: Int, path: String) throws -> [UInt8] {
         var headerBytes = [UInt8](repeating: 0, count: headerLength)
         if headerLength > 0 {
-            try file.seek(to: prefixLength)
+            try file.seek(to: offset)
             let n = try headerBytes.withUnsafeMutableBytes { try file.read(into: $0.baseAddress!, count: headerLength) }
             guard n == headerLength else { throw DBMError("file '\(path)' has a truncated header (the file shrank while reading)") }
         }
-        let header = try Header.parse(headerBytes, utf8: major == 3, path: path)
+        return headerBytes
+    }
 
-        // Sizes: check everything against the bytes actually present before allocating.
-        let dataOffset = prefixLength + headerLength
-        let available = size - dataOffset
+    /// The number of elements the header declares, checked against the `available` bytes of data
+    /// before anything is allocated.
+    private static func checkedDataCount(_ header: Header, available: Int, path: String) throws -> Int {
         let count = try checkedCount(header.shape)
         let (needed, overflow) = count.multipliedReportingOverflow(by: header.element.size)
         guard !overflow else {
@@ -82,18 +106,7 @@ public enum Npy {
             throw DBMError("file '\(path)' holds \(available) bytes of data, shape \(formatShape(header.shape)) "
                 + "of \(header.descr) needs \(needed)")
         }
-        // Extra bytes after the data are ignored, as numpy does.
-
-        let dtype: DType = header.element.kind == .float && header.element.size == 4 ? .float32 : .float64
-        let t = try Tensor(shape: header.shape, dtype: dtype, zeroed: false)
-        try file.seek(to: dataOffset)
-        try readElements(from: file, element: header.element, count: count, into: t.storage.bytes, path: path)
-
-        guard header.fortranOrder, header.shape.count > 1 else { return t }
-        // The elements are in column-major order: view them with column-major strides, then copy to C order.
-        var strides = [Int](repeating: 1, count: header.shape.count)
-        for d in 1..<header.shape.count { strides[d] = strides[d - 1] * max(header.shape[d - 1], 1) }
-        return try Tensor(storage: t.storage, dtype: dtype, shape: header.shape, strides: strides, offset: 0).copy()
+        return count
     }
 
     /// Reads `count` elements of the file's type at the current position into `dest` (Float32 for
@@ -455,61 +468,76 @@ extension Npy {
             let c = bytes[pos]
             switch c {
             case UInt8(ascii: "{"):
-                pos += 1
-                var entries: [(String, Literal)] = []
-                while true {
-                    skipSpace()
-                    if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") { pos += 1; return .dict(entries) }
-                    guard case .string(let key) = try parseValue(depth: depth + 1) else { throw fail("dict keys must be strings") }
-                    skipSpace()
-                    guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else { throw fail("expected ':' after a dict key") }
-                    pos += 1
-                    let value = try parseValue(depth: depth + 1)
-                    if entries.contains(where: { $0.0 == key }) { throw fail("duplicate key '\(key)'") }
-                    entries.append((key, value))
-                    skipSpace()
-                    guard pos < bytes.count else { throw fail("the header ends inside a dict") }
-                    if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
-                    if bytes[pos] == UInt8(ascii: "}") { pos += 1; return .dict(entries) }
-                    throw fail("expected ',' or '}' in a dict")
-                }
+                return try parseDict(depth: depth)
             case UInt8(ascii: "("), UInt8(ascii: "["):
-                let close = c == UInt8(ascii: "(") ? UInt8(ascii: ")") : UInt8(ascii: "]")
-                pos += 1
-                var items: [Literal] = []
-                var sawComma = false
-                while true {
-                    skipSpace()
-                    if pos < bytes.count, bytes[pos] == close { pos += 1; break }
-                    items.append(try parseValue(depth: depth + 1))
-                    skipSpace()
-                    guard pos < bytes.count else { throw fail("the header ends inside a tuple or list") }
-                    if bytes[pos] == UInt8(ascii: ",") { pos += 1; sawComma = true; continue }
-                    if bytes[pos] == close { pos += 1; break }
-                    throw fail("expected ',' or '\(Character(UnicodeScalar(close)))'")
-                }
-                if close == UInt8(ascii: "]") { return .list(items) }
-                // In Python "(3)" is just 3 in parentheses; only "(3,)" is a tuple.
-                if items.count == 1 && !sawComma { return items[0] }
-                return .tuple(items)
+                return try parseTupleOrList(depth: depth)
             case UInt8(ascii: "'"), UInt8(ascii: "\""):
                 return .string(try parseString(quote: c))
             case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."):
                 return try parseNumber()
             default:
-                let start = pos
-                while pos < bytes.count, isNameByte(bytes[pos]) { pos += 1 }
-                let name = String(decoding: bytes[start..<pos], as: UTF8.self)
-                switch name {
-                case "True": return .bool(true)
-                case "False": return .bool(false)
-                case "None": return .none
-                case "": throw fail("unexpected character 0x\(String(c, radix: 16))")
-                default:
-                    if pos == bytes.count { throw fail("the header ends inside the name '\(name)'") }
-                    pos = start
-                    throw fail("unexpected name '\(name)'")
-                }
+                return try parseName()
+            }
+        }
+
+        /// `{key: value, ...}` with string keys, starting at the `{`.
+        mutating func parseDict(depth: Int) throws -> Literal {
+            pos += 1
+            var entries: [(String, Literal)] = []
+            while true {
+                skipSpace()
+                if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") { pos += 1; return .dict(entries) }
+                guard case .string(let key) = try parseValue(depth: depth + 1) else { throw fail("dict keys must be strings") }
+                skipSpace()
+                guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else { throw fail("expected ':' after a dict key") }
+                pos += 1
+                let value = try parseValue(depth: depth + 1)
+                if entries.contains(where: { $0.0 == key }) { throw fail("duplicate key '\(key)'") }
+                entries.append((key, value))
+                skipSpace()
+                guard pos < bytes.count else { throw fail("the header ends inside a dict") }
+                if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
+                if bytes[pos] == UInt8(ascii: "}") { pos += 1; return .dict(entries) }
+                throw fail("expected ',' or '}' in a dict")
+            }
+        }
+
+        /// `(a, b, ...)` or `[a, b, ...]`, starting at the opening bracket.
+        mutating func parseTupleOrList(depth: Int) throws -> Literal {
+            let close = bytes[pos] == UInt8(ascii: "(") ? UInt8(ascii: ")") : UInt8(ascii: "]")
+            pos += 1
+            var items: [Literal] = []
+            var sawComma = false
+            while true {
+                skipSpace()
+                if pos < bytes.count, bytes[pos] == close { pos += 1; break }
+                items.append(try parseValue(depth: depth + 1))
+                skipSpace()
+                guard pos < bytes.count else { throw fail("the header ends inside a tuple or list") }
+                if bytes[pos] == UInt8(ascii: ",") { pos += 1; sawComma = true; continue }
+                if bytes[pos] == close { pos += 1; break }
+                throw fail("expected ',' or '\(Character(UnicodeScalar(close)))'")
+            }
+            if close == UInt8(ascii: "]") { return .list(items) }
+            // In Python "(3)" is just 3 in parentheses; only "(3,)" is a tuple.
+            if items.count == 1 && !sawComma { return items[0] }
+            return .tuple(items)
+        }
+
+        /// `True`, `False` or `None`; any other name (or no name at all) is an error.
+        mutating func parseName() throws -> Literal {
+            let start = pos
+            while pos < bytes.count, isNameByte(bytes[pos]) { pos += 1 }
+            let name = String(decoding: bytes[start..<pos], as: UTF8.self)
+            switch name {
+            case "True": return .bool(true)
+            case "False": return .bool(false)
+            case "None": return .none
+            case "": throw fail("unexpected character 0x\(String(bytes[start], radix: 16))")
+            default:
+                if pos == bytes.count { throw fail("the header ends inside the name '\(name)'") }
+                pos = start
+                throw fail("unexpected name '\(name)'")
             }
         }
 

@@ -86,6 +86,17 @@ public enum Safetensors {
     /// Reads and checks the header: the entries sorted by offset, the metadata, and the file offset
     /// of the byte buffer.
     private static func readHeader(_ file: InputFile, path: String) throws -> (entries: [Entry], metadata: [String: String], bufferStart: Int) {
+        let headerLength = try readHeaderLength(file, path: path)
+        let items = try readHeaderObject(file, length: headerLength, path: path)
+        let bufferStart = 8 + headerLength
+        let bufferSize = file.size - bufferStart
+        let (unsorted, metadata) = try parseHeaderItems(items, bufferSize: bufferSize, path: path)
+        let entries = try sortedTilingBuffer(unsorted, bufferSize: bufferSize, path: path)
+        return (entries, metadata, bufferStart)
+    }
+
+    /// Reads the 8-byte little-endian header length and checks it against the file's size.
+    private static func readHeaderLength(_ file: InputFile, path: String) throws -> Int {
         let size = file.size
         guard size >= 8 else {
             throw DBMError("file '\(path)' is not a safetensors file: it has \(size) bytes, fewer than the 8 of the header length")
@@ -107,6 +118,11 @@ public enum Safetensors {
         guard headerLength >= 2 else {
             throw DBMError("file '\(path)' is not a safetensors file: its header of \(headerLength) bytes cannot hold a JSON object")
         }
+        return headerLength
+    }
+
+    /// Reads the header's `length` bytes of UTF-8 JSON and returns the members of its top-level object.
+    private static func readHeaderObject(_ file: InputFile, length headerLength: Int, path: String) throws -> [(String, JSONValue)] {
         var headerBytes = [UInt8](repeating: 0, count: headerLength)
         let read = try headerBytes.withUnsafeMutableBytes { try file.read(into: $0.baseAddress!, count: headerLength) }
         guard read == headerLength else { throw DBMError("file '\(path)' is truncated (it shrank while reading)") }
@@ -123,9 +139,13 @@ public enum Safetensors {
         guard case .object(let items) = json else {
             throw DBMError("file '\(path)': the safetensors header is not a JSON object")
         }
+        return items
+    }
 
-        let bufferStart = 8 + headerLength
-        let bufferSize = size - bufferStart
+    /// Splits the header's members into tensor entries (in header order) and the metadata,
+    /// rejecting repeated keys.
+    private static func parseHeaderItems(_ items: [(String, JSONValue)], bufferSize: Int,
+                                         path: String) throws -> (entries: [Entry], metadata: [String: String]) {
         var seen = Set<String>()
         var entries: [Entry] = []
         var metadata: [String: String] = [:]
@@ -139,11 +159,14 @@ public enum Safetensors {
                 entries.append(try parseEntry(key, value, bufferSize: bufferSize, path: path))
             }
         }
+        return (entries, metadata)
+    }
 
-        // The byte ranges, in order of their offsets, must tile the buffer: begin == previous end.
-        // (Empty tensors have begin == end and take no bytes.)
-        let order = entries.indices.sorted { (entries[$0].begin, entries[$0].end, $0) < (entries[$1].begin, entries[$1].end, $1) }
-        entries = order.map { entries[$0] }
+    /// The entries in order of their byte ranges, which must tile the buffer: begin == previous end.
+    /// (Empty tensors have begin == end and take no bytes.)
+    private static func sortedTilingBuffer(_ unsorted: [Entry], bufferSize: Int, path: String) throws -> [Entry] {
+        let order = unsorted.indices.sorted { (unsorted[$0].begin, unsorted[$0].end, $0) < (unsorted[$1].begin, unsorted[$1].end, $1) }
+        let entries = order.map { unsorted[$0] }
         var covered = 0
         var previous: String? = nil
         for e in entries {
@@ -162,7 +185,7 @@ public enum Safetensors {
             throw DBMError("file '\(path)': the data buffer has \(bufferSize) bytes but its tensors cover only \(covered) "
                 + "(the format allows no bytes after the last tensor)")
         }
-        return (entries, metadata, bufferStart)
+        return entries
     }
 
     static func parseMetadata(_ value: JSONValue, path: String) throws -> [String: String] {

@@ -247,29 +247,39 @@ extension NN {
             throw DBMError("backward: expected a tensor that requires grad (computed with grad mode on from tensors "
                 + "with requiresGrad), got one of shape \(formatShape(root.shape)) without a graph")
         }
-        let seed: Tensor
-        var seedOwned = true
+        let (seed, seedOwned) = try seedGradient(root, gradient)
+        guard let rootNode = root.gradFn as? GradNode else {   // a leaf: its gradient is the seed
+            try accumulateLeaf(root, seed)
+            return
+        }
+        let order = try checkedPostOrder(from: rootNode, output: root)
+        rootNode.pendingGrad = seed
+        rootNode.pendingOwned = seedOwned
+        defer { for node in order { node.pendingGrad = nil; node.pendingOwned = false } }
+        try propagate(through: order, retainGraph: retainGraph)
+    }
+
+    /// The gradient backward starts from: the caller's (a contiguous copy in root's dtype when it is not
+    /// one already; not owned, so never written in place), or an owned 1 for a scalar root.
+    private static func seedGradient(_ root: Tensor, _ gradient: Tensor?) throws -> (seed: Tensor, owned: Bool) {
         if let g = gradient {
             guard g.shape == root.shape else {
                 throw DBMError("backward: expected a gradient of the tensor's shape \(formatShape(root.shape)), "
                     + "got \(formatShape(g.shape))")
             }
-            seed = try g.contiguous().converted(to: root.dtype)
-            seedOwned = false
-        } else {
-            guard root.count == 1 else {
-                throw DBMError("backward without a gradient: expected a scalar (one element, such as a loss), got "
-                    + "shape \(formatShape(root.shape)); pass gradient: for a non-scalar")
-            }
-            seed = try Tensor.full(root.shape, 1, dtype: root.dtype)
+            return (try g.contiguous().converted(to: root.dtype), false)
         }
-        guard let rootNode = root.gradFn as? GradNode else {   // a leaf: its gradient is the seed
-            try accumulateLeaf(root, seed)
-            return
+        guard root.count == 1 else {
+            throw DBMError("backward without a gradient: expected a scalar (one element, such as a loss), got "
+                + "shape \(formatShape(root.shape)); pass gradient: for a non-scalar")
         }
+        return (try Tensor.full(root.shape, 1, dtype: root.dtype), true)
+    }
 
-        // Post-order depth-first walk (iterative: a long graph must not exhaust the stack). Every node
-        // is checked before anything runs, so a freed graph fails without touching any .grad.
+    /// The nodes reachable from rootNode in post order (every node after the nodes it consumes), by an
+    /// iterative depth-first walk (a long graph must not exhaust the stack). Every node is checked before
+    /// anything runs, so a freed graph fails without touching any .grad.
+    private static func checkedPostOrder(from rootNode: GradNode, output root: Tensor) throws -> [GradNode] {
         var order: [GradNode] = []
         var visited: Set<ObjectIdentifier> = [ObjectIdentifier(rootNode)]
         if rootNode.isFreed { throw freedGraphError(rootNode.op) }
@@ -294,11 +304,14 @@ extension NN {
                 stack.removeLast()
             }
         }
+        return order
+    }
 
-        rootNode.pendingGrad = seed
-        rootNode.pendingOwned = seedOwned
-        defer { for node in order { node.pendingGrad = nil; node.pendingOwned = false } }
-        for node in order.reversed() {   // every consumer of a tensor runs before its producer
+    /// Runs each node's backward on its pending gradient, in reverse post order (every consumer of a
+    /// tensor before its producer), and hands the results to the producers and leaves; frees each node
+    /// after it ran unless retainGraph.
+    private static func propagate(through order: [GradNode], retainGraph: Bool) throws {
+        for node in order.reversed() {
             let edges = node.edges
             guard let pending = node.pendingGrad else {   // no gradient reached this node
                 if !retainGraph { node.free() }

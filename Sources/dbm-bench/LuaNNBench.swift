@@ -73,76 +73,92 @@ enum GPTStepBench {
               + "parameters × tokens + 12·n_layer·n_embd·T per token for attention, as nanoGPT's estimate_mfu):")
         for p in [Preset(name: "cpu", nLayer: 4, nHead: 4, nEmbd: 128, block: 64, batch: 12, steps: quick ? 10 : 30, target: 60),
                   Preset(name: "paper", nLayer: 6, nHead: 6, nEmbd: 384, block: 256, batch: 64, steps: quick ? 2 : 5, target: 85)] {
-            let dropout = p.name == "paper" ? 0.2 : 0.0
             if p.name == "paper" {   // the peak of this preset alone: drop cached memory, reset VmHWM
                 _ = try lua.evaluate("(function() collectgarbage(); collectgarbage(); return dbm.release_cached_memory() end)()")
                 try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
             }
-            let code = """
-            local nn = dbm.nn
-            dbm.seed(1)
-            local V = 65
-            local model = nn.GPT{vocab_size = V, block_size = \(p.block), n_layer = \(p.nLayer), n_head = \(p.nHead), n_embd = \(p.nEmbd), dropout = \(dropout)}
-            local opt = dbm.optim.AdamW(model:optimizer_groups(0.1), {lr = 1e-3, betas = {0.9, 0.99}})
-            local g = dbm.generator(7)
-            local function batch()
-              local ids = g:rand(\(p.batch), \(p.block) + 1, {low = 1, high = V + 1}):clamp(1, V):totable()
-              for _, row in ipairs(ids) do for j = 1, #row do row[j] = math.floor(row[j]) end end
-              local t = dbm.tensor(ids)
-              return t:narrow(2, 1, \(p.block)), t:narrow(2, 2, \(p.block))
-            end
-            local function step(x, y)
-              local _, loss = model(x, y)
-              loss:backward()
-              dbm.optim.clip_grad_norm(model, 1.0)
-              opt:step(); opt:zero_grad()
-            end
-            local x, y = batch()
-            step(x, y); step(x, y)
-            -- one timed step, called from Swift between runs of the sgemm reference
-            _bench_step = function() local t0 = dbm.clock(); step(x, y); return dbm.clock() - t0 end
-            -- spectra of every watched matrix (as the experiment watches them) with its five diagnostics
-            _bench_record = function()
-              local C, names = \(p.nEmbd), {"spectrum", "mp", "spacing", "powerlaw", "norms"}
-              local mats = {model.transformer.wte.weight, model.transformer.wpe.weight}
-              for _, b in model.transformer.h:ipairs() do
-                for j = 1, 3 do mats[#mats + 1] = b.attn.c_attn.weight:narrow(1, (j - 1) * C + 1, C) end
-                mats[#mats + 1] = b.attn.c_proj.weight; mats[#mats + 1] = b.mlp.c_fc.weight; mats[#mats + 1] = b.mlp.c_proj.weight
-              end
-              local t0 = dbm.clock()
-              for _, W in ipairs(mats) do dbm.diagnostics(names, W) end
-              return dbm.clock() - t0, model:num_parameters(), #mats
-            end
-            """
-            _ = try lua.evaluate("(function() \(code) end)()")
-            // The issue's measure: the median step against the median of 5 reference runs interleaved with
-            // the steps, so that both see the same load on this shared machine.
-            var stepTimes: [Double] = [], references: [Double] = []
-            let rounds = 5, perRound = max(1, p.steps / rounds)
-            for _ in 0..<rounds {
-                references.append(try sgemmReferenceRun())
-                for _ in 0..<perRound {
-                    guard let t = Double(try lua.evaluate("_bench_step()").first ?? "") else { throw DBMError("the GPT step failed") }
-                    stepTimes.append(t)
-                }
-            }
+            _ = try lua.evaluate("(function() \(setupScript(p)) end)()")
+            let (stepTimes, references) = try timeSteps(p, lua: lua)
             let r = try lua.evaluate("_bench_record()")
             _ = try lua.evaluate("(function() _bench_step, _bench_record = nil, nil; collectgarbage() end)()")
             guard r.count == 3, let record = Double(r[0]), let params = Double(r[1]) else {
                 throw DBMError("the GPT step benchmark failed: \(r)")
             }
-            let seconds = median(stepTimes), referenceGflops = median(references)
-            let tokens = Double(p.batch * p.block)
-            let flops = 6 * params * tokens + 12 * Double(p.nLayer * p.nEmbd * p.block) * tokens
-            let gflops = flops / seconds / 1e9
-            let overhead = record / (100 * seconds)
-            print(String(format: "  %@ (n_layer %d, n_embd %d, block %d, batch %d): %.1f ms per step (median of %d), %.1f GFLOP/s = %.1f%% "
-                         + "of the sgemm reference interleaved with the steps (median of 5 runs: %.1f GFLOP/s, spread %.1f–%.1f) (target >= %d%%); "
-                         + "recording the spectra of %@ matrices: %.0f ms, every 100 steps = %.2f%% of the training time (target <= 5%%)",
-                         p.name, p.nLayer, p.nEmbd, p.block, p.batch, seconds * 1e3, stepTimes.count, gflops, 100 * gflops / referenceGflops,
-                         referenceGflops, references.min() ?? 0, references.max() ?? 0, p.target, r[2], record * 1e3, 100 * overhead))
+            report(p, stepTimes: stepTimes, references: references, params: params, matrices: r[2], record: record)
         }
         let rss = MemoryLimit.residentSet()
         print(String(format: "  peak resident memory of the paper preset: %.0f MiB (VmHWM, reset before it; target <= 2200 MiB)", Double(rss.peak) / 1048576))
+    }
+
+    /// The Lua code that builds the preset's model, optimizer and batch, takes two warm-up steps and
+    /// defines `_bench_step` (one timed step) and `_bench_record` (the spectra of every watched matrix).
+    static func setupScript(_ p: Preset) -> String {
+        let dropout = p.name == "paper" ? 0.2 : 0.0
+        return """
+        local nn = dbm.nn
+        dbm.seed(1)
+        local V = 65
+        local model = nn.GPT{vocab_size = V, block_size = \(p.block), n_layer = \(p.nLayer), n_head = \(p.nHead), n_embd = \(p.nEmbd), dropout = \(dropout)}
+        local opt = dbm.optim.AdamW(model:optimizer_groups(0.1), {lr = 1e-3, betas = {0.9, 0.99}})
+        local g = dbm.generator(7)
+        local function batch()
+          local ids = g:rand(\(p.batch), \(p.block) + 1, {low = 1, high = V + 1}):clamp(1, V):totable()
+          for _, row in ipairs(ids) do for j = 1, #row do row[j] = math.floor(row[j]) end end
+          local t = dbm.tensor(ids)
+          return t:narrow(2, 1, \(p.block)), t:narrow(2, 2, \(p.block))
+        end
+        local function step(x, y)
+          local _, loss = model(x, y)
+          loss:backward()
+          dbm.optim.clip_grad_norm(model, 1.0)
+          opt:step(); opt:zero_grad()
+        end
+        local x, y = batch()
+        step(x, y); step(x, y)
+        -- one timed step, called from Swift between runs of the sgemm reference
+        _bench_step = function() local t0 = dbm.clock(); step(x, y); return dbm.clock() - t0 end
+        -- spectra of every watched matrix (as the experiment watches them) with its five diagnostics
+        _bench_record = function()
+          local C, names = \(p.nEmbd), {"spectrum", "mp", "spacing", "powerlaw", "norms"}
+          local mats = {model.transformer.wte.weight, model.transformer.wpe.weight}
+          for _, b in model.transformer.h:ipairs() do
+            for j = 1, 3 do mats[#mats + 1] = b.attn.c_attn.weight:narrow(1, (j - 1) * C + 1, C) end
+            mats[#mats + 1] = b.attn.c_proj.weight; mats[#mats + 1] = b.mlp.c_fc.weight; mats[#mats + 1] = b.mlp.c_proj.weight
+          end
+          local t0 = dbm.clock()
+          for _, W in ipairs(mats) do dbm.diagnostics(names, W) end
+          return dbm.clock() - t0, model:num_parameters(), #mats
+        end
+        """
+    }
+
+    /// The issue's measure: the step times against 5 reference runs interleaved with the steps, so that
+    /// both see the same load on this shared machine.
+    static func timeSteps(_ p: Preset, lua: LuaState) throws -> (stepTimes: [Double], references: [Double]) {
+        var stepTimes: [Double] = [], references: [Double] = []
+        let rounds = 5, perRound = max(1, p.steps / rounds)
+        for _ in 0..<rounds {
+            references.append(try sgemmReferenceRun())
+            for _ in 0..<perRound {
+                guard let t = Double(try lua.evaluate("_bench_step()").first ?? "") else { throw DBMError("the GPT step failed") }
+                stepTimes.append(t)
+            }
+        }
+        return (stepTimes, references)
+    }
+
+    /// Prints the preset's line: the median step and its GFLOP/s against the median reference, and the
+    /// cost of recording the spectra of `matrices` matrices every 100 steps.
+    static func report(_ p: Preset, stepTimes: [Double], references: [Double], params: Double, matrices: String, record: Double) {
+        let seconds = median(stepTimes), referenceGflops = median(references)
+        let tokens = Double(p.batch * p.block)
+        let flops = 6 * params * tokens + 12 * Double(p.nLayer * p.nEmbd * p.block) * tokens
+        let gflops = flops / seconds / 1e9
+        let overhead = record / (100 * seconds)
+        print(String(format: "  %@ (n_layer %d, n_embd %d, block %d, batch %d): %.1f ms per step (median of %d), %.1f GFLOP/s = %.1f%% "
+                     + "of the sgemm reference interleaved with the steps (median of 5 runs: %.1f GFLOP/s, spread %.1f–%.1f) (target >= %d%%); "
+                     + "recording the spectra of %@ matrices: %.0f ms, every 100 steps = %.2f%% of the training time (target <= 5%%)",
+                     p.name, p.nLayer, p.nEmbd, p.block, p.batch, seconds * 1e3, stepTimes.count, gflops, 100 * gflops / referenceGflops,
+                     referenceGflops, references.min() ?? 0, references.max() ?? 0, p.target, matrices, record * 1e3, 100 * overhead))
     }
 }

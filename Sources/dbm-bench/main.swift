@@ -60,13 +60,44 @@ enum Bench {
             _ = try sgemmReference(reps: reps); try GPTStepBench.run(lua: lua)
             return
         }
-        func luaTimed(_ body: String) throws -> Double {
-            let r = try lua.evaluate("(function() local t0 = dbm.clock(); \(body); return dbm.clock() - t0 end)()")
-            guard let v = Double(r.first ?? "") else { throw DBMError("benchmark code failed: \(body)") }
-            return v
-        }
+        let refGflops = try matmulAgainstSgemm(lua: lua, reps: reps)
+        try eigvalshAgainstDsyevd(lua: lua, reps: reps)
+        try trivialCallCost(lua: lua)
+        try DiagnosticsBench.run(lua: lua)
+        try NNBench.run(referenceGflops: refGflops)
+        try LuaNNBench.run(lua: lua, referenceGflops: refGflops)
+        try GPTStepBench.run(lua: lua)
+        try ModelsBench.run(reps: reps)
+        try SweepBench.run()
+        try RecorderBench.run(reps: reps)
+    }
 
-        // ---------------------------------------------------------------- matmul vs sgemm, 1024³, all cores
+    /// The seconds `body` (Lua statements) takes, timed inside Lua.
+    static func luaTimed(_ lua: LuaState, _ body: String) throws -> Double {
+        let r = try lua.evaluate("(function() local t0 = dbm.clock(); \(body); return dbm.clock() - t0 end)()")
+        guard let v = Double(r.first ?? "") else { throw DBMError("benchmark code failed: \(body)") }
+        return v
+    }
+
+    /// The median seconds of `reps` calls of `body` (Lua statements) after `setup` and one warm-up call,
+    /// timed inside Lua.
+    static func luaSeconds(_ lua: LuaState, _ setup: String, _ body: String, reps: Int) throws -> Double {
+        let code = """
+        \(setup)
+        local function body() \(body) end
+        body()
+        local times = {}
+        for i = 1, \(reps) do local t0 = dbm.clock(); body(); times[i] = dbm.clock() - t0 end
+        table.sort(times)
+        return times[\(reps / 2 + 1)]
+        """
+        guard let v = Double(try lua.evaluate("(function() \(code) end)()").first ?? "") else { throw DBMError("benchmark code failed") }
+        return v
+    }
+
+    /// dbm.matmul from Lua against cblas_sgemm, 1024³ float32 on all cores; prints both and returns the
+    /// reference's GFLOP/s (what the later figures are compared with).
+    static func matmulAgainstSgemm(lua: LuaState, reps: Int) throws -> Double {
         let n = 1024
         let ga = try Tensor.randn([n, n], generator: Generator(seed: 1))
         let gb = try Tensor.randn([n, n], generator: Generator(seed: 2))
@@ -78,7 +109,7 @@ enum Bench {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, ga.pointer(Float.self), Int32(n),
                         gb.pointer(Float.self), Int32(n), 0, gc.pointer(Float.self), Int32(n))
             refTimes.append(now() - t0)
-            ourTimes.append(try luaTimed("local C = dbm.matmul(A, B)"))
+            ourTimes.append(try luaTimed(lua, "local C = dbm.matmul(A, B)"))
         }
         refTimes.removeFirst(); ourTimes.removeFirst()   // warm-up
         let flops = 2.0 * Double(n * n * n)
@@ -87,8 +118,11 @@ enum Bench {
                      median(refTimes) * 1e3, refGflops))
         print(String(format: "matmul from Lua (1024x1024 float32): %.2f ms, %.1f GFLOP/s = %.1f%% of the sgemm reference (target >= 90%%)",
                      median(ourTimes) * 1e3, ourGflops, 100 * ourGflops / refGflops))
+        return refGflops
+    }
 
-        // ---------------------------------------------------------------- eigvalsh 1536, float64
+    /// dbm.eigvalsh from Lua against LAPACKE_dsyevd called directly, 1536×1536 float64.
+    static func eigvalshAgainstDsyevd(lua: LuaState, reps: Int) throws {
         let m = 1536
         let a = try Tensor.randn([m, m], dtype: .float64, generator: Generator(seed: 3))
         let sym = try a.binary(.add, try a.t())
@@ -111,40 +145,21 @@ enum Bench {
             _ = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "U")), Int32(m),
                                     work.pointer(Double.self), Int32(m), w.pointer(Double.self), &lwork, Int32(lwork.count), &iwork, Int32(iwork.count))
             lapackTimes.append(now() - t0)
-            eigTimes.append(try luaTimed("local e = dbm.eigvalsh(S)"))
+            eigTimes.append(try luaTimed(lua, "local e = dbm.eigvalsh(S)"))
         }
         lapackTimes.removeFirst(); eigTimes.removeFirst()
         print(String(format: "eigvalsh from Lua (1536x1536 float64): %.1f ms; LAPACKE_dsyevd direct (with its input copy): %.1f ms; ratio %.3f (target <= 1.1)",
                      median(eigTimes) * 1e3, median(lapackTimes) * 1e3, median(eigTimes) / median(lapackTimes)))
+    }
 
-        func luaSeconds(_ setup: String, _ body: String, reps: Int) throws -> Double {
-            let code = """
-            \(setup)
-            local function body() \(body) end
-            body()
-            local times = {}
-            for i = 1, \(reps) do local t0 = dbm.clock(); body(); times[i] = dbm.clock() - t0 end
-            table.sort(times)
-            return times[\(reps / 2 + 1)]
-            """
-            guard let v = Double(try lua.evaluate("(function() \(code) end)()").first ?? "") else { throw DBMError("benchmark code failed") }
-            return v
-        }
-
-        // ---------------------------------------------------------------- cost of a trivial call
+    /// The cost of a trivial binding call (dbm.numel) from Lua, above a Lua function call, and as a method.
+    static func trivialCallCost(lua: LuaState) throws {
         let calls = 5_000_000
-        let empty = try luaSeconds("local t = dbm.zeros(1); local f = function(x) return 1 end", "for i = 1, \(calls) do local n = f(t) end", reps: 5)
-        let trivial = try luaSeconds("local t = dbm.zeros(1); local f = dbm.numel", "for i = 1, \(calls) do local n = f(t) end", reps: 5)
-        let method = try luaSeconds("local t = dbm.zeros(1)", "for i = 1, \(calls) do local n = t:numel() end", reps: 5)
+        let empty = try luaSeconds(lua, "local t = dbm.zeros(1); local f = function(x) return 1 end", "for i = 1, \(calls) do local n = f(t) end", reps: 5)
+        let trivial = try luaSeconds(lua, "local t = dbm.zeros(1); local f = dbm.numel", "for i = 1, \(calls) do local n = f(t) end", reps: 5)
+        let method = try luaSeconds(lua, "local t = dbm.zeros(1)", "for i = 1, \(calls) do local n = t:numel() end", reps: 5)
         print(String(format: "trivial call dbm.numel(t) from Lua: %.1f ns per call (%.1f ns above a Lua function call; target <= 100 ns); as a method t:numel(): %.1f ns",
                      trivial / Double(calls) * 1e9, (trivial - empty) / Double(calls) * 1e9, method / Double(calls) * 1e9))
-        try DiagnosticsBench.run(lua: lua)
-        try NNBench.run(referenceGflops: refGflops)
-        try LuaNNBench.run(lua: lua, referenceGflops: refGflops)
-        try GPTStepBench.run(lua: lua)
-        try ModelsBench.run(reps: reps)
-        try SweepBench.run()
-        try RecorderBench.run(reps: reps)
     }
 }
 

@@ -271,21 +271,10 @@ local function full_range_panel(sets, labels, outliers, lo, hi, cut, first_index
   return blocks, body
 end
 
---- P.density(base, levels | {levels, ...}, opts) -> files. A histogram as a density per level set
---- (opts.labels names them), with theory curves overlaid: opts.mp = {sigma2=, n=, m= [, label=]}
---- (or a list of them), opts.semicircle = {center=, radius= [, label=]} (or a list), and any other density
---- as opts.curves = {{f = function(x), lo=, hi=, label=}, ...}.
-function P.density(base, levels, opts)
-  opts = check_options("dbm.plot.density", opts, {"labels", "mp", "semicircle", "curves", "title", "xlabel", "bins", "logy", "clip"})
-  local sets = {}
-  if is_tensor(levels) or type(levels) == "table" and type(levels[1]) ~= "table" and not is_tensor(levels[1]) then
-    sets[1] = finite_values(to_array(levels, "levels"))
-  else
-    for i, l in ipairs(levels) do sets[i] = finite_values(to_array(l, "levels set " .. i)) end
-  end
-  local labels = opts.labels or {}
-  -- A set whose levels all coincide (H = 0 at the start) is a spike that would flatten every other
-  -- histogram: it is named in the title instead of drawn (unless nothing else is left).
+-- A set whose levels all coincide (H = 0 at the start) is a spike that would flatten every other
+-- histogram: it is named in the title instead of drawn (unless nothing else is left). Returns the sets
+-- and labels to draw and the descriptions of the spikes left out.
+local function without_spikes(sets, labels)
   local spikes, kept, kept_labels = {}, {}, {}
   for i, s in ipairs(sets) do
     local a, b = math.huge, -math.huge
@@ -296,7 +285,12 @@ function P.density(base, levels, opts)
       kept[#kept + 1], kept_labels[#kept + 1] = s, labels[i]
     end
   end
-  if #kept > 0 and #spikes > 0 then sets, labels = kept, kept_labels else spikes = {} end
+  if #kept > 0 and #spikes > 0 then return kept, kept_labels, spikes end
+  return sets, labels, {}
+end
+
+-- The range of the pooled levels (widened when empty or a single value) and the size of the largest set.
+local function levels_range(sets)
   local lo, hi, nmax = math.huge, -math.huge, 0
   for _, s in ipairs(sets) do
     for _, x in ipairs(s) do lo = math.min(lo, x); hi = math.max(hi, x) end
@@ -304,6 +298,11 @@ function P.density(base, levels, opts)
   end
   if lo > hi then lo, hi = 0, 1 end
   if lo == hi then lo, hi = lo - 0.5, hi + 0.5 end
+  return lo, hi, nmax
+end
+
+-- The theory curves of P.density's options mp, semicircle and curves, as {f, lo, hi, label}.
+local function density_curves(opts)
   local curves = {}
   for _, mp in ipairs(list_of(opts.mp)) do
     check_options("dbm.plot.density: option 'mp'", mp, {"sigma2", "n", "m", "label"})
@@ -320,25 +319,27 @@ function P.density(base, levels, opts)
   for _, c in ipairs(opts.curves or {}) do
     curves[#curves + 1] = check_options("dbm.plot.density: option 'curves'", c, {"f", "lo", "hi", "label"})
   end
-  -- Outliers far beyond the bulk (spikes above the MP edge, a heavy tail) would squeeze the bulk into two
-  -- or three bins: then the top panel shows the bulk (the levels inside Tukey's far fence Q3 + 3·IQR, and
-  -- the theory curves) and a second panel all the levels on a log axis, the outliers marked.
-  -- opts.clip = false keeps the full range in one panel.
-  local note = #spikes > 0 and (" (" .. table.concat(spikes, "; ") .. ")") or ""
-  local full_hi, outliers = hi, nil
-  if opts.clip ~= false then
-    local cut = bulk_edge(sets, curves, lo, hi)
-    if cut < hi then
-      outliers = {}
-      for _, set in ipairs(sets) do for _, x in ipairs(set) do if x > cut then outliers[#outliers + 1] = x end end end
-      note = note .. (" (%d outlier%s beyond the bulk, up to %.4g: lower panel)"):format(#outliers, #outliers == 1 and "" or "s", hi)
-      hi = cut
-    end
-  end
-  local bins = opts.bins or default_bins(nmax)
+  return curves
+end
+
+-- Outliers far beyond the bulk (spikes above the MP edge, a heavy tail) would squeeze the bulk into two
+-- or three bins: then the top panel shows the bulk (the levels inside Tukey's far fence Q3 + 3·IQR, and
+-- the theory curves) and a second panel all the levels on a log axis, the outliers marked (opts.clip = false
+-- keeps the full range in one panel). Returns the right end of the top panel's axis and the outliers beyond
+-- it (nil when there is no cut).
+local function bulk_and_outliers(sets, curves, lo, hi)
+  local cut = bulk_edge(sets, curves, lo, hi)
+  if not (cut < hi) then return hi, nil end
+  local outliers = {}
+  for _, set in ipairs(sets) do for _, x in ipairs(set) do if x > cut then outliers[#outliers + 1] = x end end end
+  return cut, outliers
+end
+
+-- The histograms and the curves of the top panel on [lo, hi]: data blocks and plot clauses, the
+-- largest density (the curves' away from their edges) and the x range that holds them all.
+local function density_layers(sets, labels, curves, lo, hi, bins, datafile)
   local width = (hi - lo) / bins
   local xlo, xhi = lo - width, hi + width
-  local _, name = split_path(base)
   local blocks, plots, ymax = {}, {}, 0
   for i, s in ipairs(sets) do
     local label = labels[i] and ("%s (%d levels)"):format(labels[i], #s) or ("%d levels"):format(#s)
@@ -346,7 +347,7 @@ function P.density(base, levels, opts)
     ymax = math.max(ymax, peak)
     blocks[#blocks + 1] = ("# set %d: %s\n# centre density width\n"):format(i, label) .. rows
     plots[#plots + 1] = ("%s index %d using 1:2:3 with boxes fs transparent solid 0.4 noborder lc rgb '%s' title %s")
-      :format(i == 1 and gp_quote(name .. ".dat") or "''", i - 1, palette[(i - 1) % #palette + 1], gp_quote(label))
+      :format(i == 1 and gp_quote(datafile) or "''", i - 1, palette[(i - 1) % #palette + 1], gp_quote(label))
   end
   -- The y range follows the histograms and the curves away from their edges: an MP density with
   -- q = 1 diverges like x^{-1/2} at 0 and would squash everything else.
@@ -357,17 +358,48 @@ function P.density(base, levels, opts)
     plots[#plots + 1] = ("'' index %d using 1:2 with lines lw 2.5 lc rgb '%s' title %s")
       :format(#sets + i - 1, i == 1 and "black" or palette[(#sets + i - 1) % #palette + 1], gp_quote(c.label))
   end
+  return blocks, plots, ymax, xlo, xhi
+end
+
+-- The gnuplot commands of the top panel: title, axes, y range (headroom for the key: one line per
+-- histogram and curve) and the plot.
+local function density_panel(opts, note, plots, nlayers, ymax, xlo, xhi)
   local body = ("set title %s\nset xlabel %s\nset ylabel %s\nset key top right\nset grid\nset xrange [%s:%s]\n")
     :format(gp_quote((opts.title or "spectral density") .. note), gp_quote(opts.xlabel or "eigenvalue"),
             gp_quote(opts.logy and "density (log scale)" or "density"), format_number(xlo), format_number(xhi))
   if opts.logy then
     body = body .. "set logscale y\n"
   else
-    -- headroom for the key: one line per histogram and curve
-    local room = 1.1 + 0.07 * (#sets + #curves)
+    local room = 1.1 + 0.07 * nlayers
     body = body .. ("set yrange [0:%s]\n"):format(format_number(ymax > 0 and room * ymax or 1))
   end
-  body = body .. "plot " .. table.concat(plots, ", \\\n     ") .. "\n"
+  return body .. "plot " .. table.concat(plots, ", \\\n     ") .. "\n"
+end
+
+--- P.density(base, levels | {levels, ...}, opts) -> files. A histogram as a density per level set
+--- (opts.labels names them), with theory curves overlaid: opts.mp = {sigma2=, n=, m= [, label=]}
+--- (or a list of them), opts.semicircle = {center=, radius= [, label=]} (or a list), and any other density
+--- as opts.curves = {{f = function(x), lo=, hi=, label=}, ...}.
+function P.density(base, levels, opts)
+  opts = check_options("dbm.plot.density", opts, {"labels", "mp", "semicircle", "curves", "title", "xlabel", "bins", "logy", "clip"})
+  local given = {}
+  if is_tensor(levels) or type(levels) == "table" and type(levels[1]) ~= "table" and not is_tensor(levels[1]) then
+    given[1] = finite_values(to_array(levels, "levels"))
+  else
+    for i, l in ipairs(levels) do given[i] = finite_values(to_array(l, "levels set " .. i)) end
+  end
+  local sets, labels, spikes = without_spikes(given, opts.labels or {})
+  local lo, full_hi, nmax = levels_range(sets)
+  local curves = density_curves(opts)
+  local note = #spikes > 0 and (" (" .. table.concat(spikes, "; ") .. ")") or ""
+  local hi, outliers = full_hi, nil
+  if opts.clip ~= false then hi, outliers = bulk_and_outliers(sets, curves, lo, full_hi) end
+  if outliers then
+    note = note .. (" (%d outlier%s beyond the bulk, up to %.4g: lower panel)"):format(#outliers, #outliers == 1 and "" or "s", full_hi)
+  end
+  local _, name = split_path(base)
+  local blocks, plots, ymax, xlo, xhi = density_layers(sets, labels, curves, lo, hi, opts.bins or default_bins(nmax), name .. ".dat")
+  local body = density_panel(opts, note, plots, #sets + #curves, ymax, xlo, xhi)
   if not outliers then return render(base, table.concat(blocks, "\n\n\n") .. "\n", body) end
   local full_blocks, full_body = full_range_panel(sets, labels, outliers, lo, full_hi, hi, #blocks, name .. ".dat",
                                                   opts.xlabel or "eigenvalue")
@@ -469,6 +501,45 @@ function P.flow(base, steps, levels, opts)
   return render(base, table.concat(lines), body)
 end
 
+-- The plot clauses of one panel of P.series: its series (points joined by lines, the points left out
+-- past 80 of them) and its dashed reference lines.
+local function series_plots(panel, column, series, nsteps, datafile)
+  local plots = {}
+  for _, name in ipairs(panel.names) do
+    local c = column[name]
+    if c then
+      local count = 0
+      for i = 1, nsteps do if finite(series[name][i]) then count = count + 1 end end
+      local style = count > 80 and "lines lw 1.5" or "linespoints lw 1.5 pt 7 ps 0.6"
+      plots[#plots + 1] = ("%s using 1:%d with %s lc rgb '%s' title %s"):format(
+        #plots == 0 and gp_quote(datafile) or "''", c, style, palette[(#plots) % #palette + 1], gp_quote(name))
+    end
+  end
+  for j, h in ipairs(panel.hlines or {}) do
+    plots[#plots + 1] = ("%s with lines dt 2 lw 1.5 lc rgb '%s' title %s"):format(
+      format_number(h[1]), j == 1 and "#555555" or "#aaaaaa", gp_quote(h[2] or ""))
+  end
+  if #plots == 0 then plots[1] = "NaN notitle" end
+  return plots
+end
+
+-- The y range of one panel of P.series: automatic, except that a constant series (a fixed learning rate)
+-- would get tics that all read the same number, so it gets a range around its value.
+local function series_yrange(panel, series, nsteps)
+  local ymin, ymax = math.huge, -math.huge
+  for _, name in ipairs(panel.names) do
+    for i = 1, nsteps do
+      local v = series[name] and series[name][i]
+      if finite(v) then ymin, ymax = math.min(ymin, v), math.max(ymax, v) end
+    end
+  end
+  for _, h in ipairs(panel.hlines or {}) do ymin, ymax = math.min(ymin, h[1]), math.max(ymax, h[1]) end
+  if ymin ~= ymax then return "set autoscale y\n" end
+  if panel.logy then return ("set yrange [%s:%s]\n"):format(format_number(ymin / 2), format_number(ymax * 2)) end
+  local d = ymin ~= 0 and math.abs(ymin) * 0.5 or 1
+  return ("set yrange [%s:%s]\n"):format(format_number(ymin - d), format_number(ymax + d))
+end
+
 --- P.series(base, steps, {name = values, ...}, opts) -> files. Scalar series against the step; a nil
 --- or non-finite value is a missing point (lines join across it). opts.panels = {{names = {...},
 --- ylabel=, logy=, hlines = {{value, label}, ...}}, ...} stacks panels sharing the step axis; by default
@@ -493,49 +564,16 @@ function P.series(base, steps, series, opts)
     lines[#lines + 1] = table.concat(parts, " ") .. "\n"
   end
   local _, file = split_path(base)
-  local body = {}
   local k = #panels
-  if k > 1 then
-    body[#body + 1] = ("set multiplot layout %d,1 title %s\n"):format(k, gp_quote(opts.title or ""))
-  else
-    body[#body + 1] = "set title " .. gp_quote(opts.title or "") .. "\n"
-  end
+  local body = {k > 1 and ("set multiplot layout %d,1 title %s\n"):format(k, gp_quote(opts.title or ""))
+                       or "set title " .. gp_quote(opts.title or "") .. "\n"}
   -- fixed margins keep the step axes of stacked panels aligned; an opaque key and some headroom keep
   -- the legend legible over the curves
   body[#body + 1] = "set grid\nset key top right opaque box width 2\nset lmargin 12\nset rmargin 4\nset offsets 0, 0, graph 0.2, 0\n"
   for p, panel in ipairs(panels) do
-    local plots = {}
-    for _, name in ipairs(panel.names) do
-      local c = column[name]
-      if c then
-        local count = 0
-        for i = 1, #steps do if finite(series[name][i]) then count = count + 1 end end
-        local style = count > 80 and "lines lw 1.5" or "linespoints lw 1.5 pt 7 ps 0.6"
-        plots[#plots + 1] = ("%s using 1:%d with %s lc rgb '%s' title %s"):format(
-          #plots == 0 and gp_quote(file .. ".dat") or "''", c, style, palette[(#plots) % #palette + 1], gp_quote(name))
-      end
-    end
-    for j, h in ipairs(panel.hlines or {}) do
-      plots[#plots + 1] = ("%s with lines dt 2 lw 1.5 lc rgb '%s' title %s"):format(
-        format_number(h[1]), j == 1 and "#555555" or "#aaaaaa", gp_quote(h[2] or ""))
-    end
-    if #plots == 0 then plots[1] = "NaN notitle" end
-    -- A constant series (a fixed learning rate) would get tics that all read the same number.
-    local ymin, ymax = math.huge, -math.huge
-    for _, name in ipairs(panel.names) do
-      for i = 1, #steps do
-        local v = series[name] and series[name][i]
-        if finite(v) then ymin, ymax = math.min(ymin, v), math.max(ymax, v) end
-      end
-    end
-    for _, h in ipairs(panel.hlines or {}) do ymin, ymax = math.min(ymin, h[1]), math.max(ymax, h[1]) end
-    local yrange = "set autoscale y\n"
-    if ymin == ymax then
-      local d = ymin ~= 0 and math.abs(ymin) * 0.5 or 1
-      yrange = ("set yrange [%s:%s]\n"):format(format_number(ymin - d), format_number(ymax + d))
-      if panel.logy then yrange = ("set yrange [%s:%s]\n"):format(format_number(ymin / 2), format_number(ymax * 2)) end
-    end
-    body[#body + 1] = yrange .. (panel.logy and "set logscale y\nset format y '%g'\n" or "unset logscale y\nset format y '% h'\n")
+    local plots = series_plots(panel, column, series, #steps, file .. ".dat")
+    body[#body + 1] = series_yrange(panel, series, #steps)
+      .. (panel.logy and "set logscale y\nset format y '%g'\n" or "unset logscale y\nset format y '% h'\n")
       .. "set ylabel " .. gp_quote(panel.ylabel or (#panel.names == 1 and panel.names[1] or "value")) .. "\n"
       .. "set xlabel " .. gp_quote(p == k and "step" or "") .. "\n"
       .. "plot " .. table.concat(plots, ", \\\n     ") .. "\n"
