@@ -8,6 +8,7 @@ enum EmbeddedModules {
         ("dbm.recorder", "recorder.lua", PackageResources.recorder_lua),
         ("dbm.plot", "plot.lua", PackageResources.plot_lua),
         ("dbm.analyze", "analyze.lua", PackageResources.analyze_lua),
+        ("dbm.config", "config.lua", PackageResources.config_lua),
         ("dbm.sweep_collect", "sweep_collect.lua", PackageResources.sweep_collect_lua),
         ("dbm.progress", "progress.lua", PackageResources.progress_lua),
         ("dbm.optim", "optim.lua", PackageResources.optim_lua),
