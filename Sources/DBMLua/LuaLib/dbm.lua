@@ -446,4 +446,7 @@ export("save_checkpoint", checkpoint.save,
   "dbm.save_checkpoint(path, {model=, prefix=, optimizer=, generators = {name = g}, step=, metadata = {}}): weights, optim.* and rng.* in one safetensors file")
 export("load_checkpoint", checkpoint.load,
   "dbm.load_checkpoint(path, {model=, prefix=, optimizer=, generators = {name = g}}) -> step, metadata: restores what save_checkpoint wrote")
+export("checkpoint_on_exit", checkpoint.on_exit,
+  "dbm.checkpoint_on_exit{save = function(step), optimizer=, generators = {name = g}, name=, dir=} -> guard: guard:iteration(step) at the start of each iteration; "
+  .. "ending before guard:finish() (Ctrl-C, an error) calls save with the state at the start of the current iteration")
 return dbm
