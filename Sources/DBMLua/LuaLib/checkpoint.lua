@@ -170,8 +170,9 @@ function C.on_exit(opts)
   dbm._check_options("dbm.checkpoint_on_exit", opts, {"save", "optimizer", "generators", "name", "dir"})
   local guard, finished, iteration, rng_at_start = {}, false, nil, nil
   function guard.iteration(_, step)
-    iteration, rng_at_start = step, {}
-    for name, g in pairs(opts.generators or {}) do rng_at_start[name] = g:state() end
+    local states = {}   -- complete before it replaces the last iteration's (Ctrl-C may come in between)
+    for name, g in pairs(opts.generators or {}) do states[name] = g:state() end
+    iteration, rng_at_start = step, states
   end
   function guard.finish() finished = true end
   dbm.on_exit(function()
