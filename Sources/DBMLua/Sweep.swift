@@ -166,8 +166,9 @@ public enum Sweep {
         // Everything is checked before anything is written or run.
         let binary = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         let scriptPath = absolute(script)
-        let types = try configTypes(binary: binary, script: scriptPath)
-        let manifestDraft = try makeManifest(script: scriptPath, binary: binary, grids: grids, sets: sets, types: types)
+        let given = try parseAxes(grids: grids, sets: sets)
+        let config = try askScript(binary: binary, script: scriptPath, values: candidates(given.grid + given.sets))
+        let manifestDraft = try makeManifest(script: scriptPath, binary: binary, given: given, config: config)
         let base = URL(fileURLWithPath: scriptPath).deletingPathExtension().lastPathComponent
         let sweepDir = absolute(outDir ?? "runs/sweep-\(base)-\(fnv1a(manifestDraft.identity))")
         if slurm {
@@ -211,13 +212,72 @@ public enum Sweep {
 
     // ---------------------------------------------------------------- the grid
 
-    /// The script's config keys and their types (integer, float, boolean, string, ...), by running
-    /// `dbm-lua SCRIPT` with DBM_CONFIG_JSON set (dbm.config then writes them and exits).
-    static func configTypes(binary: String, script: String) throws -> [String: String] {
+    /// A --grid or --set as given: its key, the argument it came from, its items as text (a set has one).
+    struct GivenAxis { var key: String; var part: String; var items: [String] }
+
+    /// What the script says of its configuration: the type of each key, and why a value given as text
+    /// is not a value of its key (dbm.config's own conversion and the bounds and choices the script
+    /// declares), "" when it is.
+    struct ScriptConfig {
+        var types: [String: String]
+        var problems: [String: String]   // "key=text" -> why, or ""
+        func problem(_ key: String, _ text: String) -> String? {
+            problems[key + "=" + text].flatMap { $0.isEmpty ? nil : $0 }
+        }
+    }
+
+    /// The grids and sets, checked for what needs no knowledge of the script: key=value shape, out_dir,
+    /// empty lists and values, a key given twice.
+    static func parseAxes(grids: [String], sets: [String]) throws -> (grid: [GivenAxis], sets: [GivenAxis]) {
+        var seen: Set<String> = []
+        func split(_ arg: String, _ option: String) throws -> (key: String, rest: String) {
+            guard let eq = arg.firstIndex(of: "="), eq != arg.startIndex else {
+                throw Failure("\(option) '\(arg)': expected " + (option == "--grid" ? "key=v1,v2,... or key=A-B" : "key=value"))
+            }
+            let key = String(arg[..<eq])
+            guard key != "out_dir" else { throw Failure("'\(option) \(arg)': out_dir is set by the sweep (use --out_dir DIR for the sweep directory)") }
+            guard seen.insert(key).inserted else { throw Failure("'\(option) \(arg)': key '\(key)' given twice") }
+            return (key, String(arg[arg.index(after: eq)...]))
+        }
+        var axes: [GivenAxis] = []
+        for g in grids {
+            let (key, list) = try split(g, "--grid")
+            guard !list.isEmpty else { throw Failure("--grid '\(g)': empty list of values for '\(key)'") }
+            let items = list.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard !items.contains("") else { throw Failure("--grid '\(g)': empty value in the list") }
+            axes.append(GivenAxis(key: key, part: g, items: items))
+        }
+        let setAxes = try sets.map { s in
+            let (key, v) = try split(s, "--set")
+            return GivenAxis(key: key, part: s, items: [v])
+        }
+        return (axes, setAxes)
+    }
+
+    /// Every value the script is asked about: each item as written, and the values of an item shaped
+    /// as an integer range (which it is when its key is a number).
+    static func candidates(_ axes: [GivenAxis]) -> [(key: String, text: String)] {
+        var out: [(key: String, text: String)] = [], seen: Set<String> = []
+        for axis in axes {
+            for item in axis.items {
+                let range = (try? parseRange(item, axis.part)) ?? nil
+                for text in [item] + (range.map { $0.map(String.init) } ?? []) where seen.insert(axis.key + "=" + text).inserted {
+                    out.append((axis.key, text))
+                }
+            }
+        }
+        return out
+    }
+
+    /// The script's config keys and types, and what it says of `values`, by running `dbm-lua SCRIPT`
+    /// with DBM_CONFIG_JSON (and DBM_CONFIG_CHECK, the values) set: dbm.config answers and exits.
+    static func askScript(binary: String, script: String, values: [(key: String, text: String)]) throws -> ScriptConfig {
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("dbm-sweep-config-\(getpid())-\(UUID().uuidString)").path
-        defer { unlink(tmp + ".json"); unlink(tmp + ".log") }
+        defer { unlink(tmp + ".json"); unlink(tmp + ".log"); unlink(tmp + ".check.json") }
+        try JSONSerialization.data(withJSONObject: values.map { [$0.key, $0.text] }).write(to: URL(fileURLWithPath: tmp + ".check.json"))
         var env = ProcessInfo.processInfo.environment
         env["DBM_CONFIG_JSON"] = tmp + ".json"
+        env["DBM_CONFIG_CHECK"] = tmp + ".check.json"
         let pid = try spawn(binary, [script], environment: env, log: tmp + ".log", closing: [])
         // The script runs up to its dbm.config call, which writes the keys and exits; code before it that
         // never gets there (a loop) is stopped after configKeysTimeLimit seconds.
@@ -233,46 +293,37 @@ public enum Sweep {
             let log = (try? String(contentsOfFile: tmp + ".log", encoding: .utf8)) ?? ""
             throw Failure("cannot get the config keys of \(script) (it must call dbm.config(defaults) first; \(describe(status))):\n\(log)")
         }
-        return types
+        let answers = o["problems"] as? [String] ?? []
+        var problems: [String: String] = [:]
+        for (i, v) in values.enumerated() { problems[v.key + "=" + v.text] = i < answers.count ? answers[i] : "" }
+        return ScriptConfig(types: types, problems: problems)
     }
 
-    static func makeManifest(script: String, binary: String, grids: [String], sets: [String], types: [String: String]) throws -> Manifest {
-        let known = types.keys.sorted().map { "\($0) (\(types[$0]!))" }.joined(separator: ", ")
-        var seen: Set<String> = []
-        func checkKey(_ key: String, _ part: String) throws -> String {
-            guard !key.isEmpty else { throw Failure("'\(part)': expected key=value") }
-            guard key != "out_dir" else { throw Failure("'\(part)': out_dir is set by the sweep (use --out_dir DIR for the sweep directory)") }
-            guard let type = types[key] else { throw Failure("'\(part)': unknown key '\(key)' (the script's keys: \(known))") }
-            guard seen.insert(key).inserted else { throw Failure("'\(part)': key '\(key)' given twice") }
-            return type
+    /// The values of one given axis, as the script reads them: an integer range `A-B` of a number key
+    /// expanded; every value one the script accepts for its key.
+    static func values(of axis: GivenAxis, option: String, _ config: ScriptConfig) throws -> [String] {
+        let types = config.types
+        guard let type = types[axis.key] else {
+            let known = types.keys.sorted().map { "\($0) (\(types[$0]!))" }.joined(separator: ", ")
+            throw Failure("'\(option) \(axis.part)': unknown key '\(axis.key)' (the script's keys: \(known))")
         }
-        var axes: [GridAxis] = []
-        for g in grids {
-            guard let eq = g.firstIndex(of: "=") else { throw Failure("--grid '\(g)': expected key=v1,v2,... or key=A-B") }
-            let key = String(g[..<eq]), list = String(g[g.index(after: eq)...])
-            let type = try checkKey(key, "--grid \(g)")
-            guard !list.isEmpty else { throw Failure("--grid '\(g)': empty list of values for '\(key)'") }
-            var values: [String] = []
-            for item in list.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
-                guard !item.isEmpty else { throw Failure("--grid '\(g)': empty value in the list") }
-                if type == "integer" || type == "float", let range = try parseRange(item, g) {
-                    values += range.map(String.init)
-                    continue
-                }
-                if let why = typeError(item, type) { throw Failure("--grid '\(g)': value '\(item)' \(why) for '\(key)'") }
-                values.append(item)
+        var values: [String] = []
+        for item in axis.items {
+            var range: ClosedRange<Int>? = nil
+            if type == "integer" || type == "float" { range = try parseRange(item, axis.part) }
+            for text in range.map({ $0.map(String.init) }) ?? [item] {
+                if let why = config.problem(axis.key, text) { throw Failure("\(option) '\(axis.part)': \(why)") }
+                values.append(text)
             }
-            guard Set(values).count == values.count else { throw Failure("--grid '\(g)': a value appears twice") }
-            axes.append(GridAxis(key: key, values: values))
         }
-        var setPairs: [(key: String, value: String)] = []
-        for s in sets {
-            guard let eq = s.firstIndex(of: "=") else { throw Failure("--set '\(s)': expected key=value") }
-            let key = String(s[..<eq]), v = String(s[s.index(after: eq)...])
-            let type = try checkKey(key, "--set \(s)")
-            if let why = typeError(v, type) { throw Failure("--set '\(s)': value '\(v)' \(why) for '\(key)'") }
-            setPairs.append((key, v))
-        }
+        guard Set(values).count == values.count else { throw Failure("\(option) '\(axis.part)': a value appears twice") }
+        return values
+    }
+
+    static func makeManifest(script: String, binary: String, given: (grid: [GivenAxis], sets: [GivenAxis]),
+                             config: ScriptConfig) throws -> Manifest {
+        let axes = try given.grid.map { GridAxis(key: $0.key, values: try values(of: $0, option: "--grid", config)) }
+        let setPairs = try given.sets.map { (key: $0.key, value: try values(of: $0, option: "--set", config)[0]) }
         // The product, the last grid varying fastest.
         var combos: [[String: String]] = [[:]]
         for axis in axes {
@@ -292,7 +343,7 @@ public enum Sweep {
         }
         let points = combos.enumerated().map { (index: $0.offset, params: $0.element, dir: names[$0.offset]) }
         return Manifest(script: script, binary: binary, cwd: FileManager.default.currentDirectoryPath,
-                        grid: axes, sets: setPairs, types: types, points: points)
+                        grid: axes, sets: setPairs, types: config.types, points: points)
     }
 
     /// An integer range `A-B` (A ≤ B) as its values; nil when the item is not range-shaped
@@ -310,24 +361,6 @@ public enum Sweep {
         let (length, overflow) = b.subtractingReportingOverflow(a)
         guard !overflow, length < 1_000_000 else { throw Failure("--grid '\(part)': range '\(item)' is too long") }
         return a...b
-    }
-
-    /// Why `text` is not a value of the config type (as dbm.config would convert it), or nil.
-    static func typeError(_ text: String, _ type: String) -> String? {
-        switch type {
-        case "integer":
-            guard let d = Double(text), d.isFinite, d == d.rounded(), abs(d) < 9.0e15 else { return "is not an integer" }
-            return nil
-        case "float":
-            guard let d = Double(text), d.isFinite else { return "is not a number" }
-            return nil
-        case "boolean":
-            return ["true", "1", "yes", "on", "false", "0", "no", "off"].contains(text) ? nil : "is not true or false"
-        case "string":
-            return nil
-        default:
-            return "cannot be set from the command line (its default is a \(type))"
-        }
     }
 
     // ---------------------------------------------------------------- running points
@@ -349,6 +382,7 @@ public enum Sweep {
         var tally = Tally()
         var env = ProcessInfo.processInfo.environment
         env["DBM_CONFIG_JSON"] = nil
+        env["DBM_CONFIG_CHECK"] = nil
         if jobs > 1 { env["OPENBLAS_NUM_THREADS"] = "1" }
         var running: [pid_t: (index: Int, lock: Int32, start: Date)] = [:]
         var pending = indices[...]

@@ -82,6 +82,9 @@ struct LuaScriptTests {
     @Test("dbm.models from Lua: live weights, steps, levels, ensembles; statistics helpers; noise temperature; bad calls name the line")
     func models() throws { try runScript("models.lua") }
 
+    @Test("dbm.config from Lua: one type rule; presets; --resume=RUN_DIR then the arguments; rules beside the defaults, with messages naming the key and the script's line")
+    func config() throws { try runScript("config.lua") }
+
     @Test("dbm.laws from Lua: Marchenko–Pastur, semicircle, spacing and ratio laws against their formulas; numbers, tables, tensors; the old names are the same laws; help; bad calls name the line")
     func laws() throws { try runScript("laws.lua") }
 }

@@ -57,6 +57,9 @@ struct NanoGPTTests {
             (["--lr=-1"], "lr > 0"),
             (["--dropout=1.5"], "--dropout: expected a probability in [0, 1), got 1.5"),
             (["--n_layr=2"], "unknown key 'n_layr'"),
+            (["--n_head=0"], "--n_head: expected a positive integer, got 0"),
+            (["--warmup_iters=2000"], "expected 0 <= warmup_iters < max_iters, got --warmup_iters=2000 with --max_iters=2000"),
+            (["--preset=paper", "--n_layer=abc"], "--n_layer: 'abc' is not an integer"),
             (["--resume=" + d + "/nothing"], "expected a run directory with a config.json"),
         ]
         for (args, message) in cases {
@@ -67,6 +70,13 @@ struct NanoGPTTests {
             #expect(!FileManager.default.fileExists(atPath: out), "\(args) created a run directory")
             #expect(!r.stdout.contains("train "), "\(args) started training")
         }
+    }
+
+    @Test("--help lists the keys with the chosen preset's values, and the presets")
+    func help() throws {
+        let r = try runProcess(try dbmLuaBinary(), [Self.script, "--preset=paper", "--help"])
+        #expect(r.status == 0 && r.stdout.contains("  n_layer=6\n") && r.stdout.contains("  dropout=0.2\n")
+                && r.stdout.contains("presets (--preset=NAME): cpu, paper") && r.stdout.contains("--resume=RUN_DIR"), "\(r.stdout) \(r.stderr)")
     }
 
     @Test("a small GPT learns Shakespeare; its run directory: losses, spectra on MP at initialisation, nanoGPT's checkpoint, plots, summary")

@@ -183,6 +183,42 @@ struct SweepTests {
         #expect(good.status == 0, "\(good.stderr)")
     }
 
+    @Test("the sweep checks its grid with the script's own type rule, presets and rules (dbm.config), before anything runs")
+    func gridCheckedByTheScript() throws {
+        let dir = try makeTempDir("dbm-sweep-rules")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = dir + "/ruled.lua"
+        try """
+        local cfg = dbm.config({preset = "a", seed = 1, tag = "x", out_dir = ""}, {
+          presets = {a = {n = 2, p = 0.5}, b = {n = 4, p = 0.25}},
+          rules = {n = {positive = true}, p = {min = 0, below = 1}, tag = {check = function() return nil end}},
+        })
+        dbm.recorder{out_dir = cfg.out_dir, config = cfg, plots = false}:close()
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        let cases: [([String], String)] = [
+            (["--grid", "n=2,0"], "--grid 'n=2,0': --n: expected a positive integer, got 0"),
+            (["--grid", "n=-1-2"], "--n: expected a positive integer, got -1"),
+            (["--grid", "p=0.5,1"], "--p: expected a number in [0, 1), got 1.0"),
+            (["--grid", "preset=a,c"], "--preset: expected one of a, b, got c"),
+            (["--grid", "seed=1", "--set", "n=x"], "--set 'n=x': --n: 'x' is not an integer"),
+            (["--grid", "p=fast"], "'fast' is not a number"),
+        ]
+        for (args, message) in cases {
+            let r = try runProcess(try dbmLuaBinary(), ["sweep", script] + args + ["--out_dir", dir + "/s"])
+            #expect(r.status == 2 && r.stderr.contains(message), "\(args): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/s"), "\(args) created the sweep")
+        }
+        // A range-shaped value of a string key is that text; preset keys and values are the script's.
+        let ok = try runProcess(try dbmLuaBinary(), ["sweep", script, "--grid", "preset=a,b", "--grid", "tag=1-2",
+                                                     "--set", "n=3", "--jobs", "1", "--out_dir", dir + "/ok"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/ok")) ?? []).filter { $0.hasPrefix("preset=") }.sorted()
+        #expect(names == ["preset=a,tag=1-2", "preset=b,tag=1-2"], "\(names)")
+        let c = try runProcess(try dbmLuaBinary(), ["sweep", "collect", dir + "/ok"])
+        let rows = try String(contentsOfFile: dir + "/ok/results.jsonl", encoding: .utf8)
+        #expect(c.status == 0 && rows.contains("\"param.tag\":\"1-2\"") && rows.contains("\"param.preset\":\"b\""), "\(rows)")
+    }
+
     @Test("a script that never reaches dbm.config is stopped when the sweep reads its keys, with a message")
     func configKeysTimeLimit() throws {
         let dir = try makeTempDir("dbm-sweep-loop")

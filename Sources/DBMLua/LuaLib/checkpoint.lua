@@ -160,4 +160,32 @@ function C.load(path, opts)
   return meta.step and tonumber(meta.step), meta
 end
 
+--- dbm.checkpoint_on_exit{save = function(step), optimizer =, generators = {name = g}, name =, dir =} -> guard:
+--- when the program ends before guard:finish() (Ctrl-C, an error, os.exit), save(step) writes the state
+--- at the start of an iteration, so that a resumed run redoes it as the uninterrupted run did. The
+--- parameters change only inside optimizer:step(): before the current iteration's step, that state is the
+--- parameters as they are with the generators rewound to their states at guard:iteration(step); after
+--- it, the state as it is, the start of the next iteration.
+function C.on_exit(opts)
+  dbm._check_options("dbm.checkpoint_on_exit", opts, {"save", "optimizer", "generators", "name", "dir"})
+  local guard, finished, iteration, rng_at_start = {}, false, nil, nil
+  function guard.iteration(_, step)
+    local states = {}   -- complete before it replaces the last iteration's (Ctrl-C may come in between)
+    for name, g in pairs(opts.generators or {}) do states[name] = g:state() end
+    iteration, rng_at_start = step, states
+  end
+  function guard.finish() finished = true end
+  dbm.on_exit(function()
+    if finished then return end
+    local step = opts.optimizer:step_count()
+    if step == iteration and rng_at_start then
+      for name, g in pairs(opts.generators or {}) do g:set_state(rng_at_start[name]) end
+    end
+    local ok, err = pcall(opts.save, step)
+    io.stderr:write(ok and ("%s: interrupted; checkpoint of step %d in %s (continue with --resume=%s)\n"):format(opts.name, step, opts.dir, opts.dir)
+      or ("%s: could not write the checkpoint: %s\n"):format(opts.name, tostring(err)))
+  end)
+  return guard
+end
+
 return C

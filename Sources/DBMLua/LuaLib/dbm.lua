@@ -317,81 +317,11 @@ end
 
 -- ---------------------------------------------------------------- config
 
-local function convert(key, text, default)
-  local kind = type(default)
-  if kind == "number" then
-    local v = tonumber(text)
-    if v == nil then return nil, "expected a number" end
-    if math.type(default) == "integer" then
-      local i = math.tointeger(v)
-      if i == nil then return nil, "expected an integer" end
-      return i
-    end
-    return v + 0.0
-  elseif kind == "boolean" then
-    local t = ({["true"] = true, ["1"] = true, yes = true, on = true, ["false"] = false, ["0"] = false, no = false, off = false})[text]
-    if t == nil then return nil, "expected true or false" end
-    return t
-  elseif kind == "string" then
-    return text
-  end
-  return nil, "cannot be set from the command line (its default is a " .. kind .. ")"
-end
-
---- dbm.config(defaults [, args]) -> defaults overridden by --key=value arguments (`arg` by default).
-export("config", function(defaults, args)
-  if type(defaults) ~= "table" then
-    error("dbm.config: argument 1 (defaults): expected a table of defaults, got " .. type(defaults), 2)
-  end
-  args = args or _G.arg or {}
-  -- DBM_CONFIG_JSON=FILE (FILE "-": stdout): write the keys, their defaults and types as one JSON
-  -- line and exit 0 without running the rest of the script (`dbm-lua sweep` checks its grid so).
-  local dump = os.getenv("DBM_CONFIG_JSON")
-  if dump and dump ~= "" then
-    local types = {}
-    for k, v in pairs(defaults) do types[k] = math.type(v) or type(v) end   -- integer, float, boolean, string
-    local text = dbm.json_encode({defaults = defaults, types = types}) .. "\n"
-    if dump == "-" then io.stdout:write(text); io.stdout:flush()
-    else
-      local f = assert(io.open(dump, "w")); f:write(text); f:close()
-    end
-    os.exit(0)
-  end
-  local cfg, known = {}, {}
-  for k, v in pairs(defaults) do cfg[k] = v; known[#known + 1] = k end
-  table.sort(known)
-  local function known_list()
-    local parts = {}
-    for _, k in ipairs(known) do parts[#parts + 1] = k .. "=" .. tostring(defaults[k]) end
-    return table.concat(parts, ", ")
-  end
-  for _, a in ipairs(args) do
-    if type(a) == "string" and a:sub(1, 2) == "--" then
-      local key, value = a:match("^%-%-([^=]+)=(.*)$")
-      if not key then key = a:sub(3) end
-      if key == "help" and defaults.help == nil then
-        print("configuration keys (set with --key=value):\n  " .. known_list():gsub(", ", "\n  "))
-        os.exit(0)
-      end
-      if defaults[key] == nil then
-        error(("dbm.config: unknown key '%s' in '%s' (known keys: %s)"):format(key, a, known_list()), 2)
-      end
-      if value == nil then
-        if type(defaults[key]) ~= "boolean" then
-          error(("dbm.config: key '%s' needs a value: --%s=<%s>"):format(key, key, type(defaults[key])), 2)
-        end
-        value = "true"
-      end
-      local v, why = convert(key, value, defaults[key])
-      if v == nil then
-        error(("dbm.config: --%s=%s: %s (default is %s; known keys: %s)"):format(key, value, why, tostring(defaults[key]), known_list()), 2)
-      end
-      cfg[key] = v
-    end
-  end
-  return cfg
-end, "dbm.config(defaults [, args]) -> defaults overridden by --key=value arguments after the script; --help lists the keys; "
-  .. "with DBM_CONFIG_JSON=FILE (or - for stdout) set, writes {defaults=, types=} as one JSON line and exits 0")
+--- dbm.config(defaults [, {presets=, resume=, rules=, args=} | args]) -> the configuration (config.lua).
+export("config", function(defaults, spec) return require("dbm.config").read(defaults, spec) end,
+  "dbm.config(defaults [, {presets = {name = {...}}, resume = true, rules = {key = {min=, max=, above=, below=, positive=, choices=, what=, check=}}, args=}]) "
+  .. "-> defaults, then the preset named by --preset, then --resume=RUN_DIR's config.json, overridden by --key=value arguments after the script, "
+  .. "then the rules checked; --help lists the keys; with DBM_CONFIG_JSON=FILE (or - for stdout) set, writes {defaults=, types=} as one JSON line and exits 0")
 
 -- ---------------------------------------------------------------- plugins and modules
 
@@ -526,4 +456,7 @@ export("save_checkpoint", checkpoint.save,
   "dbm.save_checkpoint(path, {model=, prefix=, optimizer=, generators = {name = g}, step=, metadata = {}}): weights, optim.* and rng.* in one safetensors file")
 export("load_checkpoint", checkpoint.load,
   "dbm.load_checkpoint(path, {model=, prefix=, optimizer=, generators = {name = g}}) -> step, metadata: restores what save_checkpoint wrote")
+export("checkpoint_on_exit", checkpoint.on_exit,
+  "dbm.checkpoint_on_exit{save = function(step), optimizer=, generators = {name = g}, name=, dir=} -> guard: guard:iteration(step) at the start of each iteration; "
+  .. "ending before guard:finish() (Ctrl-C, an error) calls save with the state at the start of the current iteration")
 return dbm

@@ -17,7 +17,7 @@ local help = {
   Sequential = "nn.Sequential({m1, m2, ...}): y = m_n(...m_1(x))",
   CausalSelfAttention = "nn.CausalSelfAttention{n_embd, n_head, dropout=0, bias=false, n_layer=1}: nanoGPT's attention (c_attn, fused causal attention, c_proj)",
   MLP = "nn.MLP{n_embd, dropout=0, bias=false, n_layer=1}: c_proj(gelu(c_fc(x))), hidden width 4·n_embd",
-  GPT = "nn.GPT{vocab_size, block_size, n_layer, n_head, n_embd, dropout=0, bias=false}: nanoGPT (tied head); model(idx [, targets]) -> logits [, loss]; model:generate(ids, n, {temperature=, top_k=})",
+  GPT = "nn.GPT{vocab_size, block_size, n_layer, n_head, n_embd, dropout=0, bias=false}: nanoGPT (tied head); model(idx [, targets]) -> logits [, loss]; model:generate(ids, n, {temperature=, top_k=}); model:weight_matrices() -> {{name, W}, ...} (q, k, v split)",
   Block = "nn.Block{n_embd, n_head, dropout=0, bias=false, n_layer=1}: x + attn(ln_1(x)), then x + mlp(ln_2(x))",
 }
 -- The help table stays a table: its entries (and those of optim.lua) look alike line by line because they are

@@ -41,12 +41,12 @@ local function read_jsonl(path)
   return rows
 end
 
+-- A grid value as the script reads it (dbm.config's type rule); the text when it is not one (a manifest
+-- written by hand).
 local function typed(text, kind)
-  if kind == "integer" then return math.tointeger(tonumber(text)) or tonumber(text)
-  elseif kind == "float" then local v = tonumber(text); return v and v + 0.0
-  elseif kind == "boolean" then return ({["true"] = true, ["1"] = true, yes = true, on = true})[text] or false
-  end
-  return text
+  local v = require("dbm.config").parse(text, kind)
+  if v == nil then return text end
+  return v
 end
 
 -- One row for point p of manifest m.

@@ -120,9 +120,9 @@ assert(cfg.lr == 0.05 and cfg.batch_size == 8 and math.type(cfg.batch_size) == "
 local ok, err = pcall(dbm.config, {lr = 0.1}, {"--lrr=3"})
 assert(not ok and err:find("unknown key 'lrr'") and err:find("lr=0.1"), err)
 ok, err = pcall(dbm.config, {batch_size = 16}, {"--batch_size=abc"})
-assert(not ok and err:find("batch_size") and err:find("expected a number"), err)
+assert(not ok and err:find("batch_size") and err:find("'abc' is not an integer"), err)
 ok, err = pcall(dbm.config, {batch_size = 16}, {"--batch_size=1.5"})
-assert(not ok and err:find("expected an integer"), err)
+assert(not ok and err:find("'1.5' is not an integer"), err)
 
 -- help texts for every exposed function
 for name, f in pairs(dbm) do

@@ -71,6 +71,25 @@ function GPT:forward(idx, targets)
   return logits, dbm.F.cross_entropy(logits:reshape(B * T, V), flat)
 end
 
+-- The 2-D weights whose spectra an experiment watches, as an array of {name, W} in this order: for each
+-- block i (from 0, as nanoGPT) h.<i>.attn.q, .k, .v (the row blocks of the fused c_attn, each (C, C)),
+-- h.<i>.attn.c_proj, h.<i>.mlp.c_fc, h.<i>.mlp.c_proj; then wte and wpe. Detached views of the weights,
+-- so they follow the training.
+function GPT:weight_matrices()
+  local C, out = self.config.n_embd, {}
+  local function add(name, W) out[#out + 1] = {name, W:detach()} end
+  for i, block in self.transformer.h:ipairs() do
+    local W = block.attn.c_attn.weight                  -- (3C, C): rows of q, then k, then v
+    for j, part in ipairs({"q", "k", "v"}) do add(("h.%d.attn.%s"):format(i - 1, part), W:narrow(1, (j - 1) * C + 1, C)) end
+    add(("h.%d.attn.c_proj"):format(i - 1), block.attn.c_proj.weight)
+    add(("h.%d.mlp.c_fc"):format(i - 1), block.mlp.c_fc.weight)
+    add(("h.%d.mlp.c_proj"):format(i - 1), block.mlp.c_proj.weight)
+  end
+  add("wte", self.transformer.wte.weight)
+  add("wpe", self.transformer.wpe.weight)
+  return out
+end
+
 -- The parameters nanoGPT counts: all but the position embedding (the tied head counted once).
 function GPT:num_parameters(non_embedding)
   local n = Module.num_parameters(self)
