@@ -30,7 +30,9 @@ let package = Package(
         .target(name: "DBMNN", dependencies: ["DBMCore", "CBLAS", "CKernels"], path: "Sources/DBMNN"),
         // The paper's small models (teacher–student, RBMs, Dyson Brownian motion) and their ensembles (issue 6).
         .target(name: "DBMModels", dependencies: ["DBMCore", "CBLAS"], path: "Sources/DBMModels"),
-        .target(name: "DBMLua", dependencies: ["DBMCore", "DBMNN", "DBMModels", "CLua", "CLua54", "CLineEdit"], path: "Sources/DBMLua",
+        // `dbm-lua sweep`: a grid of runs of one script as child processes, or a Slurm job array (no Lua).
+        .target(name: "DBMSweep", path: "Sources/DBMSweep"),
+        .target(name: "DBMLua", dependencies: ["DBMCore", "DBMNN", "DBMModels", "DBMSweep", "CLua", "CLua54", "CLineEdit"], path: "Sources/DBMLua",
                 resources: [.embedInCode("LuaLib")]),
         .executableTarget(name: "dbm-lua", dependencies: ["DBMLua"], path: "Sources/dbm-lua"),
         .executableTarget(name: "dbm-bench", dependencies: ["DBMLua", "DBMCore", "DBMNN", "DBMModels", "CBLAS", "CLua"], path: "Sources/dbm-bench"),

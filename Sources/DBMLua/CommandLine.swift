@@ -1,6 +1,7 @@
 import CLua
 import CLua54
 import DBMCore
+import DBMSweep
 import Foundation
 
 /// The `dbm-lua` command, with the conventions of the standard `lua` command.

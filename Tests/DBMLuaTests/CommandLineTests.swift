@@ -203,7 +203,7 @@ struct CommandLineTests {
         let dir = try tempDir(), script = dir + "/loop.lua"
         try """
         local x = dbm.randn(4, 4)
-        io.write("running\n"); io.flush()
+        io.write("running\\n"); io.flush()
         while true do local y = dbm.F.linear(x, x); local z = y + x end
         """.write(toFile: script, atomically: true, encoding: .utf8)
         var crashes: [String] = []

@@ -1,4 +1,3 @@
-import CLua
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -102,17 +101,22 @@ public enum Sweep {
 
     public static func main(_ args: [String]) -> Int32 {
         do { return try run(args) } catch {
-            dbm_write_stderr("dbm-lua sweep: \(error)\n")
+            FileHandle.standardError.write(Data("dbm-lua sweep: \(error)\n".utf8))
             return 2
         }
     }
 
-    static func run(_ args: [String]) throws -> Int32 {
+    /// The sweep's command line.
+    struct Arguments {
         var grids: [String] = [], sets: [String] = []
         var jobs: Int? = nil, outDir: String? = nil, resume: String? = nil, point: (Int, String)? = nil
         var script: String? = nil
-        var slurm = false, submit = false
+        var slurm = false, submit = false, help = false
         var slurmOptions: [String: String] = [:]
+    }
+
+    static func parse(_ args: [String]) throws -> Arguments {
+        var r = Arguments()
         var i = 0
         func value(_ name: String) throws -> String {
             let a = args[i]
@@ -123,79 +127,92 @@ public enum Sweep {
         func isOption(_ name: String) -> Bool { args[i] == name || args[i].hasPrefix(name + "=") }
         while i < args.count {
             let a = args[i]
-            if a == "-h" || a == "--help" { print(usage); return 0 }
-            else if isOption("--grid") { grids.append(try value("--grid")) }
-            else if isOption("--set") { sets.append(try value("--set")) }
+            if a == "-h" || a == "--help" { r.help = true; return r }
+            else if isOption("--grid") { r.grids.append(try value("--grid")) }
+            else if isOption("--set") { r.sets.append(try value("--set")) }
             else if isOption("--jobs") {
                 let v = try value("--jobs")
                 guard let n = Int(v), n >= 1 else { throw Failure("--jobs \(v): expected a positive integer") }
-                jobs = n
+                r.jobs = n
             }
-            else if isOption("--out_dir") { outDir = try value("--out_dir") }
-            else if isOption("--resume") { resume = try value("--resume") }
+            else if isOption("--out_dir") { r.outDir = try value("--out_dir") }
+            else if isOption("--resume") { r.resume = try value("--resume") }
             else if a == "--point" {
                 guard i + 2 < args.count, let n = Int(args[i + 1]), n >= 0 else { throw Failure("--point needs an index and a directory: --point I DIR") }
-                point = (n, args[i + 2]); i += 3
+                r.point = (n, args[i + 2]); i += 3
             }
-            else if a == "--slurm" { slurm = true; i += 1 }
-            else if a == "--submit" { submit = true; slurm = true; i += 1 }
+            else if a == "--slurm" { r.slurm = true; i += 1 }
+            else if a == "--submit" { r.submit = true; r.slurm = true; i += 1 }
             else if let name = ["--partition", "--time", "--cpus-per-task", "--array-chunk"].first(where: isOption) {
-                slurmOptions[name] = try value(name)
+                r.slurmOptions[name] = try value(name)
             }
             else if a.hasPrefix("-") { throw Failure("unrecognized option '\(a)'\n\(usage)") }
-            else if script == nil { script = a; i += 1 }
+            else if r.script == nil { r.script = a; i += 1 }
             else { throw Failure("unexpected argument '\(a)' (one script per sweep)\n\(usage)") }
         }
-        try checkSlurmOptions(slurmOptions)
-        let defaultJobs = ProcessInfo.processInfo.activeProcessorCount
+        return r
+    }
 
-        if let (index, dir) = point {
+    static func run(_ args: [String]) throws -> Int32 {
+        let a = try parse(args)
+        if a.help { print(usage); return 0 }
+        try checkSlurmOptions(a.slurmOptions)
+        let jobs = a.jobs ?? ProcessInfo.processInfo.activeProcessorCount
+        if let (index, dir) = a.point {
             let m = try Manifest(contentsOf: dir + "/sweep.json")
             guard index < m.points.count else { throw Failure("--point \(index): the sweep in \(dir) has \(m.points.count) points (0-\(m.points.count - 1))") }
             let r = runPoints(m, sweepDir: absolute(dir), indices: [index], jobs: 1)
             return r.failed > 0 ? 1 : 0
         }
-        if let dir = resume {
+        if let dir = a.resume {
             let m = try Manifest(contentsOf: dir + "/sweep.json")
-            return runAndSummarize(m, sweepDir: absolute(dir), jobs: jobs ?? defaultJobs)
+            return runAndSummarize(m, sweepDir: absolute(dir), jobs: jobs)
         }
-        guard let script else { throw Failure("no script given\n\(usage)") }
-        guard FileManager.default.isReadableFile(atPath: script) else { throw Failure("cannot read the script \(script)") }
-        guard !grids.isEmpty else { throw Failure("no --grid given (e.g. --grid lr=0.1,0.05)") }
+        return try start(a, jobs: jobs)
+    }
 
-        // Everything is checked before anything is written or run.
+    /// A new sweep (or the same command again: it resumes): everything is checked before anything is
+    /// written or run.
+    static func start(_ a: Arguments, jobs: Int) throws -> Int32 {
+        guard let script = a.script else { throw Failure("no script given\n\(usage)") }
+        guard FileManager.default.isReadableFile(atPath: script) else { throw Failure("cannot read the script \(script)") }
+        guard !a.grids.isEmpty else { throw Failure("no --grid given (e.g. --grid lr=0.1,0.05)") }
         let binary = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         let scriptPath = absolute(script)
-        let given = try parseAxes(grids: grids, sets: sets)
+        let given = try parseAxes(grids: a.grids, sets: a.sets)
         let config = try askScript(binary: binary, script: scriptPath, values: candidates(given.grid + given.sets))
         let manifestDraft = try makeManifest(script: scriptPath, binary: binary, given: given, config: config)
         let base = URL(fileURLWithPath: scriptPath).deletingPathExtension().lastPathComponent
-        let sweepDir = absolute(outDir ?? "runs/sweep-\(base)-\(fnv1a(manifestDraft.identity))")
-        if slurm {
+        let sweepDir = absolute(a.outDir ?? "runs/sweep-\(base)-\(fnv1a(manifestDraft.identity))")
+        if a.slurm {
             try checkBatchScriptPaths(sweepDir: sweepDir, cwd: manifestDraft.cwd, script: manifestDraft.script, binary: binary)
         }
-        var manifest = manifestDraft
+        let manifest = try createOrResume(manifestDraft, sweepDir: sweepDir)
+        if a.slurm {
+            let path = try writeBatchScript(manifest, sweepDir: sweepDir, options: a.slurmOptions)
+            print("sweep: \(manifest.points.count) points; Slurm batch script \(path)")
+            if a.submit { return try submitBatch(path) }
+            print("submit it with: sbatch \(path)")
+            return 0
+        }
+        return runAndSummarize(manifest, sweepDir: sweepDir, jobs: jobs)
+    }
+
+    /// Writes sweepDir/sweep.json, or reads the one there when it is the same sweep.
+    static func createOrResume(_ manifest: Manifest, sweepDir: String) throws -> Manifest {
         let manifestPath = sweepDir + "/sweep.json"
         if FileManager.default.fileExists(atPath: manifestPath) {
             let old = try Manifest(contentsOf: manifestPath)
             guard old.identity == manifest.identity else {
                 throw Failure("\(sweepDir) holds a different sweep (script, grid or sets differ); choose another --out_dir")
             }
-            manifest = old
             print("sweep: resuming \(sweepDir)")
-        } else {
-            try FileManager.default.createDirectory(atPath: sweepDir, withIntermediateDirectories: true)
-            let data = try JSONSerialization.data(withJSONObject: manifest.json, options: [.prettyPrinted, .sortedKeys])
-            try data.write(to: URL(fileURLWithPath: manifestPath), options: .atomic)
+            return old
         }
-        if slurm {
-            let path = try writeBatchScript(manifest, sweepDir: sweepDir, options: slurmOptions)
-            print("sweep: \(manifest.points.count) points; Slurm batch script \(path)")
-            if submit { return try submitBatch(path) }
-            print("submit it with: sbatch \(path)")
-            return 0
-        }
-        return runAndSummarize(manifest, sweepDir: sweepDir, jobs: jobs ?? defaultJobs)
+        try FileManager.default.createDirectory(atPath: sweepDir, withIntermediateDirectories: true)
+        let data = try JSONSerialization.data(withJSONObject: manifest.json, options: [.prettyPrinted, .sortedKeys])
+        try data.write(to: URL(fileURLWithPath: manifestPath), options: .atomic)
+        return manifest
     }
 
     static func absolute(_ path: String) -> String {
@@ -417,30 +434,36 @@ public enum Sweep {
             let pid = waitpid(-1, &status, 0)
             if pid < 0 { if errno == EINTR { continue }; break }
             guard let r = running.removeValue(forKey: pid) else { continue }
-            let d = dir(r.index), seconds = Date().timeIntervalSince(r.start)
-            let ok = exitCode(status) == 0
-            if ok && !fm.fileExists(atPath: d + "/DONE") {
-                // A script without a recorder: its exit status is the only sign it completed.
-                try? (timestamp() + "\n").write(toFile: d + "/DONE", atomically: true, encoding: .utf8)
-            }
-            var record: [String: Any] = ["index": r.index, "status": ok ? "done" : "failed", "seconds": seconds,
-                                         "log": "sweep.log", "host": hostname(), "finished": timestamp()]
-            if let c = exitCode(status) { record["exit_code"] = Int(c) } else { record["signal"] = Int(status & 0x7f) }
-            if let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) {
-                try? data.write(to: URL(fileURLWithPath: d + "/sweep-status.json"), options: .atomic)
-            }
+            finish(m, point: r.index, status: status, seconds: Date().timeIntervalSince(r.start), sweepDir: sweepDir, tally: &tally)
             close(r.lock)
-            let name = m.points[r.index].dir
-            if ok {
-                tally.ran += 1
-                print(String(format: "sweep: point %d %@ done (%.2f s)", r.index, name, seconds))
-            } else {
-                tally.failed += 1
-                tally.failures.append("point \(r.index) \(name) (\(describe(status))): see \(d)/sweep.log")
-                print("sweep: point \(r.index) \(name) FAILED (\(describe(status))): see \(d)/sweep.log")
-            }
         }
         return tally
+    }
+
+    /// After a point's process ended: DONE for a script without a recorder that exited 0, the point's
+    /// sweep-status.json, and the tally and the printed line.
+    static func finish(_ m: Manifest, point i: Int, status: Int32, seconds: Double, sweepDir: String, tally: inout Tally) {
+        let d = sweepDir + "/" + m.points[i].dir
+        let ok = exitCode(status) == 0
+        if ok && !FileManager.default.fileExists(atPath: d + "/DONE") {
+            // A script without a recorder: its exit status is the only sign it completed.
+            try? (timestamp() + "\n").write(toFile: d + "/DONE", atomically: true, encoding: .utf8)
+        }
+        var record: [String: Any] = ["index": i, "status": ok ? "done" : "failed", "seconds": seconds,
+                                     "log": "sweep.log", "host": hostname(), "finished": timestamp()]
+        if let c = exitCode(status) { record["exit_code"] = Int(c) } else { record["signal"] = Int(status & 0x7f) }
+        if let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) {
+            try? data.write(to: URL(fileURLWithPath: d + "/sweep-status.json"), options: .atomic)
+        }
+        let name = m.points[i].dir
+        if ok {
+            tally.ran += 1
+            print(String(format: "sweep: point %d %@ done (%.2f s)", i, name, seconds))
+        } else {
+            tally.failed += 1
+            tally.failures.append("point \(i) \(name) (\(describe(status))): see \(d)/sweep.log")
+            print("sweep: point \(i) \(name) FAILED (\(describe(status))): see \(d)/sweep.log")
+        }
     }
 
     static func exitCode(_ status: Int32) -> Int32? { (status & 0x7f) == 0 ? (status >> 8) & 0xff : nil }
