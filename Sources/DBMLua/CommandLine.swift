@@ -164,13 +164,6 @@ extension LuaState {
         defer { dbm_sigint_disarm() }
         return dbm_pcall_traceback(L, Int32(scriptArgs.count), 0) == 0 ? nil : popMessage()
     }
-
-    func popMessage() -> String {
-        var len = 0
-        let s = dbm_tolstring_raw(L, -1, &len).map { String(cString: $0) } ?? "(error object is not a string)"
-        dbm_pop(L, 1)
-        return s
-    }
 }
 
 func luaQuote(_ s: String) -> String {

@@ -106,52 +106,54 @@ public final class LuaState {
 
     private func loadLibrary() throws {
         // The core table of Swift functions, then the Lua half, which builds `dbm` on it.
-        guard dbm_new_table(L, 0, Int32(Bindings.entries.count)) == 0 else { throw DBMError(popError()) }
+        guard dbm_new_table(L, 0, Int32(Bindings.entries.count)) == 0 else { throw DBMError(popMessage()) }
         let names = Bindings.entries.map { strdup($0.name)! }
         defer { names.forEach { free($0) } }
         let regs = (0..<names.count).map { dbm_reg(name: names[$0], fn: Bindings.dispatch, tag: lua_Integer($0)) }
-        guard dbm_register(L, -1, regs, Int32(regs.count)) == 0, dbm_add_indexer_factory(L, -1) == 0 else { throw DBMError(popError()) }
+        guard dbm_register(L, -1, regs, Int32(regs.count)) == 0, dbm_add_indexer_factory(L, -1) == 0 else { throw DBMError(popMessage()) }
         // Help texts: core._help[name] = text.
-        guard dbm_new_table(L, 0, Int32(Bindings.entries.count)) == 0 else { throw DBMError(popError()) }
+        guard dbm_new_table(L, 0, Int32(Bindings.entries.count)) == 0 else { throw DBMError(popMessage()) }
         for e in Bindings.entries {
-            guard dbm_push_string(L, e.help, e.help.utf8.count) == 0, dbm_set_field(L, -2, e.name) == 0 else { throw DBMError(popError()) }
+            guard dbm_push_string(L, e.help, e.help.utf8.count) == 0, dbm_set_field(L, -2, e.name) == 0 else { throw DBMError(popMessage()) }
         }
-        guard dbm_set_field(L, -2, "_help") == 0 else { throw DBMError(popError()) }
+        guard dbm_set_field(L, -2, "_help") == 0 else { throw DBMError(popMessage()) }
         // Metatables of the object kinds, for the Lua half to fill in.
         for (kind, name) in [(DBM_KIND_TENSOR, "_tensor_mt"), (DBM_KIND_GENERATOR, "_generator_mt"), (DBM_KIND_WRITER, "_writer_mt"), (DBM_KIND_OPTIMIZER, "_optimizer_mt"),
                            (DBM_KIND_DATASET, "_dataset_mt"), (DBM_KIND_MODEL, "_model_mt"),
                            (DBM_KIND_APPENDER, "_appender_mt")] {
             dbm_push_metatable(L, Int32(kind))
-            guard dbm_set_field(L, -2, name) == 0 else { throw DBMError(popError()) }
+            guard dbm_set_field(L, -2, name) == 0 else { throw DBMError(popMessage()) }
         }
         let paths = LuaState.searchFolders.map { $0 + "/?.lua" }.joined(separator: ";")
-        guard dbm_push_string(L, paths, paths.utf8.count) == 0, dbm_set_field(L, -2, "_plugin_path") == 0 else { throw DBMError(popError()) }
+        guard dbm_push_string(L, paths, paths.utf8.count) == 0, dbm_set_field(L, -2, "_plugin_path") == 0 else { throw DBMError(popMessage()) }
         // The embedded Lua modules: core._modules[name] = {file, source}, preloaded by dbm.lua.
-        guard dbm_new_table(L, 0, Int32(EmbeddedModules.all.count)) == 0 else { throw DBMError(popError()) }
+        guard dbm_new_table(L, 0, Int32(EmbeddedModules.all.count)) == 0 else { throw DBMError(popMessage()) }
         for m in EmbeddedModules.all {
-            guard dbm_new_table(L, 2, 0) == 0 else { throw DBMError(popError()) }
+            guard dbm_new_table(L, 2, 0) == 0 else { throw DBMError(popMessage()) }
             let source = try LuaState.librarySource(m.file, embedded: m.source)
             let ok = source.withUnsafeBufferPointer { b in
                 b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { dbm_push_string(L, $0, b.count) } == 0
                     && dbm_set_index(L, -2, 2) == 0
             }
             guard ok, dbm_push_string(L, m.file, m.file.utf8.count) == 0, dbm_set_index(L, -2, 1) == 0,
-                  dbm_set_field(L, -2, m.name) == 0 else { throw DBMError(popError()) }
+                  dbm_set_field(L, -2, m.name) == 0 else { throw DBMError(popMessage()) }
         }
-        guard dbm_set_field(L, -2, "_modules") == 0 else { throw DBMError(popError()) }
+        guard dbm_set_field(L, -2, "_modules") == 0 else { throw DBMError(popMessage()) }
         let version = DBMVersion.string
-        guard dbm_push_string(L, version, version.utf8.count) == 0, dbm_set_field(L, -2, "_version") == 0 else { throw DBMError(popError()) }
+        guard dbm_push_string(L, version, version.utf8.count) == 0, dbm_set_field(L, -2, "_version") == 0 else { throw DBMError(popMessage()) }
         // core is on the stack: run the Lua half with it as its argument; it returns the dbm table.
         let code = String(decoding: try LuaState.librarySource("dbm.lua", embedded: PackageResources.dbm_lua), as: UTF8.self)
-        guard dbm_loadbuffer(L, code, code.utf8.count, "=[dbm] dbm.lua") == 0 else { throw DBMError(popError()) }
+        guard dbm_loadbuffer(L, code, code.utf8.count, "=[dbm] dbm.lua") == 0 else { throw DBMError(popMessage()) }
         lua_rotate(L, -2, 1)   // chunk core
-        guard dbm_pcall_traceback(L, 1, 1) == 0 else { throw DBMError(popError()) }
+        guard dbm_pcall_traceback(L, 1, 1) == 0 else { throw DBMError(popMessage()) }
         lua_settop(L, 0)
     }
 
-    private func popError() -> String {
+    /// Pops the error object on top of the stack as a message (the one path for every caller: the
+    /// library's setup, run, evaluate, the command line).
+    func popMessage() -> String {
         var len = 0
-        let s = dbm_tolstring_raw(L, -1, &len).map { String(cString: $0) } ?? "unknown error"
+        let s = dbm_tolstring_raw(L, -1, &len).map { String(cString: $0) } ?? "(error object is not a string)"
         dbm_pop(L, 1)
         return s
     }
@@ -160,14 +162,14 @@ public final class LuaState {
     @discardableResult
     public func run(_ code: String, name: String = "=(string)") -> String? {
         let st = dbm_dostring(L, code, code.utf8.count, name, 0)
-        return st == 0 ? nil : popError()
+        return st == 0 ? nil : popMessage()
     }
 
     /// Runs code and returns its results converted to strings with tostring (for tests and tools).
     public func evaluate(_ code: String) throws -> [String] {
         let base = lua_gettop(L)
         let st = dbm_dostring(L, "return " + code, code.utf8.count + 7, "=(evaluate)", LUA_MULTRET)
-        if st != 0 { throw DBMError(popError()) }
+        if st != 0 { throw DBMError(popMessage()) }
         var out: [String] = []
         let n = lua_gettop(L) - base
         for i in 0..<n {
