@@ -1,10 +1,12 @@
 import CLua
 import CLua54
 import DBMCore
+import Foundation
 
 /// Character-level text datasets (DBMCore's CharDataset) as Lua objects, for the nano-GPT: ids are
 /// 1-based here (the core's tokens + 1) and travel as float32 tensors, as the embedding layer takes them.
-/// The methods are put on the dataset metatable by LuaLib/dbm.lua.
+/// The methods are put on the dataset metatable by LuaLib/dbm.lua. Also the image datasets (DBMCore's IDX):
+/// dbm.load_idx and dbm.fashion_mnist.
 extension Bindings {
     static func dataset(_ c: LuaCall) throws -> CharDataset {
         try c.object(1, kind: Int32(DBM_KIND_DATASET), "dataset", CharDataset.self)
@@ -91,6 +93,36 @@ extension Bindings {
             let g = try generatorOption(c, try c.options(5, known: ["generator"]))
             let (x, y) = try ds.batch(split: s, batchSize: b, blockSize: t, generator: g)
             try c.push(try idTensor(x, shape: [b, t])); try c.push(try idTensor(y, shape: [b, t])); return 2
+        },
+        fn("load_idx", "dbm.load_idx",
+           "dbm.load_idx(path [, {limit=}]) -> tensor: an IDX file (gzipped or plain, unsigned bytes): images (n, rows, cols) as float32 (n, rows·cols) of pixel/255 in [0, 1]; labels (n) as float32 (n) of the byte values; any other shape as float32 of that shape") { c in
+            let path = try c.string(1, "path")
+            let o = try c.options(2, known: ["limit"])
+            let limit = try c.optionInteger(o, "limit")
+            if let limit, limit < 1 { throw c.fail("option 'limit': expected a positive number of items, got \(limit)") }
+            let (shape, bytes) = try IDX.read(path: path)
+            let count = min(shape[0], limit ?? shape[0])
+            let item = shape.dropFirst().reduce(1, *)
+            let images = shape.count == 3
+            let t = try Tensor(shape: images ? [count, item] : [count] + shape.dropFirst(), dtype: .float32, zeroed: false)
+            let p = t.pointer(Float.self)
+            for k in 0..<(count * item) { p[k] = images ? Float(bytes[k]) / 255 : Float(bytes[k]) }
+            try c.push(t); return 1
+        },
+        fn("fashion_mnist", "dbm.fashion_mnist",
+           "dbm.fashion_mnist([\"train\" | \"test\"] [, {limit=}]) -> images, labels: Fashion-MNIST from Debian's dataset-fashion-mnist (scripts/setup installs it): float32 (n, 784) pixels in [0, 1] and float32 (n) labels 0–9") { c in
+            let split = c.isNoneOrNil(1) ? "train" : try c.string(1, "split")
+            guard split == "train" || split == "test" else { throw c.argError(1, "split", expected: "\"train\" or \"test\"") }
+            let o = try c.options(2, known: ["limit"])
+            let limit = try c.optionInteger(o, "limit")
+            if let limit, limit < 1 { throw c.fail("option 'limit': expected a positive number of images, got \(limit)") }
+            let prefix = IDX.fashionMNISTDirectory + "/" + (split == "train" ? "train" : "t10k")
+            guard FileManager.default.fileExists(atPath: prefix + "-images-idx3-ubyte.gz") else {
+                throw c.fail("Fashion-MNIST is not installed at \(IDX.fashionMNISTDirectory): run scripts/setup (Debian package dataset-fashion-mnist)")
+            }
+            try c.push(try IDX.images(path: prefix + "-images-idx3-ubyte.gz", limit: limit))
+            let labels = try IDX.labels(path: prefix + "-labels-idx1-ubyte.gz", limit: limit)
+            try c.push(try Tensor.from(labels.map(Double.init), shape: [labels.count], dtype: .float32)); return 2
         },
     ]
 }

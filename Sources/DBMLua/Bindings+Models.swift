@@ -44,18 +44,6 @@ extension Bindings {
     }
 
     static let models: [Binding] = [
-        fn("noise_temperature", "dbm.noise_temperature",
-           "dbm.noise_temperature(history, dt) -> {temperature, stderr, per_level, increments}: the noise temperature T of one run from the increments of its levels (eigenvalues of WᵀW, a (records, levels) tensor recorded δt = dt apart; for SGD dt = lr × steps between records): Var(δx_i) = 8 T x_i δt after the drift is fitted out (DESIGN §2)") { c in
-            let h = try c.tensor(1, "history")
-            let dt = try c.number(2, "dt")
-            let e = try NoiseTemperature.estimate(history: h, dt: dt)
-            try c.newTable(nrec: 4)
-            c.push(e.temperature); try c.setField(-2, "temperature")
-            c.push(e.standardError); try c.setField(-2, "stderr")
-            c.push(e.increments); try c.setField(-2, "increments")
-            try c.push(try Tensor.from(e.perLevel, shape: [e.perLevel.count], dtype: .float64)); try c.setField(-2, "per_level")
-            return 1
-        },
         fn("model_teacher_student", "dbm.models.teacher_student",
            "dbm.models.teacher_student{lr=0.1, batch_size=16, eps=0.1, n_data=500*batch_size, seed=0} -> model: the 2×2 teacher–student model of arXiv:2407.16427 (DESIGN §3); m.weight is the student W_s, m:levels() its singular values") { c in
             let o = try c.options(1)
@@ -177,36 +165,6 @@ extension Bindings {
             let law = d.stationaryLaw
             let v = try numbers(c, 2, "x").map { law.cdf($0) }
             try c.push(try Tensor.from(v, shape: [v.count], dtype: .float64)); return 1
-        },
-        fn("load_idx", "dbm.load_idx",
-           "dbm.load_idx(path [, {limit=}]) -> tensor: an IDX file (gzipped or plain, unsigned bytes): images (n, rows, cols) as float32 (n, rows·cols) of pixel/255 in [0, 1]; labels (n) as float32 (n) of the byte values; any other shape as float32 of that shape") { c in
-            let path = try c.string(1, "path")
-            let o = try c.options(2, known: ["limit"])
-            let limit = try c.optionInteger(o, "limit")
-            if let limit, limit < 1 { throw c.fail("option 'limit': expected a positive number of items, got \(limit)") }
-            let (shape, bytes) = try IDX.read(path: path)
-            let count = min(shape[0], limit ?? shape[0])
-            let item = shape.dropFirst().reduce(1, *)
-            let images = shape.count == 3
-            let t = try Tensor(shape: images ? [count, item] : [count] + shape.dropFirst(), dtype: .float32, zeroed: false)
-            let p = t.pointer(Float.self)
-            for k in 0..<(count * item) { p[k] = images ? Float(bytes[k]) / 255 : Float(bytes[k]) }
-            try c.push(t); return 1
-        },
-        fn("fashion_mnist", "dbm.fashion_mnist",
-           "dbm.fashion_mnist([\"train\" | \"test\"] [, {limit=}]) -> images, labels: Fashion-MNIST from Debian's dataset-fashion-mnist (scripts/setup installs it): float32 (n, 784) pixels in [0, 1] and float32 (n) labels 0–9") { c in
-            let split = c.isNoneOrNil(1) ? "train" : try c.string(1, "split")
-            guard split == "train" || split == "test" else { throw c.argError(1, "split", expected: "\"train\" or \"test\"") }
-            let o = try c.options(2, known: ["limit"])
-            let limit = try c.optionInteger(o, "limit")
-            if let limit, limit < 1 { throw c.fail("option 'limit': expected a positive number of images, got \(limit)") }
-            let prefix = IDX.fashionMNISTDirectory + "/" + (split == "train" ? "train" : "t10k")
-            guard FileManager.default.fileExists(atPath: prefix + "-images-idx3-ubyte.gz") else {
-                throw c.fail("Fashion-MNIST is not installed at \(IDX.fashionMNISTDirectory): run scripts/setup (Debian package dataset-fashion-mnist)")
-            }
-            try c.push(try IDX.images(path: prefix + "-images-idx3-ubyte.gz", limit: limit))
-            let labels = try IDX.labels(path: prefix + "-labels-idx1-ubyte.gz", limit: limit)
-            try c.push(try Tensor.from(labels.map(Double.init), shape: [labels.count], dtype: .float32)); return 2
         },
         fn("model_rbm_bernoulli", "dbm.models.rbm_bernoulli",
            "dbm.models.rbm_bernoulli{data=X, hidden=64, lr=0.05, weight_decay=0, batch_size=64, k=1, persistent=false, binarize=\"sample\" | \"threshold\" | \"probabilities\", seed=0} -> model: a Bernoulli–Bernoulli RBM with biases trained by CD-k (PCD-k with persistent = true) on the rows of X (entries in [0, 1]); m.weight is W (hidden × visible), m:levels() the eigenvalues of the smaller Gram matrix, m:scalars() the reconstruction error") { c in

@@ -2,7 +2,8 @@ import CLua
 import CLua54
 import DBMCore
 
-/// Kernels for the diagnostics plugins (plugins/*.lua): the loops that are too slow in Lua.
+/// Kernels for the diagnostics plugins (plugins/*.lua): the loops that are too slow in Lua; and DBMCore's
+/// noise-temperature estimator.
 extension Bindings {
     static let spectral: [Binding] = [
         fn("ks_distance", "dbm.ks_distance",
@@ -73,6 +74,18 @@ extension Bindings {
            "dbm.fit_origin(x, y) -> slope, stderr, r2: the least-squares line y = slope·x through the origin") { c in
             let r = try Statistics.slopeThroughOrigin(try numbers(c, 1, "x"), try numbers(c, 2, "y"))
             c.push(r.slope); c.push(r.error); c.push(r.r2); return 3
+        },
+        fn("noise_temperature", "dbm.noise_temperature",
+           "dbm.noise_temperature(history, dt) -> {temperature, stderr, per_level, increments}: the noise temperature T of one run from the increments of its levels (eigenvalues of WᵀW, a (records, levels) tensor recorded δt = dt apart; for SGD dt = lr × steps between records): Var(δx_i) = 8 T x_i δt after the drift is fitted out (DESIGN §2)") { c in
+            let h = try c.tensor(1, "history")
+            let dt = try c.number(2, "dt")
+            let e = try NoiseTemperature.estimate(history: h, dt: dt)
+            try c.newTable(nrec: 4)
+            c.push(e.temperature); try c.setField(-2, "temperature")
+            c.push(e.standardError); try c.setField(-2, "stderr")
+            c.push(e.increments); try c.setField(-2, "increments")
+            try c.push(try Tensor.from(e.perLevel, shape: [e.perLevel.count], dtype: .float64)); try c.setField(-2, "per_level")
+            return 1
         },
     ]
 

@@ -137,6 +137,24 @@ enum Bindings {
             try MemoryLimit.withReserved(bytes.partialValue) { try c.push(integers: g.permutation(n).map { $0 + 1 }) }
             return 1
         },
+        fn("default_generator", "dbm.default_generator", "dbm.default_generator() -> the generator used when none is given (dbm.seed replaces it)") { c in
+            try c.push(object: c.context.generator, kind: Int32(DBM_KIND_GENERATOR)); return 1
+        },
+        fn("generator_state", "Generator:state", "g:state() -> float64 tensor (12) of the full state as 32-bit halves (exact), for checkpoints") { c in
+            let g = try c.object(1, kind: Int32(DBM_KIND_GENERATOR), "generator", Generator.self)
+            let halves = g.snapshot.flatMap { [Double($0 >> 32), Double($0 & 0xFFFF_FFFF)] }
+            try c.push(try Tensor.from(halves, shape: [halves.count], dtype: .float64)); return 1
+        },
+        fn("generator_set_state", "Generator:set_state", "g:set_state(t): continue from a state g:state() returned") { c in
+            let g = try c.object(1, kind: Int32(DBM_KIND_GENERATOR), "generator", Generator.self)
+            let t = try c.tensor(2, "state")
+            let v = t.toDoubles()
+            guard t.rank == 1, v.count == 12, v.allSatisfy({ $0 >= 0 && $0 < 4294967296 && $0 == $0.rounded() }) else {
+                throw c.fail("argument 2 (state): expected the 12 32-bit halves g:state() returns, got \(c.describe(2))")
+            }
+            try g.restore(stride(from: 0, to: 12, by: 2).map { UInt64(v[$0]) << 32 | UInt64(v[$0 + 1]) })
+            return 0
+        },
     ]
 
     static func generatorOption(_ c: LuaCall, _ o: Int32) throws -> Generator {
