@@ -248,8 +248,9 @@ plot.xy(dir .. "/plots/temperature", tsets, {
   lines = {{slope = T_slope, label = "through the origin"}}})
 local eqsets, eqlabels = {}, {}
 for _, s in ipairs(eq) do eqsets[#eqsets + 1] = s.final_spacings; eqlabels[#eqlabels + 1] = ("α = %g, |B| = %d"):format(s.alpha, s.B) end
-plot.density(dir .. "/plots/equal_ratio_spacings", eqsets, {labels = eqlabels, clip = false,
-  title = "final spacings at equal α/|B| = " .. (a0 / b0)})
+plot.density(dir .. "/plots/equal_ratio_spacings", eqsets, {labels = eqlabels, clip = false, outline = true,
+  xlabel = "spacing S of a pair (final record, one per seed and pair)",
+  title = "final spacings at equal α/|B| = " .. (a0 / b0) .. ": the distributions must agree"})
 
 local rows, jsonl = {}, dbm.jsonl(dir .. "/scaling.jsonl")
 for _, s in ipairs(settings) do

@@ -337,7 +337,7 @@ end
 
 -- The histograms and the curves of the top panel on [lo, hi]: data blocks and plot clauses, the
 -- largest density (the curves' away from their edges) and the x range that holds them all.
-local function density_layers(sets, labels, curves, lo, hi, bins, datafile)
+local function density_layers(sets, labels, curves, lo, hi, bins, datafile, outline)
   local width = (hi - lo) / bins
   local xlo, xhi = lo - width, hi + width
   local blocks, plots, ymax = {}, {}, 0
@@ -346,8 +346,9 @@ local function density_layers(sets, labels, curves, lo, hi, bins, datafile)
     local rows, peak = density_rows(s, lo, hi, bins)
     ymax = math.max(ymax, peak)
     blocks[#blocks + 1] = ("# set %d: %s\n# centre density width\n"):format(i, label) .. rows
-    plots[#plots + 1] = ("%s index %d using 1:2:3 with boxes fs transparent solid 0.4 noborder lc rgb '%s' title %s")
-      :format(i == 1 and gp_quote(datafile) or "''", i - 1, palette[(i - 1) % #palette + 1], gp_quote(label))
+    local style = outline and "using 1:2 with histeps lw 2" or "using 1:2:3 with boxes fs transparent solid 0.4 noborder"
+    plots[#plots + 1] = ("%s index %d %s lc rgb '%s' title %s")
+      :format(i == 1 and gp_quote(datafile) or "''", i - 1, style, palette[(i - 1) % #palette + 1], gp_quote(label))
   end
   -- The y range follows the histograms and the curves away from their edges: an MP density with
   -- q = 1 diverges like x^{-1/2} at 0 and would squash everything else.
@@ -379,9 +380,10 @@ end
 --- P.density(base, levels | {levels, ...}, opts) -> files. A histogram as a density per level set
 --- (opts.labels names them), with theory curves overlaid: opts.mp = {sigma2=, n=, m= [, label=]}
 --- (or a list of them), opts.semicircle = {center=, radius= [, label=]} (or a list), and any other density
---- as opts.curves = {{f = function(x), lo=, hi=, label=}, ...}.
+--- as opts.curves = {{f = function(x), lo=, hi=, label=}, ...}. opts.outline = true draws each histogram
+--- as a step outline instead of a filled one (several sets that would hide each other).
 function P.density(base, levels, opts)
-  opts = check_options("dbm.plot.density", opts, {"labels", "mp", "semicircle", "curves", "title", "xlabel", "bins", "logy", "clip"})
+  opts = check_options("dbm.plot.density", opts, {"labels", "mp", "semicircle", "curves", "title", "xlabel", "bins", "logy", "clip", "outline"})
   local given = {}
   if is_tensor(levels) or type(levels) == "table" and type(levels[1]) ~= "table" and not is_tensor(levels[1]) then
     given[1] = finite_values(to_array(levels, "levels"))
@@ -398,7 +400,7 @@ function P.density(base, levels, opts)
     note = note .. (" (%d outlier%s beyond the bulk, up to %.4g: lower panel)"):format(#outliers, #outliers == 1 and "" or "s", full_hi)
   end
   local _, name = split_path(base)
-  local blocks, plots, ymax, xlo, xhi = density_layers(sets, labels, curves, lo, hi, opts.bins or default_bins(nmax), name .. ".dat")
+  local blocks, plots, ymax, xlo, xhi = density_layers(sets, labels, curves, lo, hi, opts.bins or default_bins(nmax), name .. ".dat", opts.outline)
   local body = density_panel(opts, note, plots, #sets + #curves, ymax, xlo, xhi)
   if not outliers then return render(base, table.concat(blocks, "\n\n\n") .. "\n", body) end
   local full_blocks, full_body = full_range_panel(sets, labels, outliers, lo, full_hi, hi, #blocks, name .. ".dat",

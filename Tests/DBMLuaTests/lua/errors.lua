@@ -309,7 +309,7 @@ local tiny = dbm.nn.GPT(with({vocab_size = 5, block_size = 4, n_layer = 1}))
 says("GPT:generate: unknown option 'topk' (known: temperature, top_k, generator)", function() return tiny:generate({1}, 2, {topk = 2}) end)
 says("GPT:load_state_dict: unknown option 'strct' (known: strict, prefix, check_only)", function() return tiny:load_state_dict(tiny:state_dict(), {strct = false}) end)
 local plot = require("dbm.plot")
-says("dbm.plot.density: unknown option 'bin' (known: labels, mp, semicircle, curves, title, xlabel, bins, logy, clip)",
+says("dbm.plot.density: unknown option 'bin' (known: labels, mp, semicircle, curves, title, xlabel, bins, logy, clip, outline)",
   function() return plot.density("never_written", {1, 2}, {bin = 3}) end)
 says("dbm.plot.density: option 'mp': unknown option 'sigma' (known: sigma2, n, m, label)",
   function() return plot.density("never_written", {1, 2}, {mp = {sigma = 1, n = 4, m = 2}}) end)
