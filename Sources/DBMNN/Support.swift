@@ -338,11 +338,12 @@ enum Gemm {
         }
     }
 
-    /// Runs independent tasks (each making single-threaded BLAS calls) concurrently, one per core.
+    /// Runs independent tasks (each making single-threaded BLAS calls) concurrently: each core takes the
+    /// next task in order when it is free, so the largest belong first.
     static func concurrently(_ tasks: [() -> Void]) {
         if tasks.count <= 1 || Parallel.cores == 1 { for t in tasks { t() }; return }
         singleThreaded {
-            Parallel.chunks(tasks.count, grain: 1) { r, _ in for i in r { tasks[i]() } }
+            WorkerPool.shared.run(tasks.count) { i, _ in tasks[i]() }
         }
     }
 }

@@ -299,7 +299,10 @@ struct RecorderTests {
         rec:watch("H", H + H:t(), {every = 3, symmetric = true})
         print("recording")
         io.stdout:flush()
-        for step = math.max(cfg.resume, 0), cfg.steps - 1 do rec:step(step, {loss = 1 / (step + 1)}) end
+        for step = math.max(cfg.resume, 0), cfg.steps - 1 do
+          rec:step(step, {loss = 1 / (step + 1)})
+          if step == math.max(cfg.resume, 0) then print("recorded"); io.stdout:flush() end
+        end
         rec:close()
         """.write(toFile: script, atomically: true, encoding: .utf8)
         return script
@@ -336,9 +339,11 @@ struct RecorderTests {
             try fm.copyItem(atPath: run + "/spectra", toPath: to + "/spectra")
             snapshots += 1
         }
-        /// Starts the run; once it prints "recording", waits `delay` seconds (nil: until the child kills
-        /// itself) and kills it with SIGKILL; returns how it ended.
-        func killedRun(_ run: String, resume: Int? = nil, delay: Double?, hook: String? = nil) throws -> Process {
+        /// Starts the run; once it prints `mark` ("recording" before its first record, "recorded" after
+        /// it), waits `delay` seconds (nil: until the child kills itself) and kills it with SIGKILL;
+        /// returns how it ended.
+        func killedRun(_ run: String, resume: Int? = nil, delay: Double?, after mark: String = "recording",
+                       hook: String? = nil) throws -> Process {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: binary)
             p.arguments = [script, "--out_dir=" + run] + (resume.map { ["--resume=\($0)"] } ?? [])
@@ -351,13 +356,13 @@ struct RecorderTests {
             try p.run()
             var text = ""
             let deadline = Date().addingTimeInterval(60)
-            while !text.contains("recording\n") && Date() < deadline {
+            while !text.contains(mark + "\n") && Date() < deadline {
                 let d = out.fileHandleForReading.availableData
                 if d.isEmpty { break }   // the child ended
                 text += String(decoding: d, as: UTF8.self)
             }
             if let delay {
-                #expect(text.contains("recording"), "the run did not start: \(text)")
+                #expect(text.contains(mark), "the run did not reach '\(mark)': \(text)")
                 usleep(UInt32(delay * 1e6))
                 kill(p.processIdentifier, SIGKILL)
             }
@@ -372,6 +377,9 @@ struct RecorderTests {
         }
 
         // 20 kills at random moments: a fresh run every 4 rounds, resumed in between (two steps back).
+        // Odd rounds count the moment from the run's first record, so that most kills land after some
+        // records however slowly the run starts on a loaded machine (0.3 s from the start alone gave 7
+        // of 20 under a load of 10 on 2 cores).
         let g = Generator(seed: 20261202)
         var run = "", recorded: [Int] = []
         for round in 0..<20 {
@@ -381,7 +389,7 @@ struct RecorderTests {
             } else {
                 resume = max(0, try Npy.read(path: run + "/spectra/steps.npy").count - 2)
             }
-            _ = try killedRun(run, resume: resume, delay: 0.3 * g.uniform())
+            _ = try killedRun(run, resume: resume, delay: 0.3 * g.uniform(), after: round % 2 == 1 ? "recorded" : "recording")
             try checkInvariant(run, "round \(round)")
             recorded.append(try Npy.read(path: run + "/spectra/steps.npy").count)
             try snapshot(run)
