@@ -97,28 +97,34 @@ end
 
 -- ---------------------------------------------------------------- matrices of a tensor
 
--- A convolution kernel's slices, as WeightWatcher takes them (get_conv2D_Wmats): PyTorch (out, in, kh, kw)
--- gives the kh·kw matrices W[:, :, i, j] of out × in (Keras (kh, kw, in, out), told apart by WeightWatcher's
--- rule out + in ≥ kh + kw, gives W[i, j, :, :]); a 3-D (out, in, k) kernel the k matrices W[:, :, j].
--- Names carry the slice, 0-based as in Python: "conv.weight[:,:,0,1]".
-local function kernel_slices(name, t, shape)
-  local list = {}
+-- How a convolution kernel is sliced, as WeightWatcher slices it (get_conv2D_Wmats): a PyTorch kernel
+-- (out, in, kh, kw) gives the kh·kw matrices W[:, :, i, j] of out × in; a Keras one (kh, kw, in, out), told
+-- apart by WeightWatcher's rule out + in < kh + kw, gives W[i, j, :, :]. A 3-D (out, in, k) kernel gives
+-- the k matrices W[:, :, j] ((k, in, out) when the first side is the smaller end). Returns whether the
+-- kernel dimensions come first, and their sizes.
+local function kernel_layout(shape)
   if #shape == 3 then
-    local keras = shape[3] > shape[1]   -- (k, in, out): the kernel is the small end
-    for j = 1, keras and shape[1] or shape[3] do
-      local s = keras and t:select(1, j) or t:select(3, j)
-      list[#list + 1] = {name = ("%s[%s%d]"):format(name, keras and "" or ":,:,", j - 1) .. (keras and ",:,:]" or "]"), tensor = s}
-    end
-    return list
+    local keras = shape[3] > shape[1]
+    return keras, keras and {shape[1]} or {shape[3]}
   end
   local keras = shape[1] + shape[2] < shape[3] + shape[4]
-  local ni, nj = keras and shape[1] or shape[3], keras and shape[2] or shape[4]
-  for i = 1, ni do
-    for j = 1, nj do
-      local s = keras and t:select(1, i):select(1, j) or t:select(3, i):select(3, j)
-      local index = keras and ("[%d,%d,:,:]"):format(i - 1, j - 1) or ("[:,:,%d,%d]"):format(i - 1, j - 1)
-      list[#list + 1] = {name = name .. index, tensor = s}
-    end
+  return keras, keras and {shape[1], shape[2]} or {shape[3], shape[4]}
+end
+
+-- The slices of a kernel, named with their index, 0-based as in Python: "conv.weight[:,:,0,1]".
+local function kernel_slices(name, t, shape)
+  local keras, sizes = kernel_layout(shape)
+  local list = {}
+  local function add(...)
+    local s, at = t, {...}
+    for k, i in ipairs(at) do s = keras and s:select(1, i) or s:select(#shape - #at + 1, i); at[k] = i - 1 end
+    local text = table.concat(at, ",")
+    list[#list + 1] = {name = name .. (keras and ("[" .. text .. ",:,:]") or ("[:,:," .. text .. "]")), tensor = s}
+  end
+  if #sizes == 1 then
+    for j = 1, sizes[1] do add(j) end
+  else
+    for i = 1, sizes[1] do for j = 1, sizes[2] do add(i, j) end end
   end
   return list
 end
@@ -134,8 +140,11 @@ local function skip_reason(name, shape)
     return nil
   end
   if is_kernel(name, shape) then
-    for _, d in ipairs(shape) do if d < 1 then return "an empty convolution kernel" end end
-    if math.min(shape[1], shape[2]) < 2 and #shape == 4 then return "a convolution kernel with slices of fewer than 2 rows or columns" end
+    local keras, sizes = kernel_layout(shape)
+    local rows, cols = keras and shape[#shape - 1] or shape[1], keras and shape[#shape] or shape[2]
+    if rows < 2 or cols < 2 or sizes[1] < 1 or (sizes[2] or 1) < 1 then
+      return "a convolution kernel whose slices have fewer than 2 rows or columns"
+    end
     return nil
   end
   if #shape > 2 then return #shape .. "-D and not named *.weight: a buffer (such as an attention mask), not a matrix" end
