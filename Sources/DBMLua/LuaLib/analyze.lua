@@ -279,6 +279,8 @@ function Run:progress(done, total)
     local P = require("dbm.progress")
     if not P.is_terminal(io.stderr) and os.getenv("DBM_PROGRESS") ~= "plain" then self.progress_line = false; return end
     self.progress_line = P.new{total = total, label = "analyze", stream = io.stderr, every = 0.2}
+    -- Rate and ETA count from the start of the run, not from the first line shown.
+    self.progress_line.t0, self.progress_line.first_step = self.t0, 1
   end
   if self.progress_line then self.progress_line:update(done) end
 end
