@@ -222,6 +222,30 @@ print('VERDICT', 'FAIL' if problems else 'OK')
         }
     }
 
+    /// The vectorised half-precision widening against Swift's Float(Float16) and the bfloat16 shift, on all
+    /// 65,536 bit patterns (normals, subnormals, ±0, ±Inf, NaNs), through the reader; and the header-then-one-
+    /// tensor path (readHeader, readTensor) gives what read gives.
+    @Test func everyHalfAndBFloat16BitPatternWidensExactly() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dbm-st-half-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let bits = (0..<65536).flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        let header = #"{"h":{"dtype":"F16","shape":[65536],"data_offsets":[0,131072]},"b":{"dtype":"BF16","shape":[256,256],"data_offsets":[131072,262144]}}"#
+        try writeBytes(stFile(header, bits + bits), to: path)
+        let tensors = try Safetensors.read(path: path).tensors
+        let half = tensors[0].tensor.pointer(Float.self), bf = tensors[1].tensor.pointer(Float.self)
+        var wrong = 0
+        for k in 0..<65536 {
+            let expected = Float(Float16(bitPattern: UInt16(k)))
+            let same = expected.isNaN ? (half[k].isNaN && half[k].sign == expected.sign) : half[k].bitPattern == expected.bitPattern
+            if !same || bf[k].bitPattern != UInt32(k) << 16 { wrong += 1 }
+        }
+        #expect(wrong == 0, "\(wrong) bit patterns widened wrongly")
+        let h = try Safetensors.readHeader(path: path)
+        #expect(h.entries.map(\.name) == ["h", "b"] && h.fileSize == 8 + header.utf8.count + 262144)
+        let b = try Safetensors.readTensor(h.entries[1], of: h)
+        #expect(b.shape == [256, 256] && (0..<65536).allSatisfy { b.pointer(Float.self)[$0] == bf[$0] || bf[$0].isNaN })
+    }
+
     @Test func headerLayout() {
         let layouts: [[(name: String, dtype: DType, shape: [Int])]] = [
             [], [("w", .float32, [3, 4])], [("a", .float64, []), ("bb", .float32, [0, 7]), ("c", .float32, [5])],

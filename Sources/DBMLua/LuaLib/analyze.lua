@@ -242,6 +242,10 @@ function Run:flush()
       self:analyze_matrix(m, levels[i])
     end
   end
+  -- The group's tensors are garbage now: free them before the next ones are read (a full cycle of a
+  -- small heap; the collector would otherwise let a few groups pile up).
+  group, tensors, levels = nil, nil, nil
+  collectgarbage()
 end
 
 -- Matrices are gathered until this many, or this many elements, then computed together: enough for
