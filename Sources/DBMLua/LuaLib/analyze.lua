@@ -278,11 +278,11 @@ end
 -- A progress line on stderr, shown once the run has taken more than a second, on a terminal only
 -- (DBM_PROGRESS=plain forces plain lines; dbm.progress).
 function Run:progress(done, total)
-  if not self.progress_line then
+  if self.progress_line == nil then
     if dbm.clock() - self.t0 < 1 then return end
     local P = require("dbm.progress")
     if not P.is_terminal(io.stderr) and os.getenv("DBM_PROGRESS") ~= "plain" then self.progress_line = false; return end
-    self.progress_line = P.new{total = total, label = "analyze", stream = io.stderr, every = 0.2}
+    self.progress_line = P.new{total = total, label = "analyze", stream = io.stderr}
     -- Rate and ETA count from the start of the run, not from the first line shown.
     self.progress_line.t0, self.progress_line.first_step = self.t0, 1
   end
