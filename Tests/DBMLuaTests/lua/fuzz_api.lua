@@ -483,7 +483,8 @@ local VALID = {
   end,
   ["dbm.gram_levels"] = function(r) return {"{" .. mat(r) .. ", dbm.randn(5, 3)}"} end,
   ["dbm.safetensors_header"] = function() return {SAFE} end,
-  ["dbm.safetensors_tensor"] = function() return {SAFE, "dbm.safetensors_header('fz.safetensors')[1]", "select(3, dbm.safetensors_header('fz.safetensors'))"} end,
+  -- Each argument makes the file itself: a hostile first argument leaves the others to stand alone.
+  ["dbm.safetensors_tensor"] = function() return {SAFE, "dbm.safetensors_header(" .. SAFE .. ")[1]", "select(3, dbm.safetensors_header(" .. SAFE .. "))"} end,
   ["dbm.sweep_collect.row"] = function() return {SWEEP, '"."', "{params = {lr = '0.1'}, dir = 'p1'}"} end,
   ["dbm.sweep_collect.columns"] = function() return {SWEEP, SWEEP_ROWS} end,
   ["dbm.sweep_collect.plot"] = function() return {SWEEP, '"."', SWEEP_ROWS, '"metric.loss"', '"param.lr"'} end,
