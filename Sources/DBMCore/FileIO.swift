@@ -44,6 +44,15 @@ final class InputFile {
         try transferAll(count, failing: "cannot read file '\(path)'") { done, length in Glibc.read(fd, p + done, length) }
     }
 
+    /// Reads up to count bytes at `offset` with pread(2), leaving the file position alone; returns fewer only
+    /// at end of file. Read, not mapped: a mapped file that another process truncates raises SIGBUS on
+    /// access, where pread returns short and becomes an error message.
+    func read(at offset: Int, into p: UnsafeMutableRawPointer, count: Int) throws -> Int {
+        try transferAll(count, failing: "cannot read file '\(path)'") { done, length in
+            Glibc.pread(fd, p + done, length, off_t(offset + done))
+        }
+    }
+
     func close() { _ = Glibc.close(fd) }
 }
 

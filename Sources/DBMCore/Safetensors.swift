@@ -55,12 +55,25 @@ public enum Safetensors {
     static let unsupportedTypes: Set<String> = ["F8_E5M2", "F8_E4M3", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64", "C128"]
 
     /// One tensor as the header describes it; offsets are relative to the byte buffer.
-    struct Entry {
-        let name: String
-        let type: ElementType
-        let shape: [Int]
-        let begin: Int
-        let end: Int
+    public struct Entry: Sendable {
+        public let name: String
+        public let type: ElementType
+        public let shape: [Int]
+        public let begin: Int
+        public let end: Int
+    }
+
+    /// A checked header: what a reader needs to read the tensors one at a time (`readTensor`), so that
+    /// a model's peak memory is its largest tensor, not the file.
+    public struct Header: Sendable {
+        public let path: String
+        /// The file's size when the header was read: a tensor read later refuses a file that changed.
+        public let fileSize: Int
+        /// The file offset of the byte buffer (8 + the header's length).
+        public let dataStart: Int
+        /// The tensors in the order of their data offsets.
+        public let entries: [Entry]
+        public let metadata: [String: String]
     }
 
     // ------------------------------------------------------------------ reading
@@ -70,29 +83,63 @@ public enum Safetensors {
     public static func read(path: String) throws -> (tensors: [(name: String, tensor: Tensor)], metadata: [String: String]) {
         let file = try InputFile(path: path)
         defer { file.close() }
-        let (entries, metadata, bufferStart) = try readHeader(file, path: path)
-        var tensors: [(name: String, tensor: Tensor)] = []
-        tensors.reserveCapacity(entries.count)
-        for e in entries {
-            let t = try Tensor(shape: e.shape, dtype: e.type.tensorType, zeroed: false)
-            try file.seek(to: bufferStart + e.begin)
-            try readElements(from: file, type: e.type, count: t.count,
-                             into: t.storage.bytes, path: path, name: e.name)
-            tensors.append((e.name, t))
+        let header = try readHeader(file, path: path)
+        let tensors = try header.entries.map { e in
+            (e.name, try readTensor(from: file, type: e.type, shape: e.shape, offset: header.dataStart + e.begin, path: path, name: e.name))
         }
-        return (tensors, metadata)
+        return (tensors, header.metadata)
     }
 
-    /// Reads and checks the header: the entries sorted by offset, the metadata, and the file offset
-    /// of the byte buffer.
-    private static func readHeader(_ file: InputFile, path: String) throws -> (entries: [Entry], metadata: [String: String], bufferStart: Int) {
+    /// Reads and checks the header only (no tensor data is read).
+    public static func readHeader(path: String) throws -> Header {
+        let file = try InputFile(path: path)
+        defer { file.close() }
+        return try readHeader(file, path: path)
+    }
+
+    /// Reads one tensor of `header`'s file (streamed with pread, never mapped). The file must still have
+    /// the size it had when the header was read: a file replaced or truncated since is refused.
+    public static func readTensor(_ entry: Entry, of header: Header) throws -> Tensor {
+        try readTensor(path: header.path, type: entry.type, shape: entry.shape, offset: header.dataStart + entry.begin,
+                       fileSize: header.fileSize, name: entry.name)
+    }
+
+    /// Reads one tensor of `type` and `shape` at the file offset `offset` of a file expected to have
+    /// `fileSize` bytes (what a header read earlier gave). Every number is checked against the file.
+    public static func readTensor(path: String, type: ElementType, shape: [Int], offset: Int, fileSize: Int,
+                                  name: String) throws -> Tensor {
+        let file = try InputFile(path: path)
+        defer { file.close() }
+        guard file.size == fileSize else {
+            throw DBMError("file '\(path)' changed since its header was read (it had \(fileSize) bytes, it has \(file.size))")
+        }
+        guard shape.allSatisfy({ $0 >= 0 }), let count = try? checkedCount(shape) else {
+            throw DBMError("file '\(path)': tensor \(quoted(name)): shape \(formatShape(shape)) is not a valid shape")
+        }
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: type.size)
+        guard !overflow, offset >= 0, offset <= fileSize, bytes <= fileSize - offset else {
+            throw DBMError("file '\(path)': tensor \(quoted(name)): \(formatShape(shape)) of \(type.rawValue) at byte \(offset) "
+                + "reaches past the end of the file (\(fileSize) bytes)")
+        }
+        return try readTensor(from: file, type: type, shape: shape, offset: offset, path: path, name: name)
+    }
+
+    private static func readTensor(from file: InputFile, type: ElementType, shape: [Int], offset: Int,
+                                   path: String, name: String) throws -> Tensor {
+        let t = try Tensor(shape: shape, dtype: type.tensorType, zeroed: false)
+        try readElements(from: file, at: offset, type: type, count: t.count, into: t.storage.bytes, path: path, name: name)
+        return t
+    }
+
+    /// Reads and checks the header of an open file.
+    private static func readHeader(_ file: InputFile, path: String) throws -> Header {
         let headerLength = try readHeaderLength(file, path: path)
         let items = try readHeaderObject(file, length: headerLength, path: path)
         let bufferStart = 8 + headerLength
         let bufferSize = file.size - bufferStart
         let (unsorted, metadata) = try parseHeaderItems(items, bufferSize: bufferSize, path: path)
         let entries = try sortedTilingBuffer(unsorted, bufferSize: bufferSize, path: path)
-        return (entries, metadata, bufferStart)
+        return Header(path: path, fileSize: file.size, dataStart: bufferStart, entries: entries, metadata: metadata)
     }
 
     /// Reads the 8-byte little-endian header length and checks it against the file's size.
@@ -102,7 +149,7 @@ public enum Safetensors {
             throw DBMError("file '\(path)' is not a safetensors file: it has \(size) bytes, fewer than the 8 of the header length")
         }
         var prefix = [UInt8](repeating: 0, count: 8)
-        let got = try prefix.withUnsafeMutableBytes { try file.read(into: $0.baseAddress!, count: 8) }
+        let got = try prefix.withUnsafeMutableBytes { try file.read(at: 0, into: $0.baseAddress!, count: 8) }
         guard got == 8 else { throw DBMError("file '\(path)' is truncated (it shrank while reading)") }
         var n: UInt64 = 0
         for i in 0..<8 { n |= UInt64(prefix[i]) << (8 * UInt64(i)) }
@@ -124,7 +171,7 @@ public enum Safetensors {
     /// Reads the header's `length` bytes of UTF-8 JSON and returns the members of its top-level object.
     private static func readHeaderObject(_ file: InputFile, length headerLength: Int, path: String) throws -> [(String, JSONValue)] {
         var headerBytes = [UInt8](repeating: 0, count: headerLength)
-        let read = try headerBytes.withUnsafeMutableBytes { try file.read(into: $0.baseAddress!, count: headerLength) }
+        let read = try headerBytes.withUnsafeMutableBytes { try file.read(at: 8, into: $0.baseAddress!, count: headerLength) }
         guard read == headerLength else { throw DBMError("file '\(path)' is truncated (it shrank while reading)") }
         guard headerBytes[0] == UInt8(ascii: "{") else {
             throw DBMError("file '\(path)' is not a safetensors file: its header does not start with '{'")
@@ -267,16 +314,17 @@ public enum Safetensors {
         return Entry(name: name, type: type, shape: shape, begin: begin, end: end)
     }
 
-    /// Reads `count` elements of `type` at the file's position into dest (Float32 for F32, F16 and
-    /// BF16; Float64 otherwise), converting from little-endian.
-    private static func readElements(from file: InputFile, type: ElementType, count: Int,
+    /// Reads `count` elements of `type` at file offset `offset` into dest (Float32 for F32, F16 and
+    /// BF16; Float64 otherwise), converting from little-endian, in chunks (one chunk buffer, however large
+    /// the tensor).
+    private static func readElements(from file: InputFile, at offset: Int, type: ElementType, count: Int,
                                      into dest: UnsafeMutableRawPointer, path: String, name: String) throws {
-        func readFully(_ p: UnsafeMutableRawPointer, _ bytes: Int) throws {
-            let n = try file.read(into: p, count: bytes)
+        func readFully(_ p: UnsafeMutableRawPointer, _ bytes: Int, at position: Int) throws {
+            let n = try file.read(at: position, into: p, count: bytes)
             guard n == bytes else { throw DBMError("file '\(path)' is truncated in tensor \(quoted(name)) (it shrank while reading)") }
         }
         if type == .F32 || type == .F64 {
-            try readFully(dest, count * type.size)
+            try readFully(dest, count * type.size, at: offset)
             if Npy.hostIsBigEndian {
                 for i in 0..<count {
                     if type == .F32 { dest.storeBytes(of: dest.load(fromByteOffset: i * 4, as: UInt32.self).byteSwapped, toByteOffset: i * 4, as: UInt32.self) }
@@ -292,17 +340,10 @@ public enum Safetensors {
         var done = 0
         while done < count {
             let n = min(chunkElements, count - done)
-            try readFully(buffer, n * type.size)
+            try readFully(buffer, n * type.size, at: offset + done * type.size)
             switch type {
-            case .F16:
-                let o = floats + done
-                for i in 0..<n { o[i] = Float(Float16(bitPattern: UInt16(littleEndian: buffer.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))) }
-            case .BF16:
-                // bfloat16 is the upper half of a float32: widening is a shift, exact for every value.
-                let o = floats + done
-                for i in 0..<n {
-                    o[i] = Float(bitPattern: UInt32(UInt16(littleEndian: buffer.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16)
-                }
+            case .F16: widenHalf(buffer, floats + done, n)
+            case .BF16: widenBFloat16(buffer, floats + done, n)
             case .BOOL:
                 let o = doubles + done
                 for i in 0..<n { o[i] = buffer.load(fromByteOffset: i, as: UInt8.self) != 0 ? 1 : 0 }
@@ -317,6 +358,40 @@ public enum Safetensors {
             case .F32, .F64: break  // read directly above
             }
             done += n
+        }
+    }
+
+    /// bfloat16 → Float32: bfloat16 is the upper half of a float32, so widening is a shift, exact for every
+    /// value. This plain loop is vectorised by the compiler (measured: 0.08 ns per element, the same as
+    /// an explicit SIMD8 version).
+    static func widenBFloat16(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n {
+            dst[i] = Float(bitPattern: UInt32(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16)
+        }
+    }
+
+    /// IEEE half → Float32, exact for every value (subnormals, ±Inf, NaN), eight at a time. Float(Float16)
+    /// is a library call per element on baseline x86-64 (no F16C): 4.7 ns per element against 0.33 here.
+    /// The magnitude's bits shifted into a float32's place are the value times 2⁻¹¹²: multiplying by 2¹¹²
+    /// rescales normals and subnormals exactly; a half Inf or NaN lands at or above 2¹⁶ and gets the
+    /// all-ones exponent back (its mantissa kept); then the sign.
+    static func widenHalf(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        if !Npy.hostIsBigEndian {
+            let out = UnsafeMutableRawPointer(dst)
+            while i + 8 <= n {
+                let h = SIMD8<UInt32>(truncatingIfNeeded: src.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self))
+                let f = unsafeBitCast((h & 0x7fff) &<< 13, to: SIMD8<Float>.self) * 0x1p112
+                var bits = unsafeBitCast(f, to: SIMD8<UInt32>.self)
+                bits.replace(with: bits | 0x7f80_0000, where: f .>= 65536)
+                bits |= (h & 0x8000) &<< 16
+                out.storeBytes(of: bits, toByteOffset: 4 * i, as: SIMD8<UInt32>.self)
+                i += 8
+            }
+        }
+        while i < n {
+            dst[i] = Float(Float16(bitPattern: UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))))
+            i += 1
         }
     }
 

@@ -27,6 +27,55 @@ extension Bindings {
             for (i, (name, _)) in tensors.enumerated() { try c.push(name); try c.setIndex(-2, i + 1) }
             return 3
         },
+        fn("safetensors_header", "dbm.safetensors_header",
+           "dbm.safetensors_header(path) -> entries, metadata, file_size: the checked header only, no tensor data read; "
+           + "entries in data order, each {name =, dtype = \"F32\"|\"BF16\"|..., shape = {...}, offset = byte offset in the file, nbytes =}; "
+           + "read one tensor with dbm.safetensors_tensor") { c in
+            let path = try c.string(1, "path")
+            let header = try Safetensors.readHeader(path: path)
+            try c.newTable(narr: header.entries.count)
+            for (i, e) in header.entries.enumerated() {
+                try c.newTable(nrec: 5)
+                try c.push(e.name); try c.setField(-2, "name")
+                try c.push(e.type.rawValue); try c.setField(-2, "dtype")
+                try c.push(integers: e.shape); try c.setField(-2, "shape")
+                c.push(header.dataStart + e.begin); try c.setField(-2, "offset")
+                c.push(e.end - e.begin); try c.setField(-2, "nbytes")
+                try c.setIndex(-2, i + 1)
+            }
+            try c.newTable(nrec: header.metadata.count)
+            for (k, v) in header.metadata.sorted(by: { $0.key < $1.key }) {
+                guard !k.utf8.contains(0) else {
+                    throw c.fail("file '\(path)': the metadata key \(JSONValue.string(k).encoded()) holds a NUL character, which a Lua table key from here cannot")
+                }
+                try c.push(v); try c.setField(-2, k)
+            }
+            c.push(header.fileSize)
+            return 3
+        },
+        fn("safetensors_tensor", "dbm.safetensors_tensor",
+           "dbm.safetensors_tensor(path, entry, file_size) -> tensor: one tensor of a header read by dbm.safetensors_header "
+           + "(entry = {dtype =, shape =, offset =}), read with pread (never mapped); refused when the file no longer has file_size bytes. "
+           + "F32/F16/BF16 load as float32, F64 and integers as float64") { c in
+            let path = try c.string(1, "path")
+            guard c.type(2) == LUA_TTABLE, dbm_object_kind(c.L, 2) == 0 else {
+                throw c.argError(2, "entry", expected: "a table {dtype =, shape =, offset =} from dbm.safetensors_header")
+            }
+            let fileSize = try c.integer(3, "file_size")
+            let dtypeName = try c.optionString(2, "dtype")
+            guard let dtypeName, let type = Safetensors.ElementType(rawValue: dtypeName) else {
+                throw c.fail("argument 2 (entry): field 'dtype' is \(dtypeName.map { "'\($0)'" } ?? "missing"), expected a safetensors dtype such as \"F32\"")
+            }
+            guard let shape = try c.option(2, "shape", { try c.integerTable($0, "shape") }) else {
+                throw c.fail("argument 2 (entry): field 'shape' is missing, expected an array of sizes")
+            }
+            guard let offset = try c.optionInteger(2, "offset") else {
+                throw c.fail("argument 2 (entry): field 'offset' is missing, expected a byte offset")
+            }
+            let name = try c.optionString(2, "name") ?? "?"
+            try c.push(try Safetensors.readTensor(path: path, type: type, shape: shape, offset: offset, fileSize: fileSize, name: name))
+            return 1
+        },
         fn("save_safetensors", "dbm.save_safetensors",
            "dbm.save_safetensors(path, tensors [, metadata]): write a safetensors file atomically; tensors is a table "
            + "name -> tensor (written in sorted name order) or an array of {name, tensor} pairs (written in that order); "

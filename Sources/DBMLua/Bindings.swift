@@ -482,6 +482,30 @@ enum Bindings {
             let a = try c.tensor(1, "A")
             try c.push(try Linalg.eigvalsh(a, dtype: try c.optionDType(try c.options(2, known: ["dtype"]), default: .float64))); return 1
         },
+        fn("gram_levels", "dbm.gram_levels",
+           "dbm.gram_levels({W1, W2, ...}) -> levels, errors: levels[i] = eigvalsh(gram(Wi)) (Float64, ascending) for each matrix, "
+           + "small ones computed concurrently on all cores, large ones one at a time with BLAS threads; errors[i] says why Wi has none "
+           + "(a non-finite entry, ...), levels[i] is then nil") { c in
+            guard c.type(1) == LUA_TTABLE, dbm_object_kind(c.L, 1) == 0 else {
+                throw c.argError(1, "matrices", expected: "an array of 2-D tensors")
+            }
+            let n = Int(lua_rawlen(c.L, 1))
+            var matrices: [Tensor] = []
+            for i in 1...max(1, n) where n > 0 {
+                lua_rawgeti(c.L, 1, lua_Integer(i))
+                defer { dbm_pop(c.L, 1) }
+                guard let t = c.tensorOrNil(-1), t.rank == 2 else {
+                    throw c.fail("argument 1 (matrices): entry \(i) is \(c.describe(-1)), expected a 2-D tensor")
+                }
+                matrices.append(t)
+            }
+            let results = Linalg.gramLevels(matrices)
+            try c.newTable(narr: n)
+            for (i, r) in results.enumerated() { if case .success(let t) = r { try c.push(t); try c.setIndex(-2, i + 1) } }
+            try c.newTable(narr: n)
+            for (i, r) in results.enumerated() { if case .failure(let e) = r { try c.push(e.message); try c.setIndex(-2, i + 1) } }
+            return 2
+        },
         fn("eigh", "dbm.eigh", "dbm.eigh(A [, {dtype=}]) -> ascending eigenvalues, eigenvectors as columns (syevd)") { c in
             let a = try c.tensor(1, "A")
             let (v, vec) = try Linalg.eigh(a, dtype: try c.optionDType(try c.options(2, known: ["dtype"]), default: .float64))

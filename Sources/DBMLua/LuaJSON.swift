@@ -5,7 +5,7 @@ import DBMCore
 /// Lua values to and from JSONValue. Object keys come out in a fixed order: the keys the run files
 /// lead with (DESIGN §8), then the rest sorted, so lines read the same on every run.
 enum LuaJSON {
-    static let leadingKeys = ["step", "time", "name", "matrix", "diagnostic", "shape"]
+    static let leadingKeys = ["summary", "step", "time", "name", "matrix", "diagnostic", "shape"]
 
     static func value(_ c: LuaCall, _ idx: Int32, depth: Int) throws -> JSONValue {
         let L = c.L

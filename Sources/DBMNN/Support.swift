@@ -280,28 +280,12 @@ final class WorkerPool: @unchecked Sendable {
 /// elementwise op that follows (small block 7.4–10.7 ms with OpenBLAS threading in the forward products,
 /// 6.8 ms with the split). The large block's products run at ≈200 either way.
 enum Gemm {
-    /// Runs body with OpenBLAS limited to one thread (its setting is restored afterwards), so that the
-    /// calls body makes from concurrent workers do not each try to use every core.
-    /// OpenBLAS's thread count is process-wide: the first of overlapping callers (tests run concurrently)
-    /// saves and lowers it, the last one restores it.
+    /// Runs body with OpenBLAS limited to one thread (BLASThreads.singleThreaded, shared with the
+    /// spectra of DBMCore), so that the calls body makes from concurrent workers do not each try to use
+    /// every core.
     static func singleThreaded<R>(_ body: () throws -> R) rethrows -> R {
-        blasThreads.withLock { s in
-            if s.users == 0 {
-                s.saved = openblas_get_num_threads()
-                if s.saved != 1 { openblas_set_num_threads(1) }
-            }
-            s.users += 1
-        }
-        defer {
-            blasThreads.withLock { s in
-                s.users -= 1
-                if s.users == 0 && s.saved != 1 { openblas_set_num_threads(s.saved) }
-            }
-        }
-        return try body()
+        try BLASThreads.singleThreaded(body)
     }
-
-    private static let blasThreads = Mutex<(users: Int, saved: Int32)>((0, 1))
 
     /// Products of at least this many multiply-adds run as one call on OpenBLAS's threads (see `run`); the
     /// `cpu` preset's (768 × 128 · 128 × 384: 3.8e7) stay below.

@@ -49,6 +49,8 @@ enum Bench {
         if ProcessInfo.processInfo.arguments.dropFirst().contains("models") { try ModelsBench.run(reps: reps); return }
         // `dbm-bench sweep`: only the local sweep's 8-points-on-2-cores figure.
         if ProcessInfo.processInfo.arguments.dropFirst().contains("sweep") { try SweepBench.run(); return }
+        // `dbm-bench analyze`: only `dbm-lua analyze` on a GPT-2 small model folder.
+        if ProcessInfo.processInfo.arguments.dropFirst().contains("analyze") { try AnalyzeBench.run(); return }
         // `dbm-bench recorder`: only the recorder's 10,000 against 20,000 recorded steps.
         if ProcessInfo.processInfo.arguments.dropFirst().contains("recorder") { try RecorderBench.run(reps: reps); return }
 
@@ -70,6 +72,7 @@ enum Bench {
         try ModelsBench.run(reps: reps)
         try SweepBench.run()
         try RecorderBench.run(reps: reps)
+        try AnalyzeBench.run()
     }
 
     /// The seconds `body` (Lua statements) takes, timed inside Lua.

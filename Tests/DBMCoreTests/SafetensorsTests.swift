@@ -222,6 +222,37 @@ print('VERDICT', 'FAIL' if problems else 'OK')
         }
     }
 
+    /// The vectorised half-precision widening against Swift's Float(Float16) and the bfloat16 shift, on all
+    /// 65,536 bit patterns (normals, subnormals, ±0, ±Inf, NaNs), through the reader; and the header-then-one-
+    /// tensor path (readHeader, readTensor) gives what read gives.
+    @Test func everyHalfAndBFloat16BitPatternWidensExactly() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dbm-st-half-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let bits = (0..<65536).flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        let header = #"{"h":{"dtype":"F16","shape":[65536],"data_offsets":[0,131072]},"b":{"dtype":"BF16","shape":[256,256],"data_offsets":[131072,262144]}}"#
+        try writeBytes(stFile(header, bits + bits), to: path)
+        let tensors = try Safetensors.read(path: path).tensors
+        // Copies, made while the tensors surely live (Swift may end an array's life at its last use,
+        // before a raw pointer taken from it is read).
+        let (half, bf) = withExtendedLifetime(tensors) {
+            (Array(UnsafeBufferPointer(start: tensors[0].tensor.pointer(Float.self), count: 65536)),
+             Array(UnsafeBufferPointer(start: tensors[1].tensor.pointer(Float.self), count: 65536)))
+        }
+        // Bit for bit, except that a NaN need only stay a NaN of its sign (its payload may be quieted).
+        func same(_ x: Float, _ y: Float) -> Bool { y.isNaN ? x.isNaN && x.sign == y.sign : x.bitPattern == y.bitPattern }
+        var wrong: [String] = []
+        for k in 0..<65536 {
+            if !same(half[k], Float(Float16(bitPattern: UInt16(k)))) { wrong.append("F16 \(k): \(half[k])") }
+            if !same(bf[k], Float(bitPattern: UInt32(k) << 16)) { wrong.append("BF16 \(k): \(bf[k])") }
+        }
+        #expect(wrong.isEmpty, "\(wrong.count) bit patterns widened wrongly: \(wrong.prefix(8))")
+        let h = try Safetensors.readHeader(path: path)
+        #expect(h.entries.map(\.name) == ["h", "b"] && h.fileSize == 8 + header.utf8.count + 262144)
+        let b = try Safetensors.readTensor(h.entries[1], of: h)
+        let again = withExtendedLifetime(b) { Array(UnsafeBufferPointer(start: b.pointer(Float.self), count: 65536)) }
+        #expect(b.shape == [256, 256] && (0..<65536).allSatisfy { same(again[$0], bf[$0]) })
+    }
+
     @Test func headerLayout() {
         let layouts: [[(name: String, dtype: DType, shape: [Int])]] = [
             [], [("w", .float32, [3, 4])], [("a", .float64, []), ("bb", .float32, [0, 7]), ("c", .float32, [5])],

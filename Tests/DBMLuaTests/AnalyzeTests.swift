@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import DBMCore
+import DBMLua
 
 /// `dbm-lua analyze` as a user runs it: on weights written by numpy and by Python's safetensors, as a
 /// table and as JSON lines, with plots, and on every kind of bad file (one line on stderr, status 1).
@@ -88,6 +89,8 @@ problems, r_values = [], []
 for file, tensors in expected.items():
     lines = open(f'{d}/{file}.jsonl').read().splitlines()
     records = [json.loads(l) for l in lines]   # every line is one JSON object
+    summary = records.pop()                     # the last one is the summary
+    if summary.get('summary') is not True or summary['matrices'] != len(tensors): problems.append(f'{file}: summary {summary}')
     if [(x['name'], x['shape']) for x in records] != tensors:
         problems.append(f'{file}: tensors {[(x["name"], x["shape"]) for x in records]}')
     for x in records:
@@ -116,6 +119,152 @@ print('VERDICT', 'FAIL' if problems else 'OK')
         let check = try python(script, [dir])
         print("analyze --json on Gaussian weights: " + (check.stdout.split(separator: "\n").first { $0.hasPrefix("R ") } ?? ""))
         #expect(check.status == 0 && check.stdout.contains("VERDICT OK"), "\(check.stdout)\n\(check.stderr)")
+    }
+
+    /// scripts/gpt2_layout_model.py (the benchmark's generator) in the source tree.
+    static let gpt2Generator = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../scripts/gpt2_layout_model.py").standardized.path
+
+    /// Reads BF16/F32 safetensors shards in Python (numpy has no bfloat16: the bits are widened by hand)
+    /// and checks analyze's JSON Lines against eigvalsh of the smaller Gram matrix of each 2-D tensor.
+    static let gpt2Check = #"""
+import sys, json, struct, re, numpy as np
+d, out = sys.argv[1], sys.argv[2]
+def tensors(path):
+    b = open(path, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n]); data = b[8 + n:]
+    for name, e in h.items():
+        if name == '__metadata__': continue
+        lo, hi = e['data_offsets']
+        x = np.frombuffer(data[lo:hi], '<u2').astype(np.uint32) << 16 if e['dtype'] == 'BF16' else np.frombuffer(data[lo:hi], '<f4')
+        yield name, x.view(np.float32).reshape(e['shape'])
+index = json.load(open(f'{d}/model.safetensors.index.json'))['weight_map']
+all_t = {}
+for shard in sorted(set(index.values())): all_t.update(dict(tensors(f'{d}/{shard}')))
+natural = lambda s: [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', s)]
+matrices = sorted([n for n, x in all_t.items() if x.ndim == 2], key=natural)
+records = [json.loads(l) for l in open(out).read().splitlines()]
+summary = records.pop()
+problems = []
+if [r['name'] for r in records] != matrices: problems.append(f'rows {[r["name"] for r in records]} != {matrices}')
+if summary.get('summary') is not True or summary['matrices'] != len(matrices) or summary['skipped'] != len(all_t) - len(matrices):
+    problems.append(f'summary {summary}')
+worst = 0
+for r in records:
+    w = all_t[r['name']].astype(np.float64)
+    g = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+    ev = np.linalg.eigvalsh(g)
+    if r['shape'] != list(w.shape): problems.append(f'{r["name"]}: shape {r["shape"]}')
+    for key, v in (('lambda_max', ev[-1]), ('lambda_min', ev[0])):
+        worst = max(worst, abs(r[key] - v) / ev[-1])
+print('MATRICES', len(matrices), 'WORST', worst)
+if worst > 1e-10: problems.append(f'levels differ from numpy by {worst}')
+print('PROBLEMS', problems)
+print('VERDICT', 'FAIL' if problems else 'OK')
+"""#
+
+    // The shortened form of the GPT-2 small benchmark (scripts/bench): the same layout, names, shards,
+    // index and BF16, with smaller dimensions, and 11 layers so that natural order (h.2 before h.10) shows.
+    @Test("a GPT-2-layout folder (3 BF16 shards + index): one row per 2-D tensor in natural order, levels equal numpy's, the mask buffer skipped with its reason")
+    func gpt2LayoutFolder() throws {
+        let bin = try dbmLuaBinary(), dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = dir + "/gpt2"
+        let gen = try runProcess("/usr/bin/env", ["python3", AnalyzeTests.gpt2Generator, model, "--n_embd", "48", "--n_layer", "11",
+                                                  "--vocab", "1000", "--block", "64", "--shards", "3", "--dtype", "BF16"])
+        try #require(gen.status == 0, "generator: \(gen.stdout) \(gen.stderr)")
+        let files = Set(try FileManager.default.contentsOfDirectory(atPath: model))
+        #expect(files.isSuperset(of: ["model-00001-of-00003.safetensors", "model-00003-of-00003.safetensors", "model.safetensors.index.json"]))
+
+        let json = try runProcess(bin, ["analyze", model, "--json"])
+        #expect(json.status == 0, "\(json.stderr)")
+        try json.stdout.write(toFile: dir + "/out.jsonl", atomically: true, encoding: .utf8)
+        #expect(json.stderr.contains("skipped h.0.attn.bias (1, 1, 64, 64): 4-D and not named *.weight: a buffer (such as an attention mask), not a matrix"),
+                "\(json.stderr.prefix(500))")
+        let check = try python(AnalyzeTests.gpt2Check, [model, dir + "/out.jsonl"])
+        print("analyze on a GPT-2-layout folder: " + (check.stdout.split(separator: "\n").first { $0.hasPrefix("MATRICES") } ?? ""))
+        #expect(check.status == 0 && check.stdout.contains("VERDICT OK"), "\(check.stdout)\n\(check.stderr)")
+
+        let table = try runProcess(bin, ["analyze", model])
+        let lines = table.stdout.split(separator: "\n").map(String.init)
+        #expect(table.status == 0 && lines.first == "\(model): 147 tensors, 46 analyzed; diagnostics: spectrum, mp, spacing, powerlaw, norms", "\(lines.first ?? "")")
+        let order = lines.compactMap { $0.split(separator: " ").first.map(String.init) }
+        let (h2, h10) = (order.firstIndex(of: "h.2.attn.c_attn.weight"), order.firstIndex(of: "h.10.attn.c_attn.weight"))
+        #expect(h2 != nil && h10 != nil && h2! < h10!, "h.2 before h.10")
+        #expect(lines.last?.hasPrefix("summary: 46 matrices analyzed, 101 skipped") == true, "\(lines.last ?? "")")
+
+        let csv = try runProcess(bin, ["analyze", model, "--csv", "--layers", "h.*.mlp.*.weight"])
+        let rows = csv.stdout.split(separator: "\n")
+        #expect(csv.status == 0 && rows.count == 1 + 22 && rows[0].hasPrefix("name,rows,cols,file,alpha,") && rows[1].hasPrefix("h.0.mlp.c_fc.weight,48,192,"),
+                "\(csv.stdout.prefix(400))")
+        let md = try runProcess(bin, ["analyze", model, "--markdown", "--layers", "wte"])
+        #expect(md.status == 0 && md.stdout.hasPrefix("| name | shape | λ\\_max |") && md.stdout.contains("| wte.weight | (1000, 48) |"), "\(md.stdout)")
+    }
+
+    @Test("pickled files (.pt, .bin, .ckpt, pickle or zip magic) are refused after reading at most their magic bytes, with the one-line conversion")
+    func picklesRefused() throws {
+        // The reading API watched from Lua: which bytes of which file were read (Tests/DBMLuaTests/lua/model_files.lua).
+        let err = try LuaState().runFile(luaTestFolder + "/model_files.lua")
+        #expect(err == nil, "\(err ?? "")")
+        let bin = try dbmLuaBinary(), dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A pickle that would run a command if it were ever unpickled.
+        let pickle: [UInt8] = [0x80, 0x04] + Array("cos\nsystem\n(S'touch \(dir)/PWNED'\ntR.".utf8)
+        for name in ["pytorch_model.bin", "model.pt", "last.ckpt", "weights.data"] {
+            try Data(pickle).write(to: URL(fileURLWithPath: dir + "/" + name))
+            let r = try runProcess(bin, ["analyze", dir + "/" + name])
+            #expect(r.status == 1 && r.stdout.isEmpty && r.stderr.split(separator: "\n").count == 1, "\(name): \(r.stderr)")
+            for fragment in ["would run code", "torch.load(", "weights_only=True", "save_file("] {
+                #expect(r.stderr.contains(fragment), "\(name): \(r.stderr)")
+            }
+        }
+        try Data([0x50, 0x4B, 3, 4, 0, 0]).write(to: URL(fileURLWithPath: dir + "/zipped.data"))
+        let zip = try runProcess(bin, ["analyze", dir + "/zipped.data"])
+        #expect(zip.status == 1 && zip.stderr.contains("zip archive") && zip.stderr.contains("weights_only=True"), "\(zip.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/PWNED"))
+    }
+
+    @Test("model folders: .safetensors preferred to .bin, an index naming a missing shard, .npy folders, several PATHs, --layers, convolution kernels sliced as WeightWatcher")
+    func modelFolders() throws {
+        let bin = try dbmLuaBinary(), dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = #"""
+import sys, os, json, numpy as np
+from safetensors.numpy import save_file
+d = sys.argv[1]
+rng = np.random.default_rng(5)
+for sub in ['mixed', 'npys', 'broken']: os.makedirs(f'{d}/{sub}', exist_ok=True)
+conv = rng.standard_normal((8, 4, 3, 3)).astype(np.float16)
+save_file({'conv1.weight': conv, 'conv1.bias': np.zeros(8, np.float16), 'fc.weight': rng.standard_normal((10, 20)).astype('<f4')}, f'{d}/mixed/model.safetensors')
+open(f'{d}/mixed/pytorch_model.bin', 'wb').write(b'\x80\x04junk')
+s = conv.astype(np.float64)[:, :, 1, 2]
+print('SLICE', np.linalg.eigvalsh(s.T @ s)[-1])
+np.save(f'{d}/npys/a.npy', rng.standard_normal((10, 5)))
+np.save(f'{d}/npys/b.npy', np.ones(5))
+save_file({'x.weight': np.ones((3, 3), np.float32)}, f'{d}/broken/model-00001-of-00002.safetensors')
+json.dump({'weight_map': {'x.weight': 'model-00001-of-00002.safetensors', 'y.weight': 'model-00002-of-00002.safetensors'}},
+          open(f'{d}/broken/model.safetensors.index.json', 'w'))
+"""#
+        let w = try python(script, [dir])
+        try #require(w.status == 0, "\(w.stderr)")
+        let slice = Double(w.stdout.split(separator: "\n").first { $0.hasPrefix("SLICE") }?.split(separator: " ").last ?? "") ?? .nan
+
+        let r = try runProcess(bin, ["analyze", dir + "/mixed", dir + "/npys", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let records = try r.stdout.split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        func text(_ v: JSONValue?) -> String? { if case .string(let s)? = v { return s }; return nil }
+        func number(_ v: JSONValue?) -> Double? { if case .number(let x)? = v { return x }; if case .integer(let i)? = v { return Double(i) }; return nil }
+        let names = records.dropLast().compactMap { text($0["name"]) }
+        let slices = (0..<3).flatMap { i in (0..<3).map { j in "conv1.weight[:,:,\(i),\(j)]" } }
+        #expect(names == slices + ["fc.weight", "a"], "\(names)")
+        #expect(records.dropLast().map { text($0["file"]) } == Array(repeating: dir + "/mixed", count: 10) + [dir + "/npys"])
+        let conv12 = records.first { text($0["name"]) == "conv1.weight[:,:,1,2]" }
+        #expect(abs((number(conv12?["lambda_max"]) ?? 0) / slice - 1) < 1e-12, "the (1, 2) kernel slice against numpy: \(slice)")
+        #expect(r.stderr.contains("skipped conv1.bias (8): 1-D") && r.stderr.contains("skipped b (5): 1-D"), "\(r.stderr)")
+
+        let selected = try runProcess(bin, ["analyze", dir + "/mixed", "--csv", "--layers", "conv1.weight"])
+        #expect(selected.status == 0 && selected.stdout.split(separator: "\n").count == 1 + 9, "\(selected.stdout)")
+        let broken = try runProcess(bin, ["analyze", dir + "/broken"])
+        #expect(broken.status == 1 && broken.stderr.contains("names 1 shard missing from the folder: model-00002-of-00002.safetensors"), "\(broken.stderr)")
     }
 
     @Test("--plots DIR writes the density and spacing plots of each tensor")
@@ -167,7 +316,7 @@ print('VERDICT', 'FAIL' if problems else 'OK')
         env["DBM_LUA_PATH"] = dir
         let r = try runProcess(bin, ["analyze", dir + "/w.npy", "--json", "--diagnostics=trace,norms,broken"], environment: env)
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
-        let record = try JSONValue.parse(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        let record = try JSONValue.parse(String(r.stdout.split(separator: "\n").first ?? ""))
         #expect(record["trace"].map { if case .number(let t) = $0 { abs(t - 30) < 1e-9 } else { false } } == true, "\(r.stdout)")
         #expect(record["frobenius_norm"] != nil)
         // The failing plugin is reported once, with its file and line, and the others still ran.
@@ -260,12 +409,15 @@ print('VERDICT', 'FAIL' if problems else 'OK')
         let oneD = try Tensor.zeros([5])
         try Safetensors.write([("bias", oneD), ("optim.v.w", try Tensor.zeros([3, 3]))], path: dir + "/no2d.safetensors")
         try Npy.write(oneD, path: dir + "/vector.npy")
+        try FileManager.default.createDirectory(atPath: dir + "/other", withIntermediateDirectories: true)
+        try "notes".write(toFile: dir + "/other/README.txt", atomically: true, encoding: .utf8)
 
         let cases: [(String, [String], String)] = [
             ("missing file", [dir + "/nope.safetensors"], "does not exist"),
             ("missing file of another type", [dir + "/nope.txt"], "No such file"),
             ("a text file", [try write("notes.txt", Array("hello, weights\n".utf8))], "neither a .npy nor a .safetensors file"),
-            ("a directory", [dir], "Is a directory"),
+            ("a missing folder", [dir + "/nowhere"], "No such file"),
+            ("a folder without a model", [dir + "/other"], "holds no model"),
             ("an empty .safetensors", [try write("empty.safetensors", [])], "fewer than the 8"),
             ("a truncated .safetensors", [try write("trunc.safetensors", Array(good.prefix(good.count / 2)))], "reach past the end"),
             ("a .safetensors cut in its header", [try write("cut.safetensors", Array(good.prefix(40)))], "truncated"),
@@ -294,8 +446,9 @@ print('VERDICT', 'FAIL' if problems else 'OK')
         }
 
         let usage: [(String, [String], String)] = [
-            ("no file", [], "expected a .npy or .safetensors file"),
-            ("two files", ["a.npy", "b.npy"], "expected one file"),
+            ("no file", [], "expected a .safetensors or .npy file, or a model folder"),
+            ("two output formats", [dir + "/W.npy", "--json", "--csv"], "give one of --json, --csv, --markdown"),
+            ("--layers without a pattern", [dir + "/W.npy", "--layers"], "--layers needs a value"),
             ("an unknown option", [dir + "/W.npy", "--frobnicate"], "unknown option '--frobnicate'"),
             ("--plots without a directory", [dir + "/W.npy", "--plots"], "--plots needs a value"),
             ("an unknown diagnostic", [dir + "/W.npy", "--diagnostics=spectrum,nonesuch"], "unknown diagnostic 'nonesuch'"),
@@ -305,7 +458,7 @@ print('VERDICT', 'FAIL' if problems else 'OK')
             #expect(r.status == 2 && r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(fragment), "\(what): \(r.status) \(r.stderr)")
         }
         let help = try runProcess(bin, ["analyze", "--help"])
-        #expect(help.status == 0 && help.stdout.contains("usage: dbm-lua analyze FILE") && help.stdout.contains("--plots DIR"))
+        #expect(help.status == 0 && help.stdout.contains("usage: dbm-lua analyze PATH...") && help.stdout.contains("--plots DIR"))
     }
 
     @Test("mutated files through the command: every run ends with status 0 or 1, never a signal")
@@ -381,7 +534,7 @@ print('OK')
         let out = r.stdout + r.stderr
         let controls = out.unicodeScalars.filter { $0.properties.generalCategory == .control && $0 != "\n" }
         #expect(controls.isEmpty, "control characters printed: \(controls.map { $0.value })")
-        #expect(r.stdout.split(separator: "\n").count == 2 + 1 + 9, "one table line per tensor: \(r.stdout)")
+        #expect(r.stdout.split(separator: "\n").count == 2 + 1 + 9 + 1, "one table line per tensor, and the summary: \(r.stdout)")
         #expect(r.stdout.contains("w\\x0asystem \"touch"), "the line break shown as \\x0a: \(r.stdout)")
     }
 }

@@ -1,94 +1,60 @@
--- dbm.analyze: `dbm-lua analyze FILE [--json] [--plots DIR] [--diagnostics=a,b,...]`.
--- The random-matrix diagnostics on every 2-D tensor of a .npy or .safetensors file (weights saved by
--- any framework, or our own checkpoints), as a table or as JSON lines with the keys of DESIGN §8.
+-- dbm.analyze: `dbm-lua analyze PATH... [--json|--csv|--markdown] [--plots DIR] [--layers PATTERN] [--diagnostics=a,b,...]`.
+-- The random-matrix diagnostics on every weight matrix of the models in PATH... (weights saved by any
+-- framework, or our own checkpoints), as a table, JSON Lines, CSV or Markdown with the keys of DESIGN §8.
+-- This file orchestrates: the files are read by dbm.model_files (one tensor at a time), the levels of
+-- several matrices computed at once by dbm.gram_levels, the plugins run by dbm.diagnostics, and the
+-- output written by dbm.analyze_output.
 -- Expected failures (bad arguments, unreadable files) are one line on stderr and an exit status
 -- (2 for usage, 1 otherwise); main returns the status, it never raises for them.
 local dbm = require("dbm")
+local files = require("dbm.model_files")
+local output = require("dbm.analyze_output")
 
 local A = {}
 
 A.default_diagnostics = {"spectrum", "mp", "spacing", "powerlaw", "norms"}
-
--- Checkpoint state that is not a weight (DESIGN §8): optimizer moments and generator states.
-A.skipped_prefixes = {"optim.", "rng."}
+A.skipped_prefixes = files.state_prefixes
 
 A.usage = [[
-usage: dbm-lua analyze FILE [--json] [--plots DIR] [--diagnostics=a,b,...]
-Random-matrix diagnostics of every 2-D tensor in FILE: a numpy .npy file (one matrix, named after the
-file) or a .safetensors file (all its tensors; optimizer and RNG state, optim.* and rng.*, is skipped).
-Levels are the eigenvalues of the smaller Gram matrix (WᵀW or WWᵀ).
-  --json               one JSON object per tensor per line: name, shape and the diagnostics' numeric
-                       scalars (the keys of docs/formats.md)
-  --plots DIR          write each diagnostic's plots of each tensor into DIR as PNG and SVG (needs
-                       gnuplot): the spectral density with the plugins' curves (Marchenko–Pastur), the
-                       spacing histogram, and those of any plugin with a plot function
+usage: dbm-lua analyze PATH... [--json | --csv | --markdown] [--plots DIR] [--layers PATTERN] [--diagnostics=a,b,...]
+Random-matrix diagnostics of every weight matrix of the models in PATH...; each PATH is
+  - a .safetensors file (all its tensors; optimizer and RNG state, optim.* and rng.*, is skipped),
+  - a numpy .npy file (one matrix, named after the file), or
+  - a folder: model.safetensors, or shards with model.safetensors.index.json (Hugging Face), or other
+    .safetensors files, or .npy files. Pickled files (.bin, .pt, .ckpt) are never read: loading them runs
+    code; the message says how to convert them to safetensors in one line of Python.
+Tensors are read one at a time (F64, F32, F16, BF16, integers) and listed in natural order (h.2 before
+h.10). Levels are the eigenvalues of the smaller Gram matrix (WᵀW or WWᵀ). A 3-D or 4-D tensor named
+*.weight is a convolution kernel, analysed slice by slice as WeightWatcher slices it (README); other
+tensors that are not matrices (biases, an attention-mask buffer) are listed as skipped, with the reason.
+  --json               JSON Lines: one object per matrix (name, shape, file and the diagnostics' numeric
+                       scalars, the keys of docs/formats.md), then one {"summary": true, ...} object
+  --csv                CSV: a header line, then one line per matrix (name, rows, cols, file, scalars)
+  --markdown           a Markdown table of the terminal table's columns, the skipped tensors, the summary
+  --plots DIR          write each diagnostic's plots of each matrix into DIR as PNG and SVG (needs gnuplot)
+  --layers PATTERN     only the tensors whose name contains PATTERN; with * or ? in it, a glob matched
+                       against the whole name (--layers 'h.*.attn.*'); not a Lua pattern
   --diagnostics=LIST   comma-separated plugin names (default: spectrum,mp,spacing,powerlaw,norms);
                        plugins are found in $DBM_LUA_PATH and the project's plugins/
   -h, --help           print this help
-Tensors that are not analyzed (1-D, 3-D, NaN or Inf) are listed as skipped; a diagnostic that fails on
-one tensor is reported on stderr and the others go on.
-Exit status: 0 on success; 1 on a missing, unreadable or malformed file, a file without a 2-D tensor,
-or a plot that could not be written; 2 on a usage error.]]
-
--- Columns of the table: those the plugins declare, columns = {{heading, scalar key}, ...}, in the order of
--- --diagnostics (plugins/README.md).
-function A.columns(plugins)
-  local columns = {}
-  for _, p in ipairs(plugins) do
-    for _, c in ipairs(type(p.columns) == "table" and p.columns or {}) do columns[#columns + 1] = c end
-  end
-  return columns
-end
-
--- ---------------------------------------------------------------- small helpers
+A diagnostic that fails on one matrix is reported on stderr and the others go on. Runs longer than a
+second show a progress line on stderr when it is a terminal.
+Exit status: 0 on success; 1 on a missing, unreadable, pickled or malformed file, a model without a
+matrix, or a plot that could not be written; 2 on a usage error.]]
 
 local function eprint(...)
   io.stderr:write("dbm-lua analyze: ", dbm._printable(table.concat({...})), "\n")   -- names from files: no escapes
 end
 
--- The message of an error raised by a dbm function, without the position and the function's name:
--- "[dbm] analyze.lua:12: dbm.load_npy: file 'x' ..." -> "file 'x' ...".
-local function clean(message)
-  message = tostring(message)
-  message = message:gsub("^%[dbm%] [%w_]+%.lua:%d+: ", "", 1)
-  message = message:gsub("^dbm%.[%w_]+: ", "", 1)
-  return message
-end
-
-local function has_prefix(s, prefixes)
-  for _, p in ipairs(prefixes) do
-    if s:sub(1, #p) == p then return true end
-  end
-  return false
-end
-
-local function shape_text(shape)
-  return "(" .. table.concat(shape, ", ") .. ")"
-end
-
-local function display_width(s)
-  return utf8.len(s) or #s
-end
-
-local function pad(s, width, right)
-  local fill = string.rep(" ", math.max(0, width - display_width(s)))
-  return right and fill .. s or s .. fill
-end
-
-local function format_value(v)
-  if v == nil then return "-" end
-  if math.type(v) == "integer" then return tostring(v) end
-  if v ~= v then return "nan" end
-  if v == math.floor(v) and math.abs(v) < 1e6 then return string.format("%d", v) end
-  return string.format("%.4g", v)
-end
-
+local clean = files.clean
 
 -- ---------------------------------------------------------------- arguments
 
+local formats = {["--json"] = "json", ["--csv"] = "csv", ["--markdown"] = "markdown"}
+
 -- Returns options or nil, message (a usage error).
 function A.parse_args(args)
-  local o = {json = false, diagnostics = A.default_diagnostics}
+  local o = {format = "table", diagnostics = A.default_diagnostics, paths = {}}
   local i = 1
   local function value_of(flag, inline)
     if inline then return inline end
@@ -103,13 +69,14 @@ function A.parse_args(args)
     flag = flag or a
     if flag == "-h" or flag == "--help" then
       o.help = true
-    elseif flag == "--json" and not inline then
-      o.json = true
-    elseif flag == "--plots" then
+    elseif formats[flag] and not inline then
+      if o.format ~= "table" and o.format ~= formats[flag] then return nil, "give one of --json, --csv, --markdown" end
+      o.format = formats[flag]
+    elseif flag == "--plots" or flag == "--layers" then
       local v, err = value_of(flag, inline)
       if not v then return nil, err end
-      if v == "" then return nil, "--plots needs a directory" end
-      o.plots = v
+      if v == "" then return nil, flag .. (flag == "--plots" and " needs a directory" or " needs a pattern") end
+      o[flag:sub(3)] = v
     elseif flag == "--diagnostics" then
       local v, err = value_of(flag, inline)
       if not v then return nil, err end
@@ -119,91 +86,100 @@ function A.parse_args(args)
       o.diagnostics = names
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       return nil, "unknown option '" .. a .. "'"
-    elseif o.file then
-      return nil, "expected one file, got '" .. o.file .. "' and '" .. a .. "'"
     else
-      o.file = a
+      o.paths[#o.paths + 1] = a
     end
     i = i + 1
   end
-  if not o.help and not o.file then return nil, "expected a .npy or .safetensors file" end
+  if not o.help and #o.paths == 0 then return nil, "expected a .safetensors or .npy file, or a model folder" end
   return o
 end
 
--- ---------------------------------------------------------------- loading
+-- ---------------------------------------------------------------- matrices of a tensor
 
--- The format of a file: by its extension, else by its first bytes. nil, message if neither.
-function A.file_format(path)
-  local lower = path:lower()
-  if lower:match("%.npy$") then return "npy" end
-  if lower:match("%.safetensors$") then return "safetensors" end
-  local f, open_error = io.open(path, "rb")
-  if not f then
-    -- io.open's message is "PATH: reason"; keep the reason.
-    return nil, "cannot open file '" .. path .. "': " .. tostring(open_error):gsub("^.*: ", "")
+-- How a convolution kernel is sliced, as WeightWatcher slices it (get_conv2D_Wmats): a PyTorch kernel
+-- (out, in, kh, kw) gives the kh·kw matrices W[:, :, i, j] of out × in; a Keras one (kh, kw, in, out), told
+-- apart by WeightWatcher's rule out + in < kh + kw, gives W[i, j, :, :]. A 3-D (out, in, k) kernel gives
+-- the k matrices W[:, :, j] ((k, in, out) when the first side is the smaller end). Returns whether the
+-- kernel dimensions come first, and their sizes.
+local function kernel_layout(shape)
+  if #shape == 3 then
+    local keras = shape[3] > shape[1]
+    return keras, keras and {shape[1]} or {shape[3]}
   end
-  local head, read_error = f:read(9)
-  f:close()
-  if read_error then return nil, "cannot read file '" .. path .. "': " .. tostring(read_error):gsub("^.*: ", "") end
-  head = head or ""
-  if head:sub(1, 6) == "\x93NUMPY" then return "npy" end
-  if #head == 9 and head:sub(9, 9) == "{" then return "safetensors" end
-  return nil, "file '" .. path .. "' is neither a .npy nor a .safetensors file"
+  local keras = shape[1] + shape[2] < shape[3] + shape[4]
+  return keras, keras and {shape[1], shape[2]} or {shape[3], shape[4]}
 end
 
--- Loads the file: an array of {name =, tensor =} in file order (skipped state left out), and the
--- number of tensors skipped as optimizer/RNG state. nil, message on failure.
-function A.load(path)
-  local format, why = A.file_format(path)
-  if not format then return nil, why end
-  if format == "npy" then
-    local ok, t = pcall(dbm.load_npy, path)
-    if not ok then return nil, clean(t) end
-    local name = path:match("([^/]+)$"):gsub("%.[Nn][Pp][Yy]$", "")
-    return {{name = name, tensor = t}}, 0
+-- The slices of a kernel, named with their index, 0-based as in Python: "conv.weight[:,:,0,1]".
+local function kernel_slices(name, t, shape)
+  local keras, sizes = kernel_layout(shape)
+  local list = {}
+  local function add(...)
+    local s, at = t, {...}
+    for k, i in ipairs(at) do s = keras and s:select(1, i) or s:select(#shape - #at + 1, i); at[k] = i - 1 end
+    local text = table.concat(at, ",")
+    list[#list + 1] = {name = name .. (keras and ("[" .. text .. ",:,:]") or ("[:,:," .. text .. "]")), tensor = s}
   end
-  local ok, tensors, _, names = pcall(dbm.load_safetensors, path)
-  if not ok then return nil, clean(tensors) end
-  local list, state = {}, 0
-  for _, name in ipairs(names) do
-    if has_prefix(name, A.skipped_prefixes) then state = state + 1
-    else list[#list + 1] = {name = name, tensor = tensors[name]} end
+  if #sizes == 1 then
+    for j = 1, sizes[1] do add(j) end
+  else
+    for i = 1, sizes[1] do for j = 1, sizes[2] do add(i, j) end end
   end
-  return list, state
+  return list
 end
 
--- Why a tensor is not analyzed (nil when it is).
-local function skip_reason(t)
+local function is_kernel(name, shape)
+  return (#shape == 3 or #shape == 4) and name:match("%.weight$") ~= nil
+end
+
+-- Why a tensor of this name and shape gives no matrix (nil when it gives some), before it is read.
+local function skip_reason(name, shape)
+  if #shape == 2 then
+    if shape[1] < 2 or shape[2] < 2 then return "a matrix needs at least 2 rows and 2 columns for a spectrum" end
+    return nil
+  end
+  if is_kernel(name, shape) then
+    local keras, sizes = kernel_layout(shape)
+    local rows, cols = keras and shape[#shape - 1] or shape[1], keras and shape[#shape] or shape[2]
+    if rows < 2 or cols < 2 or sizes[1] < 1 or (sizes[2] or 1) < 1 then
+      return "a convolution kernel whose slices have fewer than 2 rows or columns"
+    end
+    return nil
+  end
+  if #shape > 2 then return #shape .. "-D and not named *.weight: a buffer (such as an attention mask), not a matrix" end
+  return #shape .. "-D, not a matrix"
+end
+
+-- The matrices of a read tensor: itself, or a kernel's slices.
+local function matrices_of(entry, t)
   local shape = t:shape()
-  if #shape ~= 2 then return #shape .. "-D, not a matrix" end
-  if shape[1] < 2 or shape[2] < 2 then return "a matrix needs at least 2 rows and 2 columns for a spectrum" end
-  -- x - x is 0 for finite x and NaN for NaN or ±Inf.
-  if (t - t):abs():sum() ~= 0 then return "holds NaN or Inf" end
-  return nil
+  if #shape == 2 then return {{name = entry.name, tensor = t}} end
+  return kernel_slices(entry.name, t, shape)
 end
 
 -- ---------------------------------------------------------------- analysis
 
--- A file name for a tensor name: path separators and other odd characters become '_'.
+-- A file name for a matrix name: path separators and other odd characters become '_'.
 local function file_stem(name)
   local s = name:gsub("[^%w%._%-]", "_")
   if s == "" or s:match("^%.") then s = "_" .. s end
   return s
 end
 
--- Draws the plots of every plugin with a plot function (and of the levels' plugin) for one tensor, as a
+-- Draws the plots of every plugin with a plot function (and of the levels' plugin) for one matrix, as a
 -- history of one record (files DIR/STEM_*); returns a list of problems.
-local function write_plots(D, dir, stem, name, t, plugins, results, ctx)
+local function write_plots(D, dir, stem, name, shape, plugins, results, ctx)
   local problems = {}
   local history = require("dbm.history").new(name)
   history:add(results, ctx.eigenvalues)
   local levels = ctx.eigenvalues
   history:plot(D.plotted(plugins), {dir = dir, stem = stem, steps = {}, levels = levels:reshape(1, levels:numel()),
-    shape = t:shape(), symmetric = false, report = function(msg) problems[#problems + 1] = clean(msg) end})
+    shape = shape, symmetric = false, report = function(msg) problems[#problems + 1] = clean(msg) end})
   return problems
 end
 
--- The scalars of all diagnostics of one tensor, merged (the first diagnostic to give a key wins).
+-- The scalars of all diagnostics of one matrix, merged (the first diagnostic to give a key wins).
 local function merged_scalars(D, names, results)
   local out = {}
   for _, d in ipairs(names) do
@@ -216,49 +192,164 @@ local function merged_scalars(D, names, results)
   return out
 end
 
--- ---------------------------------------------------------------- output
+-- One run of the command: its options, plugins, and what it has found so far.
+local Run = {}
+Run.__index = Run
 
-local function print_table(file, rows, skipped, state, diagnostics, plugins)
-  local columns = {}
-  for _, c in ipairs(A.columns(plugins)) do
-    for _, r in ipairs(rows) do
-      if r.scalars[c[2]] ~= nil then columns[#columns + 1] = c; break end
+-- Distinct names may map to one file stem ("a/b" and "a_b"): number the later ones.
+function Run:stem(name)
+  local stem, k = file_stem(name), 1
+  while self.stems[stem .. (k > 1 and "_" .. k or "")] do k = k + 1 end
+  stem = stem .. (k > 1 and "_" .. k or "")
+  self.stems[stem] = true
+  return stem
+end
+
+-- The plugins on one matrix whose levels are known: a row, its plots.
+function Run:analyze_matrix(m, levels)
+  local D, o = self.D, self.o
+  local ctx = D.context(m.tensor, {eigenvalues = levels, options = self.plugin_options})
+  -- D.run raises only when a plugin cannot be loaded (the same for every matrix, so it ends the
+  -- command, see main); a plugin failing on this matrix is in failures.
+  local results, failures = D.run(self.plugins, ctx)
+  for _, d in ipairs(o.diagnostics) do
+    if failures[d] then self.notes[#self.notes + 1] = m.name .. ": " .. tostring(failures[d]) end
+  end
+  local row = {name = m.name, shape = m.tensor:shape(), origin = m.origin, scalars = merged_scalars(D, o.diagnostics, results)}
+  self.rows[#self.rows + 1] = row
+  if o.format == "json" then print(output.json_row(row)) end
+  if o.plots then
+    for _, p in ipairs(write_plots(D, o.plots, self:stem(m.name), m.name, row.shape, self.plugins, results, ctx)) do
+      self.notes[#self.notes + 1] = p; self.status = 1
     end
-  end
-  local header = {"name", "shape"}
-  for _, c in ipairs(columns) do header[#header + 1] = c[1] end
-  local lines = {header}
-  for _, r in ipairs(rows) do
-    local line = {dbm._printable(r.name), shape_text(r.shape)}   -- a name from the file: no escapes
-    for _, c in ipairs(columns) do line[#line + 1] = format_value(r.scalars[c[2]]) end
-    lines[#lines + 1] = line
-  end
-  local widths = {}
-  for _, line in ipairs(lines) do
-    for j, cell in ipairs(line) do widths[j] = math.max(widths[j] or 0, display_width(cell)) end
-  end
-  local total = #rows + #skipped + state
-  print(string.format("%s: %d tensor%s, %d analyzed; diagnostics: %s", dbm._printable(file), total, total == 1 and "" or "s",
-                      #rows, table.concat(diagnostics, ", ")))
-  for k, line in ipairs(lines) do
-    local cells = {}
-    for j, cell in ipairs(line) do cells[j] = pad(cell, widths[j], j > 2) end
-    print(table.concat(cells, "  "))
-    if k == 1 then
-      local rule = {}
-      for j = 1, #line do rule[j] = string.rep("-", widths[j]) end
-      print(table.concat(rule, "  "))
-    end
-  end
-  for _, s in ipairs(skipped) do
-    print(dbm._printable(string.format("skipped %s %s: %s", s.name, shape_text(s.shape), s.reason)))
-  end
-  if state > 0 then
-    print(string.format("skipped %d optimizer/RNG state tensor%s (optim.*, rng.*)", state, state == 1 and "" or "s"))
   end
 end
 
+-- The matrices gathered so far: their levels at once (dbm.gram_levels: small ones concurrently on all
+-- cores), then the plugins one matrix after the other.
+function Run:flush()
+  local group = self.group
+  if #group == 0 then return end
+  self.group, self.group_elements = {}, 0
+  local tensors = {}
+  for i, m in ipairs(group) do tensors[i] = m.tensor end
+  local levels, errors = dbm.gram_levels(tensors)
+  for i, m in ipairs(group) do
+    if errors[i] then
+      local why = errors[i]:gsub("^expected finite entries, found ", "holds NaN or Inf: ")
+      self.skipped[#self.skipped + 1] = {name = m.name, shape = m.tensor:shape(), reason = why}
+    else
+      self:analyze_matrix(m, levels[i])
+    end
+  end
+  -- The group's tensors are garbage now: free them before the next ones are read (a full cycle of a
+  -- small heap; the collector would otherwise let a few groups pile up).
+  group, tensors, levels = nil, nil, nil
+  collectgarbage()
+end
+
+-- Matrices are gathered until this many, or this many elements, then computed together: enough for
+-- both cores to stay busy, while the memory held stays near the largest tensor.
+A.group_matrices, A.group_elements = 8, 1 << 24
+
+function Run:add(m)
+  self.group[#self.group + 1] = m
+  self.group_elements = self.group_elements + m.tensor:numel()
+  if #self.group >= A.group_matrices or self.group_elements >= A.group_elements then self:flush() end
+end
+
+-- One entry of the model: skipped with its reason, or read and its matrices gathered.
+function Run:entry(e)
+  local reason = e.shape and skip_reason(e.name, e.shape)
+  if reason then self.skipped[#self.skipped + 1] = {name = e.name, shape = e.shape, reason = reason}; return true end
+  local ok, t = pcall(e.load)
+  if not ok then return nil, clean(t) end
+  local shape = t:shape()
+  reason = skip_reason(e.name, shape)
+  if reason then self.skipped[#self.skipped + 1] = {name = e.name, shape = shape, reason = reason}; return true end
+  self.tensors_analyzed = self.tensors_analyzed + 1
+  for _, m in ipairs(matrices_of(e, t)) do
+    m.origin = e.origin
+    self:add(m)
+  end
+  return true
+end
+
+-- A progress line on stderr, shown once the run has taken more than a second, on a terminal only
+-- (DBM_PROGRESS=plain forces plain lines; dbm.progress).
+function Run:progress(done, total)
+  if self.progress_line == nil then
+    if dbm.clock() - self.t0 < 1 then return end
+    local P = require("dbm.progress")
+    if not P.is_terminal(io.stderr) and os.getenv("DBM_PROGRESS") ~= "plain" then self.progress_line = false; return end
+    self.progress_line = P.new{total = total, label = "analyze", stream = io.stderr}
+    -- Rate and ETA count from the start of the run, not from the first line shown.
+    self.progress_line.t0, self.progress_line.first_step = self.t0, 1
+  end
+  if self.progress_line then self.progress_line:update(done) end
+end
+
+-- The summary object: the counts, then what each plugin's summary(rows) returns (the first to give a
+-- key wins; a failing summary is a note).
+function Run:summary()
+  local s = {summary = true, matrices = #self.rows, skipped = #self.skipped, seconds = dbm.clock() - self.t0}
+  for _, p in ipairs(self.plugins) do
+    if type(p.summary) == "function" then
+      local ok, res = pcall(p.summary, self.rows)
+      if not ok then self.notes[#self.notes + 1] = ("diagnostic '%s': summary failed: %s"):format(p.name, tostring(res))
+      elseif type(res) == "table" then
+        for k, v in pairs(res) do
+          local scalar = type(v) == "number" or type(v) == "boolean" or type(v) == "string"
+          if type(k) == "string" and scalar and s[k] == nil then s[k] = v end
+        end
+      end
+    end
+  end
+  return s
+end
+
+-- ---------------------------------------------------------------- output
+
+function Run:print(entries, info)
+  local summary = self:summary()
+  local o, out = self.o, print
+  local opts = {columns = output.columns(self.plugins, self.rows), state = info.state, several = #o.paths > 1}
+  if o.format == "json" then
+    for _, s in ipairs(self.skipped) do eprint("skipped ", s.name, " ", output.shape_text(s.shape), ": ", s.reason) end
+    if info.state > 0 then eprint("skipped ", info.state, " optimizer/RNG state tensors (optim.*, rng.*)") end
+    print(output.json_summary(summary))
+  elseif o.format == "csv" then
+    output.csv(out, self.rows)
+  elseif o.format == "markdown" then
+    output.markdown(out, self.rows, self.skipped, summary, opts)
+  else
+    local total = #entries + info.state
+    opts.title = ("%s: %d tensor%s, %d analyzed%s; diagnostics: %s"):format(table.concat(o.paths, ", "), total,
+      total == 1 and "" or "s", self.tensors_analyzed, info.unselected > 0 and (" (" .. info.unselected .. " not selected by --layers)") or "",
+      table.concat(o.diagnostics, ", "))
+    output.print_table(out, self.rows, self.skipped, summary, opts)
+  end
+end
+
+-- The message when no matrix was found.
+local function nothing_message(o, skipped, info)
+  local parts = {}
+  for _, s in ipairs(skipped) do parts[#parts + 1] = s.name .. " " .. output.shape_text(s.shape) .. ": " .. s.reason end
+  if info.state > 0 then parts[#parts + 1] = info.state .. " optimizer/RNG state tensors" end
+  if info.unselected > 0 then parts[#parts + 1] = info.unselected .. " tensors not selected by --layers" end
+  return ("%s holds no 2-D tensor to analyze%s"):format(#o.paths == 1 and ("file '" .. o.paths[1] .. "'") or "'" .. table.concat(o.paths, "', '") .. "'",
+    #parts > 0 and " (" .. table.concat(parts, "; ") .. ")" or " (it holds no tensors)")
+end
+
 -- ---------------------------------------------------------------- main
+
+local function load_plugins(D, names)
+  return pcall(function()
+    local list = {}
+    for i, d in ipairs(names) do list[i] = D.load(d) end
+    return list
+  end)
+end
 
 function A.main(args)
   local o, usage_error = A.parse_args(args or {})
@@ -267,7 +358,6 @@ function A.main(args)
     return 2
   end
   if o.help then print(A.usage); return 0 end
-
   for _, name in ipairs(o.diagnostics) do
     if not dbm.find_plugin(name) then
       eprint("unknown diagnostic '", name, "': no ", name, ".lua in $DBM_LUA_PATH or the project's plugins/")
@@ -275,73 +365,32 @@ function A.main(args)
     end
   end
 
-  local tensors, state = A.load(o.file)
-  if not tensors then eprint(state); return 1 end
-
-  local analyzable, skipped = {}, {}
-  for _, e in ipairs(tensors) do
-    local reason = skip_reason(e.tensor)
-    if reason then skipped[#skipped + 1] = {name = e.name, shape = e.tensor:shape(), reason = reason}
-    else analyzable[#analyzable + 1] = e end
-  end
-  if #analyzable == 0 then
-    local parts = {}
-    for _, s in ipairs(skipped) do parts[#parts + 1] = s.name .. " " .. shape_text(s.shape) .. ": " .. s.reason end
-    if state > 0 then parts[#parts + 1] = state .. " optimizer/RNG state tensors" end
-    eprint("file '", o.file, "' holds no 2-D tensor to analyze",
-           #parts > 0 and " (" .. table.concat(parts, "; ") .. ")" or " (it holds no tensors)")
-    return 1
-  end
-
+  local entries, info = files.list(o.paths, {layers = o.layers})
+  if not entries then eprint(info); return 1 end
   if o.plots then
     local ok, err = pcall(dbm.mkdir, o.plots)
     if not ok then eprint("cannot create the plot directory '", o.plots, "': ", (tostring(err):gsub("^.-dbm%.mkdir: ", ""))); return 1 end
   end
-
   local D = require("dbm.diagnostics")
-  local loaded, plugins = pcall(function()
-    local list = {}
-    for i, d in ipairs(o.diagnostics) do list[i] = D.load(d) end
-    return list
-  end)
+  local loaded, plugins = load_plugins(D, o.diagnostics)
   if not loaded then eprint(clean(plugins)); return 1 end
-  local rows, notes, status, stems = {}, {}, 0, {}
-  for _, e in ipairs(analyzable) do
-    -- D.run raises only when a plugin cannot be loaded (a syntax error, a bad table): the same for
-    -- every tensor, so it ends the command; a plugin failing on this tensor is in failures.
-    local ok, results, failures, ctx = pcall(D.run, plugins, e.tensor, {})
-    if not ok then eprint(clean(results)); return 1 end
-    results, failures = results or {}, failures or {}
-    for _, d in ipairs(o.diagnostics) do
-      if failures[d] then notes[#notes + 1] = e.name .. ": " .. tostring(failures[d]) end
-    end
-    local row = {name = e.name, shape = e.tensor:shape(), scalars = merged_scalars(D, o.diagnostics, results)}
-    rows[#rows + 1] = row
-    if o.json then
-      local record = {name = row.name, shape = row.shape}
-      for k, v in pairs(row.scalars) do
-        if k ~= "name" and k ~= "shape" then record[k] = v end
-      end
-      print(dbm.json_encode(record))
-    end
-    if o.plots then
-      -- Distinct names may map to one file stem ("a/b" and "a_b"): number the later ones.
-      local stem, k = file_stem(e.name), 1
-      while stems[stem .. (k > 1 and "_" .. k or "")] do k = k + 1 end
-      stem = stem .. (k > 1 and "_" .. k or "")
-      stems[stem] = true
-      for _, p in ipairs(write_plots(D, o.plots, stem, e.name, e.tensor, plugins, results, ctx)) do notes[#notes + 1] = p; status = 1 end
-    end
-  end
 
-  if o.json then
-    for _, s in ipairs(skipped) do eprint("skipped ", s.name, " ", shape_text(s.shape), ": ", s.reason) end
-    if state > 0 then eprint("skipped ", state, " optimizer/RNG state tensors (optim.*, rng.*)") end
-  else
-    print_table(o.file, rows, skipped, state, o.diagnostics, plugins)
-  end
-  for _, n in ipairs(notes) do eprint(n) end
-  return status
+  local run = setmetatable({o = o, D = D, plugins = plugins, plugin_options = {}, rows = {}, skipped = {}, notes = {},
+    status = 0, stems = {}, group = {}, group_elements = 0, tensors_analyzed = 0, t0 = dbm.clock()}, Run)
+  local ok, err = pcall(function()
+    for k, e in ipairs(entries) do
+      local fine, why = run:entry(e)
+      if not fine then error({message = why}) end
+      run:progress(k, #entries)
+    end
+    run:flush()
+  end)
+  if run.progress_line then run.progress_line:done() end
+  if not ok then eprint(type(err) == "table" and err.message or clean(err)); return 1 end
+  if #run.rows == 0 then eprint(nothing_message(o, run.skipped, info)); return 1 end
+  run:print(entries, info)
+  for _, n in ipairs(run.notes) do eprint(n) end
+  return run.status
 end
 
 return A

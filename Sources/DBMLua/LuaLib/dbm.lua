@@ -304,6 +304,17 @@ function dbm._shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
+--- dbm._list_dir(dir) -> the names of the entries of a folder (unsorted; none when it cannot be read).
+--- Separated by NUL characters, the one byte a file name cannot hold, so a name with a line break is
+--- one name.
+function dbm._list_dir(dir)
+  local names, p = {}, io.popen("find " .. dbm._shell_quote(dir) .. " -mindepth 1 -maxdepth 1 -printf '%f\\0' 2>/dev/null")
+  if not p then return names end
+  for name in p:read("a"):gmatch("[^\0]+") do names[#names + 1] = name end
+  p:close()
+  return names
+end
+
 -- Lua-defined functions register their help text here.
 function dbm._set_help(f, text) help[f] = text end
 

@@ -161,9 +161,11 @@ local function sorted_levels(t)
 end
 
 --- D.context(x, opts) -> ctx for the plugins (see the top of this file). x: a 2-D tensor (a matrix),
---- a 1-D tensor or a Lua array of numbers (levels). opts: {symmetric = bool, options = table}.
+--- a 1-D tensor or a Lua array of numbers (levels). opts: {symmetric = bool, options = table,
+--- eigenvalues = the matrix's levels when already computed (dbm.gram_levels: analyze computes those of
+--- several matrices at once), ascending Float64, used as they are}.
 function D.context(x, opts)
-  opts = dbm._check_options("dbm.diagnostics", opts, {"symmetric", "options"})
+  opts = dbm._check_options("dbm.diagnostics", opts, {"symmetric", "options", "eigenvalues"})
   local ctx = {symmetric = opts.symmetric and true or false, options = opts.options or {}}
   ctx._base = ctx
   if is_tensor(x) then
@@ -179,6 +181,8 @@ function D.context(x, opts)
         local why = check_symmetric(x)
         if why then fail("diagnostics: %s", why) end
         ctx.eigenvalues = dbm.eigvalsh(x)
+      elseif opts.eigenvalues then
+        ctx.eigenvalues = opts.eigenvalues
       else
         ctx._gram = dbm.gram(x)
         ctx.eigenvalues = dbm.eigvalsh(ctx._gram)

@@ -328,7 +328,7 @@ says("dbm.plot.xy: unknown option 'logX' (known: title, xlabel, ylabel, logx, lo
   function() return plot.xy("never_written", {{x = {1}, y = {1}}}, {logX = true}) end)
 says("dbm.plot.xy: option 'lines': unknown option 'slop' (known: slope, label)",
   function() return plot.xy("never_written", {{x = {1}, y = {1}}}, {lines = {{slop = 1}}}) end)
-says("dbm.diagnostics: unknown option 'symetric' (known: symmetric, options)", function() return dbm.diagnostics({"spectrum"}, t, {symetric = true}) end)
+says("dbm.diagnostics: unknown option 'symetric' (known: symmetric, options, eigenvalues)", function() return dbm.diagnostics({"spectrum"}, t, {symetric = true}) end)
 for _, suffix in ipairs({".dat", ".gp", ".png", ".svg"}) do assert(not io.open("never_written" .. suffix), "a refused plot wrote nothing") end
 
 -- An error inside dbm.diagnostics names this line once, also when a core function under it fails (issue

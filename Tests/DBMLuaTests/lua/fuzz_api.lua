@@ -66,6 +66,8 @@ local EXTRA_ROOTS = {
   {"dbm.diagnostics", "require('dbm.diagnostics')"},
   {"dbm.checkpoint", "require('dbm.checkpoint')"},
   {"dbm.analyze", "require('dbm.analyze')"},
+  {"dbm.model_files", "require('dbm.model_files')"},
+  {"dbm.analyze_output", "require('dbm.analyze_output')"},
   {"dbm.sweep_collect", "require('dbm.sweep_collect')"},
 }
 
@@ -455,14 +457,34 @@ local VALID = {
   ["dbm.diagnostics.check"] = function() return {"{a = 1, b = dbm.zeros(2)}"} end,
   ["dbm.diagnostics.scalars"] = function() return {"{a = 1, b = dbm.zeros(2)}"} end,
   ["dbm.diagnostics.plotted"] = function() return {"{require('dbm.diagnostics').load('norms')}"} end,
-  ["dbm.analyze.columns"] = function() return {"{require('dbm.diagnostics').load('mp')}"} end,
   ["dbm.plot.metrics"] = function() return {'"fz_plot"', "{1, 2, 3}", "{loss = {1, 0.5, 0.2}}", '"t"'} end,
   ["dbm.diagnostics.is_tensor"] = function(r) return {mat(r)} end,
   ["dbm.checkpoint.save"] = function() return {'"fz_ckpt2.safetensors"', "{model = " .. MOD .. "}"} end,
   ["dbm.analyze.main"] = function() return {"{" .. NPY .. ", '--json', '--diagnostics=norms'}"} end,
   ["dbm.analyze.parse_args"] = function() return {"{'fz.npy', '--json'}"} end,
-  ["dbm.analyze.load"] = function() return {NPY} end,
-  ["dbm.analyze.file_format"] = function() return {'"fz.npy"'} end,
+  ["dbm.model_files.list"] = function() return {"{" .. NPY .. ", " .. SAFE .. "}", "{layers = 'w'}"} end,
+  ["dbm.model_files.file_format"] = function() return {NPY} end,
+  ["dbm.model_files.natural_less"] = function() return {'"h.2.w"', '"h.10.w"'} end,
+  ["dbm.model_files.name_matches"] = function() return {'"h.2.attn.w"', '"h.*.attn.*"'} end,
+  ["dbm.model_files.pickle_message"] = function() return {'"fz.pt"', '"a pickle"'} end,
+  ["dbm.model_files.clean"] = function() return {'"[dbm] a.lua:1: dbm.f: message"'} end,
+  ["dbm.analyze_output.columns"] = function() return {"{require('dbm.diagnostics').load('mp')}", "{{name = 'w', shape = {2, 2}, scalars = {mp_ks = 1}}}"} end,
+  ["dbm.analyze_output.json_row"] = function() return {"{name = 'w', shape = {2, 2}, origin = 'f', scalars = {a = 1}}"} end,
+  ["dbm.analyze_output.json_summary"] = function() return {"{summary = true, matrices = 1, skipped = 0, seconds = 0.1}"} end,
+  ["dbm.analyze_output.shape_text"] = function() return {"{2, 3}"} end,
+  ["dbm.analyze_output.csv"] = function() return {"print", "{{name = 'w', shape = {2, 2}, origin = 'f', scalars = {a = 1}}}"} end,
+  ["dbm.analyze_output.print_table"] = function()
+    return {"print", "{{name = 'w', shape = {2, 2}, origin = 'f', scalars = {a = 1}}}", "{}", "{summary = true, matrices = 1, skipped = 0, seconds = 0.1}",
+            "{title = 't', columns = {{'A', 'a'}}, state = 0}"}
+  end,
+  ["dbm.analyze_output.markdown"] = function()
+    return {"print", "{{name = 'w', shape = {2, 2}, origin = 'f', scalars = {a = 1}}}", "{}", "{summary = true, matrices = 1, skipped = 0, seconds = 0.1}",
+            "{columns = {{'A', 'a'}}, state = 0}"}
+  end,
+  ["dbm.gram_levels"] = function(r) return {"{" .. mat(r) .. ", dbm.randn(5, 3)}"} end,
+  ["dbm.safetensors_header"] = function() return {SAFE} end,
+  -- Each argument makes the file itself: a hostile first argument leaves the others to stand alone.
+  ["dbm.safetensors_tensor"] = function() return {SAFE, "dbm.safetensors_header(" .. SAFE .. ")[1]", "select(3, dbm.safetensors_header(" .. SAFE .. "))"} end,
   ["dbm.sweep_collect.row"] = function() return {SWEEP, '"."', "{params = {lr = '0.1'}, dir = 'p1'}"} end,
   ["dbm.sweep_collect.columns"] = function() return {SWEEP, SWEEP_ROWS} end,
   ["dbm.sweep_collect.plot"] = function() return {SWEEP, '"."', SWEEP_ROWS, '"metric.loss"', '"param.lr"'} end,
