@@ -31,11 +31,15 @@ extension Bindings {
             try c.push(try Tensor.from(try Spectral.polynomialFitValues(x, y, degree: degree), shape: [x.count], dtype: .float64)); return 1
         },
         fn("powerlaw_scan", "dbm.powerlaw_scan",
-           "dbm.powerlaw_scan(levels [, {min_tail=10, exhaustive=true}]) -> alpha, D: for x_min = levels[k] (ascending), the MLE α̂ = 1 + n/Σlog(λ/x_min) of the tail λ ≥ x_min and its KS distance (Clauset et al. 2009); NaN where levels[k] is no candidate; exhaustive=false computes only the minimum D exactly (+inf for candidates that cannot attain it)") { c in
+           "dbm.powerlaw_scan(levels [, {min_tail=10, exhaustive=true, ks=\"two-sided\"}]) -> alpha, D: for x_min = levels[k] (ascending), the MLE α̂ = 1 + n/Σlog(λ/x_min) of the tail λ ≥ x_min and its KS distance (Clauset et al. 2009); NaN where levels[k] is no candidate; exhaustive=false computes only the minimum D exactly (+inf for candidates that cannot attain it); ks=\"powerlaw\" compares the fitted CDF with j/n only and takes every position as a candidate (the powerlaw package, WeightWatcher 0.7.7), \"two-sided\" with both sides of each step") { c in
             let x = try numbers(c, 1, "levels")
-            let o = try c.options(2, known: ["min_tail", "exhaustive"])
+            let o = try c.options(2, known: ["min_tail", "exhaustive", "ks"])
             let minTail = try c.optionInteger(o, "min_tail") ?? 10
             let exhaustive = try c.optionBool(o, "exhaustive") ?? true
+            let ksName = try c.optionString(o, "ks") ?? "two-sided"
+            guard let distance = Spectral.KSDistance(rawValue: ksName) else {
+                throw c.fail("option 'ks': expected \"two-sided\" or \"powerlaw\", got \"\(ksName)\"")
+            }
             guard minTail >= 1 else { throw c.fail("option 'min_tail': expected a positive tail size, got \(minTail)") }
             for k in x.indices {
                 guard x[k].isFinite else { throw c.fail("argument 1 (levels): expected finite levels, entry \(k + 1) is \(x[k])") }
@@ -43,7 +47,7 @@ extension Bindings {
                     throw c.fail("argument 1 (levels): expected ascending levels, entry \(k + 1) (\(x[k])) is below entry \(k) (\(x[k - 1]))")
                 }
             }
-            let r = x.withUnsafeBufferPointer { Spectral.powerLawScan($0, minTail: minTail, exhaustive: exhaustive) }
+            let r = x.withUnsafeBufferPointer { Spectral.powerLawScan($0, minTail: minTail, exhaustive: exhaustive, distance: distance) }
             try c.push(try Tensor.from(r.alpha, shape: [x.count], dtype: .float64))
             try c.push(try Tensor.from(r.ks, shape: [x.count], dtype: .float64)); return 2
         },

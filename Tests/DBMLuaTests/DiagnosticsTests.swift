@@ -33,4 +33,23 @@ struct DiagnosticsTests {
         #expect(pruned.ks.filter { !$0.isNaN }.min()! == best)
         #expect(pruned.ks.allSatisfy { $0.isNaN || $0 == .infinity || ks.contains($0) })
     }
+
+    @Test("the power-law scan with the powerlaw package's KS distance max|P_j − j/n| matches WeightWatcher's formula to 1e-12, ties as positions")
+    func powerLawScanOneSidedMatchesWeightWatcherFormula() throws {
+        let g = Generator(seed: 7)
+        var x = (0..<200).map { _ in pow(1 - g.uniform(), -1 / 2.3) }
+        x += [x[50], x[120]]   // ties: WeightWatcher takes every position data[i] as a candidate
+        x.sort()
+        let (alpha, ks) = x.withUnsafeBufferPointer { Spectral.powerLawScan($0, minTail: 2, distance: .powerlaw) }
+        for k in 0..<(x.count - 1) {   // WWFit.fit_power_law_standard: xmins = data[:-1]
+            let tail = x[k...], n = Double(tail.count)
+            let a = 1 + n / tail.reduce(0) { $0 + log($1 / x[k]) }
+            var d = 0.0
+            for (j, xj) in tail.enumerated() { d = max(d, abs(1 - pow(xj / x[k], 1 - a) - Double(j) / n)) }
+            #expect(abs(alpha[k] - a) <= 1e-12 * a && abs(ks[k] - d) <= 1e-12, "x_min = levels[\(k)]: α \(alpha[k]) vs \(a), D \(ks[k]) vs \(d)")
+        }
+        #expect(ks[x.count - 1].isNaN, "a tail of one level is no candidate")
+        let pruned = x.withUnsafeBufferPointer { Spectral.powerLawScan($0, minTail: 2, exhaustive: false, distance: .powerlaw) }
+        #expect(pruned.ks.filter { !$0.isNaN }.min()! == ks.filter { !$0.isNaN }.min()!)
+    }
 }

@@ -13,7 +13,7 @@ A.default_diagnostics = {"spectrum", "mp", "spacing", "powerlaw", "norms"}
 A.skipped_prefixes = {"optim.", "rng."}
 
 A.usage = [[
-usage: dbm-lua analyze FILE [--json] [--plots DIR] [--diagnostics=a,b,...]
+usage: dbm-lua analyze FILE [--json] [--plots DIR] [--diagnostics=a,b,...] [--option plugin.key=value ...] [--ks=two-sided|powerlaw]
 Random-matrix diagnostics of every 2-D tensor in FILE: a numpy .npy file (one matrix, named after the
 file) or a .safetensors file (all its tensors; optimizer and RNG state, optim.* and rng.*, is skipped).
 Levels are the eigenvalues of the smaller Gram matrix (WᵀW or WWᵀ).
@@ -23,7 +23,12 @@ Levels are the eigenvalues of the smaller Gram matrix (WᵀW or WWᵀ).
                        gnuplot): the spectral density with the plugins' curves (Marchenko–Pastur), the
                        spacing histogram, and those of any plugin with a plot function
   --diagnostics=LIST   comma-separated plugin names (default: spectrum,mp,spacing,powerlaw,norms);
-                       plugins are found in $DBM_LUA_PATH and the project's plugins/
+                       plugins are found in $DBM_LUA_PATH and the project's plugins/ (opt-in: rank, randomize)
+  --option P.K=V       option K of plugin P (repeatable), e.g. --option powerlaw.min_tail=5; the plugin sees it
+                       as ctx.options.P_K (plugins/README.md lists each plugin's options)
+  --ks=two-sided|powerlaw
+                       the power-law fit's KS distance for x_min (--option powerlaw.ks=...): two-sided (default),
+                       or powerlaw, WeightWatcher 0.7.7's default fit (the powerlaw package's distance)
   -h, --help           print this help
 Tensors that are not analyzed (1-D, 3-D, NaN or Inf) are listed as skipped; a diagnostic that fails on
 one tensor is reported on stderr and the others go on.
@@ -88,7 +93,7 @@ end
 
 -- Returns options or nil, message (a usage error).
 function A.parse_args(args)
-  local o = {json = false, diagnostics = A.default_diagnostics}
+  local o = {json = false, diagnostics = A.default_diagnostics, options = {}}
   local i = 1
   local function value_of(flag, inline)
     if inline then return inline end
@@ -117,6 +122,10 @@ function A.parse_args(args)
       for name in v:gmatch("[^,%s]+") do names[#names + 1] = name end
       if #names == 0 then return nil, "--diagnostics needs at least one name" end
       o.diagnostics = names
+    elseif flag == "--option" or flag == "--ks" then
+      local v, err = value_of(flag, inline)
+      if not v then return nil, err end
+      o.options[#o.options + 1] = flag == "--ks" and "powerlaw.ks=" .. v or v
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       return nil, "unknown option '" .. a .. "'"
     elseif o.file then
@@ -258,6 +267,20 @@ local function print_table(file, rows, skipped, state, diagnostics, plugins)
   end
 end
 
+-- The model-level figures, one line, keys sorted.
+local function print_summary(summary)
+  local keys = {}
+  for k in pairs(summary) do keys[#keys + 1] = k end
+  if #keys == 0 then return end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local v = summary[k]
+    parts[#parts + 1] = k .. " " .. (type(v) == "number" and format_value(v) or dbm._printable(tostring(v)))
+  end
+  print("model (means over the matrices): " .. table.concat(parts, ", "))
+end
+
 -- ---------------------------------------------------------------- main
 
 function A.main(args)
@@ -305,11 +328,13 @@ function A.main(args)
     return list
   end)
   if not loaded then eprint(clean(plugins)); return 1 end
+  local options, option_error = D.plugin_options(plugins, o.options)
+  if not options then eprint(option_error, " (dbm-lua analyze --help for usage)"); return 2 end
   local rows, notes, status, stems = {}, {}, 0, {}
   for _, e in ipairs(analyzable) do
     -- D.run raises only when a plugin cannot be loaded (a syntax error, a bad table): the same for
     -- every tensor, so it ends the command; a plugin failing on this tensor is in failures.
-    local ok, results, failures, ctx = pcall(D.run, plugins, e.tensor, {})
+    local ok, results, failures, ctx = pcall(D.run, plugins, e.tensor, {options = options})
     if not ok then eprint(clean(results)); return 1 end
     results, failures = results or {}, failures or {}
     for _, d in ipairs(o.diagnostics) do
@@ -334,11 +359,20 @@ function A.main(args)
     end
   end
 
+  -- Model-level figures of the plugins' summary(rows) hooks, and their model plots.
+  local summary, summary_problems = D.summary(plugins, rows)
+  for _, p in ipairs(summary_problems) do notes[#notes + 1] = p end
+  if o.plots then
+    for _, p in ipairs(D.plot_model(plugins, rows, o.plots)) do notes[#notes + 1] = p; status = 1 end
+  end
   if o.json then
+    summary.summary = true
+    print(dbm.json_encode(summary))
     for _, s in ipairs(skipped) do eprint("skipped ", s.name, " ", shape_text(s.shape), ": ", s.reason) end
     if state > 0 then eprint("skipped ", state, " optimizer/RNG state tensors (optim.*, rng.*)") end
   else
     print_table(o.file, rows, skipped, state, o.diagnostics, plugins)
+    print_summary(summary)
   end
   for _, n in ipairs(notes) do eprint(n) end
   return status
