@@ -92,13 +92,19 @@ end
 
 return {
   name = "mp",
-  columns = {{"MP σ²", "mp_sigma2"}, {"MP KS", "mp_ks"}, {"spikes", "num_spikes"}, {"MP softrank", "mp_softrank"}},
+  columns = {{"MP σ²", "mp_sigma2"}, {"MP KS", "mp_ks"}, {"outliers", "mp_outliers"}},
   options = {
     sigma2 = {type = "number", doc = "the variance σ² of the entries of W (default: fitted to the bulk)"},
     fit_fraction = {type = "number", doc = "the fraction f of the lowest bulk levels the fit uses (default 0.75)"},
   },
   panels = {{key = "mp_outliers", ylabel = "MP outliers"}},
   density_curves = density_curves,
+  -- Model level: the mean MP soft rank (WeightWatcher's get_summary) and the spikes of all matrices together.
+  summary = function(rows)
+    local spikes = 0
+    for _, r in ipairs(rows) do spikes = spikes + (r.scalars.num_spikes or 0) end
+    return {mp_softrank = require("dbm.diagnostics").mean_over(rows, "mp_softrank"), num_spikes = spikes}
+  end,
   doc = "Marchenko–Pastur fit of a Gram spectrum: σ² (given or median-fitted), edges x±, KS of the bulk, outliers above x₊ + 3 TW units",
   run = function(ctx)
     if ctx.shape == nil then return {note = "mp needs a matrix shape (N×M): got plain levels"} end

@@ -17,11 +17,17 @@
 --   powerlaw_min_tail   smallest tail n considered (default 10 with "two-sided": below that D is small by chance and
 --                       α̂ noisy; 2 with "powerlaw", WeightWatcher's)
 --   powerlaw_ks         "two-sided" (default) or "powerlaw"
+--   powerlaw_tpl        true: also fit the truncated power law λ^{−α}e^{−Λλ} to the same tail and compare the two by
+--                       their log-likelihood ratio (dbm.powerlaw_tpl; Clauset et al. §5; the powerlaw package's
+--                       distribution_compare('power_law', 'truncated_power_law', normalized_ratio=True), which
+--                       WeightWatcher calls): tpl_alpha, tpl_lambda, tpl_llr = Σ log p_PL − log p_TPL (≤ 0: nested),
+--                       tpl_llr_normalized (R/√(nσ²)), tpl_p = erfc(√|R|) (small: the truncation is real)
 -- Outputs: alpha, alpha_err, alpha_xmin, alpha_D, alpha_ntail, alpha_weighted, log_alpha_norm, alpha_warning
 --   ("over-trained", "under-trained" or ""). No candidate (fewer positive levels than the minimum tail, or all
 --   equal): only alpha_ntail = 0 and a `note`.
--- Model level (summary): the means of alpha, alpha_weighted and log_alpha_norm over the matrices, and the counts
---   alpha_over_trained, alpha_under_trained; plot_model draws α and α_weighted by layer (model_alpha).
+-- Model level (summary): the means of alpha, alpha_weighted and log_alpha_norm over the matrices, the counts
+--   alpha_over_trained, alpha_under_trained and alpha_warnings, the matrices warned about ("NAME over-trained
+--   (α = 1.83); ..."); plot_model draws α and α_weighted by layer (model_alpha).
 
 local WW_EVALS_THRESH, WW_SMALL_N, WW_SMALL_N_MIN_TAIL = 1e-5, 20, 8
 local OVER_TRAINED, UNDER_TRAINED = 2, 6   -- WeightWatcher's OVER_TRAINED_THRESH, UNDER_TRAINED_THRESH
@@ -108,14 +114,7 @@ local function fit(ctx)
   return {alpha = alphas[best], alpha_xmin = x[best], alpha_D = D[best], alpha_ntail = #x - best + 1}
 end
 
-local function mean_of(rows, key)
-  local sum, n = 0, 0
-  for _, r in ipairs(rows) do
-    local v = r.scalars[key]
-    if type(v) == "number" and v == v then sum, n = sum + v, n + 1 end
-  end
-  return n > 0 and sum / n or nil
-end
+local mean_of = require("dbm.diagnostics").mean_over   -- the mean of a scalar over the rows of a summary
 
 return {
   name = "powerlaw",
@@ -124,6 +123,7 @@ return {
   options = {
     min_tail = {type = "integer", doc = "smallest tail n considered (default 10; 2 with ks=powerlaw)"},
     ks = {values = {"two-sided", "powerlaw"}, doc = "KS distance for x_min: two-sided (default) or powerlaw (WeightWatcher 0.7.7's fit)"},
+    tpl = {type = "boolean", doc = "also fit the truncated power law and compare it with the power law (default false)"},
   },
   doc = "power-law tail exponent α of the density (Clauset et al. 2009: MLE per x_min, x_min at minimum KS distance), α_weighted, log α-norm",
   run = function(ctx)
@@ -134,20 +134,27 @@ return {
     r.alpha_err = (r.alpha - 1) / math.sqrt(r.alpha_ntail)
     r.alpha_weighted, r.log_alpha_norm = weighted_norms(ctx.levels, r.alpha)
     r.alpha_warning = warning(r.alpha)
+    if (ctx.options or {}).powerlaw_tpl and r.alpha > 1 and r.alpha_ntail >= 2 then
+      local tail = {}
+      for _, l in ipairs(ctx.levels) do if l >= r.alpha_xmin then tail[#tail + 1] = l end end
+      r.tpl_alpha, r.tpl_lambda, r.tpl_llr, r.tpl_llr_normalized, r.tpl_p = dbm.powerlaw_tpl(tail, r.alpha_xmin, r.alpha)
+    end
     return r
   end,
   -- Model-level figures: WeightWatcher's get_summary means, and how many layers carry each warning.
   summary = function(rows)
-    local over, under = 0, 0
+    local count, named = {["over-trained"] = 0, ["under-trained"] = 0}, {}
     for _, r in ipairs(rows) do
-      local a = r.scalars.alpha
-      if a then
-        if warning(a) == "over-trained" then over = over + 1 elseif warning(a) == "under-trained" then under = under + 1 end
+      local w = r.scalars.alpha and warning(r.scalars.alpha) or ""
+      if w ~= "" then
+        count[w] = count[w] + 1
+        named[#named + 1] = ("%s %s (α = %.2f)"):format(r.name, w, r.scalars.alpha)
       end
     end
     if mean_of(rows, "alpha") == nil then return {} end
     return {alpha = mean_of(rows, "alpha"), alpha_weighted = mean_of(rows, "alpha_weighted"),
-            log_alpha_norm = mean_of(rows, "log_alpha_norm"), alpha_over_trained = over, alpha_under_trained = under}
+            log_alpha_norm = mean_of(rows, "log_alpha_norm"), alpha_over_trained = count["over-trained"],
+            alpha_under_trained = count["under-trained"], alpha_warnings = table.concat(named, "; ")}
   end,
   -- α and α_weighted against the layer's position in the model (rows in file order), WeightWatcher's thresholds dashed.
   plot_model = function(rows, h)

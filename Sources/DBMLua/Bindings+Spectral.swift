@@ -51,6 +51,19 @@ extension Bindings {
             try c.push(try Tensor.from(r.alpha, shape: [x.count], dtype: .float64))
             try c.push(try Tensor.from(r.ks, shape: [x.count], dtype: .float64)); return 2
         },
+        fn("powerlaw_tpl", "dbm.powerlaw_tpl",
+           "dbm.powerlaw_tpl(tail, x_min, alpha) -> tpl_alpha, tpl_lambda, R, R_normalized, p: the maximum-likelihood truncated power law x^{−α}e^{−Λx} on the tail (levels ≥ x_min) and the log-likelihood ratio R of the power law of exponent alpha against it (nested: p = erfc(√|R|); Clauset et al. 2009 §5, the powerlaw package's distribution_compare)") { c in
+            let x = try numbers(c, 1, "tail")
+            let xMin = try c.number(2, "x_min"), alpha = try c.number(3, "alpha")
+            guard xMin > 0, xMin.isFinite else { throw c.fail("argument 2 (x_min): expected a positive number, got \(formatNumber(xMin))") }
+            guard alpha > 1, alpha.isFinite else { throw c.fail("argument 3 (alpha): expected a power-law exponent > 1, got \(formatNumber(alpha))") }
+            guard x.count >= 2 else { throw c.fail("argument 1 (tail): expected at least 2 levels, got \(x.count)") }
+            for k in x.indices where !(x[k] >= xMin && x[k].isFinite) {
+                throw c.fail("argument 1 (tail): expected finite levels ≥ x_min (\(formatNumber(xMin))), entry \(k + 1) is \(formatNumber(x[k]))")
+            }
+            guard let r = Spectral.truncatedPowerLawFit(tail: x, xMin: xMin, alpha: alpha) else { throw c.fail("no fit") }
+            c.push(r.alpha); c.push(r.lambda); c.push(r.logLikelihoodRatio); c.push(r.normalizedRatio); c.push(r.p); return 5
+        },
         fn("ks_pvalue", "dbm.ks_pvalue",
            "dbm.ks_pvalue(D, n) -> the asymptotic p-value of a KS distance D from n samples (Kolmogorov's Q with Stephens' correction); for two samples use n = n1·n2/(n1 + n2)") { c in
             let d = try c.number(1, "D"), n = try c.number(2, "n")

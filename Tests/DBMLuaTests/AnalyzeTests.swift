@@ -88,6 +88,12 @@ problems, r_values = [], []
 for file, tensors in expected.items():
     lines = open(f'{d}/{file}.jsonl').read().splitlines()
     records = [json.loads(l) for l in lines]   # every line is one JSON object
+    # the last one is the model summary of the plugins' summary hooks (plugins/README.md)
+    summary = records.pop() if records and records[-1].get('summary') is True else None
+    if summary is None or any('summary' in x for x in records):
+        problems.append(f'{file}: expected one summary object at the end')
+    elif abs(summary.get('alpha', 0) - sum(x['alpha'] for x in records) / len(records)) > 1e-12:
+        problems.append(f'{file}: summary alpha {summary.get("alpha")} is not the mean of the matrices\' alpha')
     if [(x['name'], x['shape']) for x in records] != tensors:
         problems.append(f'{file}: tensors {[(x["name"], x["shape"]) for x in records]}')
     for x in records:
@@ -167,7 +173,9 @@ print('VERDICT', 'FAIL' if problems else 'OK')
         env["DBM_LUA_PATH"] = dir
         let r = try runProcess(bin, ["analyze", dir + "/w.npy", "--json", "--diagnostics=trace,norms,broken"], environment: env)
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
-        let record = try JSONValue.parse(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2 && lines.last?.contains("\"summary\":true") == true, "one matrix and the summary: \(r.stdout)")
+        let record = try JSONValue.parse(lines.first ?? "")
         #expect(record["trace"].map { if case .number(let t) = $0 { abs(t - 30) < 1e-9 } else { false } } == true, "\(r.stdout)")
         #expect(record["frobenius_norm"] != nil)
         // The failing plugin is reported once, with its file and line, and the others still ran.
@@ -372,7 +380,7 @@ print('OK')
         let made = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         #expect(!made.contains { $0.hasPrefix("PWNED") }, "a command ran: \(made)")
         let plots = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/plots")) ?? []
-        #expect(plots.filter { $0.hasSuffix(".png") }.count == 18, "density and spacing plots of 9 tensors: \(plots.sorted())")
+        #expect(plots.filter { $0.hasSuffix(".png") }.count == 18 + 1, "density and spacing plots of 9 tensors, and model_alpha: \(plots.sorted())")
         for file in plots where file.hasSuffix(".gp") {
             let text = (try? String(contentsOfFile: dir + "/plots/" + file, encoding: .utf8)) ?? ""
             #expect(!text.split(separator: "\n").contains { $0.hasPrefix("system") || $0.hasPrefix("#\"") }, "\(file): \(text)")
@@ -381,7 +389,7 @@ print('OK')
         let out = r.stdout + r.stderr
         let controls = out.unicodeScalars.filter { $0.properties.generalCategory == .control && $0 != "\n" }
         #expect(controls.isEmpty, "control characters printed: \(controls.map { $0.value })")
-        #expect(r.stdout.split(separator: "\n").count == 2 + 1 + 9, "one table line per tensor: \(r.stdout)")
+        #expect(r.stdout.split(separator: "\n").count == 2 + 1 + 9 + 1, "one table line per tensor, and the model summary: \(r.stdout)")
         #expect(r.stdout.contains("w\\x0asystem \"touch"), "the line break shown as \\x0a: \(r.stdout)")
     }
 }

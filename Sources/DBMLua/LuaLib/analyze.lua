@@ -278,7 +278,7 @@ local function print_summary(summary)
     local v = summary[k]
     parts[#parts + 1] = k .. " " .. (type(v) == "number" and format_value(v) or dbm._printable(tostring(v)))
   end
-  print("model (means over the matrices): " .. table.concat(parts, ", "))
+  print("model summary: " .. table.concat(parts, ", "))
 end
 
 -- ---------------------------------------------------------------- main
