@@ -8,7 +8,7 @@ extension Spectral {
     public struct TruncatedPowerLawFit: Sendable {
         /// The maximum-likelihood α and Λ (Λ ≥ 0) of the truncated law on the tail.
         public let alpha: Double, lambda: Double
-        /// R = Σ_i [log p_PL(x_i) − log p_TPL(x_i)] (≤ 0 up to the optimiser's tolerance: the laws are nested),
+        /// R = Σ_i [log p_PL(x_i) − log p_TPL(x_i)] (≤ 0: the laws are nested, Λ = 0 is the power law),
         /// its normalised form R/√(n σ²) (σ² the variance of the pointwise differences), and the p-value of |R|
         /// for nested laws, P(χ²₁ > 2|R|) = erfc(√|R|): a small p says the truncation is real.
         public let logLikelihoodRatio: Double, normalizedRatio: Double, p: Double
@@ -64,7 +64,12 @@ extension Spectral {
             return Foundation.log(i) + p[0] * meanLogU + b * meanU
         }
         let best = nelderMead(cost, start: [plAlpha, Foundation.log(1 / meanU)], steps: [0.1, 1])
-        let a = best[0], b = Foundation.exp(best[1]), logI = Foundation.log(truncatedPowerLawIntegral(alpha: a, beta: b))
+        // The power law is the truncated law at Λ = 0: where the optimiser stopped short of it (a tail without
+        // truncation drives β towards 0 only asymptotically), the power law itself is the maximum.
+        let plCost = -Foundation.log(plAlpha - 1) + plAlpha * meanLogU
+        let truncated = cost(best) < plCost
+        let a = truncated ? best[0] : plAlpha, b = truncated ? Foundation.exp(best[1]) : 0
+        let logI = Foundation.log(truncatedPowerLawIntegral(alpha: a, beta: b))
         var d = [Double](repeating: 0, count: x.count)
         for (k, xi) in x.enumerated() {
             let u = xi / xMin, logU = Foundation.log(u)

@@ -61,7 +61,7 @@ struct DiagnosticsTests {
         let pureAlpha = 1 + 20000 / pure.reduce(0) { $0 + log($1) }
         let u = try #require(Spectral.truncatedPowerLawFit(tail: pure, xMin: 1, alpha: pureAlpha))
         // nested laws under the null: 2|R| ~ χ²₁, P(|R| ≥ 5) = 0.16%
-        #expect(abs(u.alpha - 2.5) < 0.06 && u.lambda < 0.002 && u.logLikelihoodRatio <= 1e-9 && abs(u.logLikelihoodRatio) < 5,
+        #expect(abs(u.alpha - 2.5) < 0.06 && u.lambda < 0.002 && u.logLikelihoodRatio <= 1e-12 && abs(u.logLikelihoodRatio) < 5,
                 "pure power law: α \(u.alpha), Λ \(u.lambda), R \(u.logLikelihoodRatio), p \(u.p)")
     }
 
