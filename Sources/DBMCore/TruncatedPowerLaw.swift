@@ -23,13 +23,16 @@ extension Spectral {
         let peak = a < 1 ? Swift.max(0, Foundation.log((1 - a) / b)) : 0
         let top = g(peak)
         var end = peak + 1
-        while g(end) > top - 46 { end = peak + 2 * (end - peak) }
+        while g(end) > top - 46 && end < 1e6 { end = peak + 2 * (end - peak) }
         let f = { (t: Double) -> Double in Foundation.exp(g(t) - top) }
+        var evaluations = 0   // a budget: no input can make the bisection run away
         func simpson(_ l: Double, _ r: Double, _ fl: Double, _ fm: Double, _ fr: Double, _ whole: Double, _ depth: Int) -> Double {
             let m = (l + r) / 2, lm = (l + m) / 2, rm = (m + r) / 2
             let flm = f(lm), frm = f(rm)
+            evaluations += 2
             let left = (m - l) / 6 * (fl + 4 * flm + fm), right = (r - m) / 6 * (fm + 4 * frm + fr)
-            if depth <= 0 || abs(left + right - whole) <= 1e-11 * 15 * Swift.max(left + right, 1e-300) {
+            // (a non-finite estimate cannot improve by bisection: stop there rather than recurse 2^depth times)
+            if depth <= 0 || evaluations > 200_000 || !(left + right).isFinite || abs(left + right - whole) <= 1e-11 * 15 * Swift.max(left + right, 1e-300) {
                 return left + right + (left + right - whole) / 15
             }
             return simpson(l, m, fl, flm, fm, left, depth - 1) + simpson(m, r, fm, frm, fr, right, depth - 1)
@@ -51,11 +54,13 @@ extension Spectral {
     /// `alpha` on the same tail. Nelder–Mead on the mean negative log-likelihood in (α, log β), started at the
     /// power law's α and β = x_min/mean(x) (the powerlaw package's start, Λ₀ = 1/mean x); Λ is unconstrained above 0
     /// and α free (the package bounds α to [0, 3], a range that leaves out most weight spectra).
+    /// nil when the tail has fewer than 2 levels, x_min ≤ 0, alpha ≤ 1, or x/x_min overflows.
     public static func truncatedPowerLawFit(tail x: [Double], xMin: Double, alpha plAlpha: Double) -> TruncatedPowerLawFit? {
         let n = Double(x.count)
         guard x.count >= 2, xMin > 0, plAlpha > 1 else { return nil }
         let meanLogU = x.reduce(0) { $0 + Foundation.log($1 / xMin) } / n
         let meanU = x.reduce(0) { $0 + $1 / xMin } / n
+        guard meanU.isFinite, meanLogU.isFinite else { return nil }   // x/x_min beyond Double's range
         // mean −log p_TPL in units of u = x/x_min (the constant log x_min is left out of both laws alike)
         let cost = { (p: [Double]) -> Double in
             let b = Foundation.exp(p[1])
@@ -67,8 +72,10 @@ extension Spectral {
         // The power law is the truncated law at Λ = 0: where the optimiser stopped short of it (a tail without
         // truncation drives β towards 0 only asymptotically), the power law itself is the maximum.
         let plCost = -Foundation.log(plAlpha - 1) + plAlpha * meanLogU
-        let truncated = cost(best) < plCost
-        let a = truncated ? best[0] : plAlpha, b = truncated ? Foundation.exp(best[1]) : 0
+        guard cost(best) < plCost else {
+            return TruncatedPowerLawFit(alpha: plAlpha, lambda: 0, logLikelihoodRatio: 0, normalizedRatio: 0, p: 1)
+        }
+        let a = best[0], b = Foundation.exp(best[1])
         let logI = Foundation.log(truncatedPowerLawIntegral(alpha: a, beta: b))
         var d = [Double](repeating: 0, count: x.count)
         for (k, xi) in x.enumerated() {
@@ -77,7 +84,8 @@ extension Spectral {
             let tpl = -a * logU - b * u - logI
             d[k] = pl - tpl
         }
-        let r = d.reduce(0, +), mean = r / n
+        // R = n (mean −log p_TPL − mean −log p_PL), < 0 by the guard above; Σd is the same up to rounding.
+        let r = n * (cost(best) - plCost), mean = d.reduce(0, +) / n
         let variance = d.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / n
         return TruncatedPowerLawFit(alpha: a, lambda: b / xMin, logLikelihoodRatio: r,
                                     normalizedRatio: variance > 0 ? r / (n * variance).squareRoot() : 0,

@@ -61,7 +61,9 @@ extension Bindings {
             for k in x.indices where !(x[k] >= xMin && x[k].isFinite) {
                 throw c.fail("argument 1 (tail): expected finite levels ≥ x_min (\(formatNumber(xMin))), entry \(k + 1) is \(formatNumber(x[k]))")
             }
-            guard let r = Spectral.truncatedPowerLawFit(tail: x, xMin: xMin, alpha: alpha) else { throw c.fail("no fit") }
+            guard let r = Spectral.truncatedPowerLawFit(tail: x, xMin: xMin, alpha: alpha) else {
+                throw c.fail("argument 2 (x_min): the levels over x_min (\(formatNumber(xMin))) exceed the range of a double")
+            }
             c.push(r.alpha); c.push(r.lambda); c.push(r.logLikelihoodRatio); c.push(r.normalizedRatio); c.push(r.p); return 5
         },
         fn("ks_pvalue", "dbm.ks_pvalue",

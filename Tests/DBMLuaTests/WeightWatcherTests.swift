@@ -70,6 +70,13 @@ struct WeightWatcherTests {
         #expect(unknown.status == 2 && unknown.stderr.contains("no option 'tail'"), "an unknown option is a usage error: \(unknown.stderr)")
     }
 
+    @Test("rank of a rank-5 product as numpy counts it, correlation traps of two large entries in the shuffled spectrum (none in Gaussian weights), the truncated power law on a cut tail (p < 1e-6) and on a pure one, the model-level summary hooks")
+    func otherWeightWatcherMetrics() throws {
+        let r = try runProcess(try dbmLuaBinary(), [luaTestFolder + "/ww_metrics.lua"])
+        print(r.stdout)
+        #expect(r.status == 0, "ww_metrics.lua: \(r.stdout)\(r.stderr)")
+    }
+
     @Test("MP fit: pure noise at q = 1, 1/4, 1/16 (256 levels) has no spike and σ² within 2%, and 3 spikes planted at 1.5, 2, 3 × the BBP threshold are found exactly, each in ≥ 95% of 24 seeds (scripts/validate: 200)")
     func marchenkoPasturSpikes() throws {
         let r = try runProcess(try dbmLuaBinary(), [luaTestFolder + "/mp_spikes.lua", "--seeds=24"])
