@@ -27,7 +27,7 @@
 --   equal): only alpha_ntail = 0 and a `note`.
 -- Model level (summary): the means of alpha, alpha_weighted and log_alpha_norm over the matrices, the counts
 --   alpha_over_trained, alpha_under_trained and alpha_warnings, the matrices warned about ("NAME over-trained
---   (α = 1.83); ..."); plot_model draws α and α_weighted by layer (model_alpha).
+--   (α = 1.830); ..."); plot_model draws α and α_weighted by layer (model_alpha).
 
 local WW_EVALS_THRESH, WW_SMALL_N, WW_SMALL_N_MIN_TAIL = 1e-5, 20, 8
 local OVER_TRAINED, UNDER_TRAINED = 2, 6   -- WeightWatcher's OVER_TRAINED_THRESH, UNDER_TRAINED_THRESH
@@ -148,7 +148,7 @@ return {
       local w = r.scalars.alpha and warning(r.scalars.alpha) or ""
       if w ~= "" then
         count[w] = count[w] + 1
-        named[#named + 1] = ("%s %s (α = %.2f)"):format(r.name, w, r.scalars.alpha)
+        named[#named + 1] = ("%s %s (α = %.3f)"):format(r.name, w, r.scalars.alpha)
       end
     end
     if mean_of(rows, "alpha") == nil then return {} end

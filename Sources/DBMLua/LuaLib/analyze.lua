@@ -267,6 +267,16 @@ local function print_table(file, rows, skipped, state, diagnostics, plugins)
   end
 end
 
+-- The model-level figures of the plugins' summary(rows) hooks, and their model plots (--plots): the figures, and
+-- whether a plot failed; the hooks' problems are added to notes.
+local function model_level(D, plugins, rows, o, notes)
+  local summary, problems = D.summary(plugins, rows)
+  local plot_problems = o.plots and D.plot_model(plugins, rows, o.plots) or {}
+  table.move(problems, 1, #problems, #notes + 1, notes)
+  table.move(plot_problems, 1, #plot_problems, #notes + 1, notes)
+  return summary, #plot_problems > 0
+end
+
 -- The model-level figures, one line, keys sorted.
 local function print_summary(summary)
   local keys = {}
@@ -359,12 +369,8 @@ function A.main(args)
     end
   end
 
-  -- Model-level figures of the plugins' summary(rows) hooks, and their model plots.
-  local summary, summary_problems = D.summary(plugins, rows)
-  for _, p in ipairs(summary_problems) do notes[#notes + 1] = p end
-  if o.plots then
-    for _, p in ipairs(D.plot_model(plugins, rows, o.plots)) do notes[#notes + 1] = p; status = 1 end
-  end
+  local summary, plot_failed = model_level(D, plugins, rows, o, notes)
+  if plot_failed then status = 1 end
   if o.json then
     summary.summary = true
     print(dbm.json_encode(summary))

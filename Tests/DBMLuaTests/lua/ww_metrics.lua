@@ -64,7 +64,7 @@ do
   local s, problems = D.summary(plugins, rows)
   check(s.alpha == 4.5 and s.alpha_weighted == 2 and s.log_norm == 3 and s.num_spikes == 3, "summary means: %s %s %s %s",
     s.alpha, s.alpha_weighted, s.log_norm, s.num_spikes)
-  check(s.alpha_over_trained == 1 and s.alpha_under_trained == 1 and s.alpha_warnings == "a over-trained (α = 1.50); b under-trained (α = 7.50)",
+  check(s.alpha_over_trained == 1 and s.alpha_under_trained == 1 and s.alpha_warnings == "a over-trained (α = 1.500); b under-trained (α = 7.500)",
     "summary warnings: %s", tostring(s.alpha_warnings))
   check(#problems == 0, "summary problems: %s", table.concat(problems, "; "))
   local broken = {name = "broken", doc = "", run = function() return {} end, summary = function() error("no luck") end}
