@@ -3,7 +3,7 @@
 -- (eq. 3.1) and the KS distance D of the tail to the fitted CDF 1 − (λ/x_min)^{1−α̂} (eq. 3.9); x_min minimises D;
 -- standard error (α̂ − 1)/√n (eq. 3.2). The O(n²) scan over candidates runs in Swift (dbm.powerlaw_scan).
 -- WeightWatcher 0.7.7 (weightwatcher.py apply_norm_metrics, fit_powerlaw): alpha_weighted = α·log10 λ_max,
--- log_alpha_norm = log10 Σ λ_i^α (log10 of the Schatten α-norm of W to the power α: Σ s_i^{2α}), warnings
+-- log_alpha_norm = log10 Σ λ_i^α (‖WᵀW‖ in the Schatten α-norm, to the power α: Σ s_i^{2α}), warnings
 -- α < 2 "over-trained", α > 6 "under-trained".
 --
 -- Two KS distances (option powerlaw_ks, `dbm-lua analyze --ks=`):
