@@ -68,6 +68,11 @@ local goe_r, poisson_r = laws.ratio_mean("goe"), laws.ratio_mean("poisson")
 
 return {
   name = "spacing",
+  options = {
+    trim = {type = "number", doc = "fraction of levels discarded at each edge before unfolding (default 0.1)"},
+    degree = {type = "integer", doc = "largest polynomial degree of the unfolding fit (default 9)"},
+    bins = {type = "integer", doc = "bins of the spacing histogram on [0, 4] (default 40)"},
+  },
   columns = {{"⟨r⟩", "r_mean"}, {"KS GOE", "ks_goe"}},
   panels = {{key = "r_mean", ylabel = "⟨r⟩ (spacing ratio)",
              hlines = {{goe_r, ("GOE %.4f"):format(goe_r)}, {poisson_r, ("Poisson %.4f"):format(poisson_r)}}}},

@@ -74,6 +74,7 @@ end
 
 return {
   name = "spectrum",
+  options = {bins = {type = "integer", doc = "number of histogram bins (default: Freedman–Diaconis)"}},
   columns = {{"λ_max", "lambda_max"}},
   panels = {{key = "lambda_max", ylabel = "λ_max"}},
   -- Files keep the run directory's names: <matrix>_density, and with two records or more _flow, _observables.

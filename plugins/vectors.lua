@@ -12,6 +12,7 @@
 
 return {
   name = "vectors",
+  options = {top = {type = "integer", doc = "how many of the top eigenvectors are measured (default 5)"}},
   doc = "inverse participation ratio Σv⁴ of the top eigenvectors against the GOE value 3/N",
   run = function(ctx)
     if ctx.matrix == nil or ctx.eigenvectors == nil then return {note = "vectors needs a matrix: got plain levels"} end

@@ -85,13 +85,21 @@ public enum Spectral {
     /// every level ≥ x_min), and leaves a tail of at least `minTail` levels with a positive log sum;
     /// the other entries are NaN.
     ///
+    /// `distance` chooses the KS distance: `.twoSided` compares the fitted CDF with the empirical one on both
+    /// sides of each step, max_j max((j+1)/n − P_j, P_j − j/n) (Clauset et al. eq. 3.9); `.powerlaw` compares it
+    /// with j/n only, max_j |P_j − j/n|, as the `powerlaw` package and WeightWatcher 0.7.7 (WW_powerlaw.WWFit) do.
+    /// With `.powerlaw` every position is a candidate (WeightWatcher's x_min = data[i] for i < n − 1, the tail
+    /// data[i:], ties included); with `.twoSided` only the first of a run of equal levels.
+    ///
     /// D costs O(n) per candidate, O(n²) in all. Unless `exhaustive`, only the minimum of D is computed
     /// exactly: a lower bound of each D (the same KS terms at every 8th tail level) orders the candidates,
     /// and a candidate whose bound or partial maximum already exceeds the smallest D found stops there and
     /// gets D = +∞. Every candidate that attains the minimum keeps its exact D, so the argmin (and its α̂)
     /// is that of the exhaustive scan; typically 3–5× faster.
-    public static func powerLawScan(_ x: UnsafeBufferPointer<Double>, minTail: Int, exhaustive: Bool = true)
-        -> (alpha: [Double], ks: [Double]) {
+    public enum KSDistance: String, Sendable { case twoSided = "two-sided", powerlaw }
+
+    public static func powerLawScan(_ x: UnsafeBufferPointer<Double>, minTail: Int, exhaustive: Bool = true,
+                                    distance: KSDistance = .twoSided) -> (alpha: [Double], ks: [Double]) {
         let n = x.count
         var alpha = [Double](repeating: .nan, count: n), ks = [Double](repeating: .nan, count: n)
         guard n > 0 else { return (alpha, ks) }
@@ -103,7 +111,8 @@ public enum Spectral {
         var candidates: [Int] = []
         for k in 0..<n {
             let tail = n - k
-            guard x[k] > 0, tail >= Swift.max(minTail, 1), k == 0 || x[k - 1] != x[k] else { continue }
+            let firstOfRun = k == 0 || x[k - 1] != x[k] || distance == .powerlaw
+            guard x[k] > 0, tail >= Swift.max(minTail, 1), firstOfRun else { continue }
             let logSum = suffix[k] - Double(tail) * logs[k]          // Σ log(x_i / x_min)
             guard logSum > 0 else { continue }
             alpha[k] = 1 + Double(tail) / logSum
@@ -112,15 +121,15 @@ public enum Spectral {
         logs.withUnsafeBufferPointer { L in
             let base = L.baseAddress!
             if exhaustive {
-                for k in candidates { ks[k] = powerLawKS(base + k, n - k, exponent: 1 - alpha[k]) }
+                for k in candidates { ks[k] = powerLawKS(base + k, n - k, exponent: 1 - alpha[k], distance: distance) }
                 return
             }
-            let bound = candidates.map { powerLawKSBound(base + $0, n - $0, exponent: 1 - alpha[$0], every: 8) }
+            let bound = candidates.map { powerLawKSBound(base + $0, n - $0, exponent: 1 - alpha[$0], every: 8, distance: distance) }
             var best = Double.infinity
             for c in bound.indices.sorted(by: { bound[$0] < bound[$1] }) {
                 let k = candidates[c]
                 if bound[c] > best * (1 + 1e-12) { ks[k] = .infinity; continue }   // slack: the two exps differ by ulps
-                ks[k] = powerLawKS(base + k, n - k, exponent: 1 - alpha[k], stopAbove: best)
+                ks[k] = powerLawKS(base + k, n - k, exponent: 1 - alpha[k], distance: distance, stopAbove: best)
                 best = Swift.min(best, ks[k])
             }
         }
@@ -128,17 +137,20 @@ public enum Spectral {
     }
 
     /// KS distance of the ascending tail (given by its logs, L[0] = log x_min) to the power-law CDF
-    /// P(x) = 1 − (x/x_min)^e, e = 1 − α < 0: max_j max((j+1)/n − P_j, P_j − j/n), four levels at a time.
+    /// P(x) = 1 − (x/x_min)^e, e = 1 − α < 0: max_j max((j+1)/n − P_j, P_j − j/n) (two-sided), or
+    /// max_j max(j/n − P_j, P_j − j/n) (`.powerlaw`), four levels at a time.
     /// Returns +∞ as soon as the running maximum exceeds `stopAbove`.
-    static func powerLawKS(_ L: UnsafePointer<Double>, _ n: Int, exponent e: Double, stopAbove: Double = .infinity) -> Double {
+    static func powerLawKS(_ L: UnsafePointer<Double>, _ n: Int, exponent e: Double, distance: KSDistance,
+                           stopAbove: Double = .infinity) -> Double {
         let inv = 1 / Double(n), l0 = L[0]
+        let above = distance == .twoSided ? 1.0 : 0.0   // the empirical CDF the fit is compared with from below: (j + above)/n
         var d4 = SIMD4<Double>(repeating: 0)
         var j4 = SIMD4<Double>(0, 1, 2, 3)
         var j = 0
         while j + 4 <= n {
             let logs = UnsafeRawPointer(L + j).loadUnaligned(as: SIMD4<Double>.self)
             let p = 1 - expNonPositive(e * (logs - l0))
-            d4 = pointwiseMax(d4, pointwiseMax((j4 + 1) * inv - p, p - j4 * inv))
+            d4 = pointwiseMax(d4, pointwiseMax((j4 + above) * inv - p, p - j4 * inv))
             j4 += 4
             j += 4
             if j & 31 == 0 && d4.max() > stopAbove { return .infinity }
@@ -146,19 +158,20 @@ public enum Spectral {
         var d = d4.max()
         while j < n {
             let p = 1 - Foundation.exp(e * (L[j] - l0))
-            d = Swift.max(d, Double(j + 1) * inv - p, p - Double(j) * inv)
+            d = Swift.max(d, (Double(j) + above) * inv - p, p - Double(j) * inv)
             j += 1
         }
         return d > stopAbove ? .infinity : d
     }
 
     /// A lower bound of powerLawKS: the same terms at every `every`-th tail level only.
-    static func powerLawKSBound(_ L: UnsafePointer<Double>, _ n: Int, exponent e: Double, every: Int) -> Double {
+    static func powerLawKSBound(_ L: UnsafePointer<Double>, _ n: Int, exponent e: Double, every: Int, distance: KSDistance) -> Double {
         let inv = 1 / Double(n), l0 = L[0]
+        let above = distance == .twoSided ? 1.0 : 0.0
         var d = 0.0
         for j in stride(from: 0, to: n, by: every) {
             let p = 1 - Foundation.exp(e * (L[j] - l0))
-            d = Swift.max(d, Double(j + 1) * inv - p, p - Double(j) * inv)
+            d = Swift.max(d, (Double(j) + above) * inv - p, p - Double(j) * inv)
         }
         return d
     }

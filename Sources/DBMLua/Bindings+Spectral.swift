@@ -31,11 +31,15 @@ extension Bindings {
             try c.push(try Tensor.from(try Spectral.polynomialFitValues(x, y, degree: degree), shape: [x.count], dtype: .float64)); return 1
         },
         fn("powerlaw_scan", "dbm.powerlaw_scan",
-           "dbm.powerlaw_scan(levels [, {min_tail=10, exhaustive=true}]) -> alpha, D: for x_min = levels[k] (ascending), the MLE α̂ = 1 + n/Σlog(λ/x_min) of the tail λ ≥ x_min and its KS distance (Clauset et al. 2009); NaN where levels[k] is no candidate; exhaustive=false computes only the minimum D exactly (+inf for candidates that cannot attain it)") { c in
+           "dbm.powerlaw_scan(levels [, {min_tail=10, exhaustive=true, ks=\"two-sided\"}]) -> alpha, D: for x_min = levels[k] (ascending), the MLE α̂ = 1 + n/Σlog(λ/x_min) of the tail λ ≥ x_min and its KS distance (Clauset et al. 2009); NaN where levels[k] is no candidate; exhaustive=false computes only the minimum D exactly (+inf for candidates that cannot attain it); ks=\"powerlaw\" compares the fitted CDF with j/n only and takes every position as a candidate (the powerlaw package, WeightWatcher 0.7.7), \"two-sided\" with both sides of each step") { c in
             let x = try numbers(c, 1, "levels")
-            let o = try c.options(2, known: ["min_tail", "exhaustive"])
+            let o = try c.options(2, known: ["min_tail", "exhaustive", "ks"])
             let minTail = try c.optionInteger(o, "min_tail") ?? 10
             let exhaustive = try c.optionBool(o, "exhaustive") ?? true
+            let ksName = try c.optionString(o, "ks") ?? "two-sided"
+            guard let distance = Spectral.KSDistance(rawValue: ksName) else {
+                throw c.fail("option 'ks': expected \"two-sided\" or \"powerlaw\", got \"\(ksName)\"")
+            }
             guard minTail >= 1 else { throw c.fail("option 'min_tail': expected a positive tail size, got \(minTail)") }
             for k in x.indices {
                 guard x[k].isFinite else { throw c.fail("argument 1 (levels): expected finite levels, entry \(k + 1) is \(x[k])") }
@@ -43,9 +47,24 @@ extension Bindings {
                     throw c.fail("argument 1 (levels): expected ascending levels, entry \(k + 1) (\(x[k])) is below entry \(k) (\(x[k - 1]))")
                 }
             }
-            let r = x.withUnsafeBufferPointer { Spectral.powerLawScan($0, minTail: minTail, exhaustive: exhaustive) }
+            let r = x.withUnsafeBufferPointer { Spectral.powerLawScan($0, minTail: minTail, exhaustive: exhaustive, distance: distance) }
             try c.push(try Tensor.from(r.alpha, shape: [x.count], dtype: .float64))
             try c.push(try Tensor.from(r.ks, shape: [x.count], dtype: .float64)); return 2
+        },
+        fn("powerlaw_tpl", "dbm.powerlaw_tpl",
+           "dbm.powerlaw_tpl(tail, x_min, alpha) -> tpl_alpha, tpl_lambda, R, R_normalized, p: the maximum-likelihood truncated power law x^{−α}e^{−Λx} on the tail (levels ≥ x_min) and the log-likelihood ratio R of the power law of exponent alpha against it (nested: p = erfc(√|R|); Clauset et al. 2009 §5, the powerlaw package's distribution_compare)") { c in
+            let x = try numbers(c, 1, "tail")
+            let xMin = try c.number(2, "x_min"), alpha = try c.number(3, "alpha")
+            guard xMin > 0, xMin.isFinite else { throw c.fail("argument 2 (x_min): expected a positive number, got \(formatNumber(xMin))") }
+            guard alpha > 1, alpha.isFinite else { throw c.fail("argument 3 (alpha): expected a power-law exponent > 1, got \(formatNumber(alpha))") }
+            guard x.count >= 2 else { throw c.fail("argument 1 (tail): expected at least 2 levels, got \(x.count)") }
+            for k in x.indices where !(x[k] >= xMin && x[k].isFinite) {
+                throw c.fail("argument 1 (tail): expected finite levels ≥ x_min (\(formatNumber(xMin))), entry \(k + 1) is \(formatNumber(x[k]))")
+            }
+            guard let r = Spectral.truncatedPowerLawFit(tail: x, xMin: xMin, alpha: alpha) else {
+                throw c.fail("argument 2 (x_min): the levels over x_min (\(formatNumber(xMin))) exceed the range of a double")
+            }
+            c.push(r.alpha); c.push(r.lambda); c.push(r.logLikelihoodRatio); c.push(r.normalizedRatio); c.push(r.p); return 5
         },
         fn("ks_pvalue", "dbm.ks_pvalue",
            "dbm.ks_pvalue(D, n) -> the asymptotic p-value of a KS distance D from n samples (Kolmogorov's Q with Stephens' correction); for two samples use n = n1·n2/(n1 + n2)") { c in

@@ -91,6 +91,8 @@ for file, tensors in expected.items():
     records = [json.loads(l) for l in lines]   # every line is one JSON object
     summary = records.pop()                     # the last one is the summary
     if summary.get('summary') is not True or summary['matrices'] != len(tensors): problems.append(f'{file}: summary {summary}')
+    if abs(summary.get('alpha', 0) - sum(x['alpha'] for x in records) / len(records)) > 1e-12:
+        problems.append(f'{file}: summary alpha {summary.get("alpha")} is not the mean of the matrices\' alpha')
     if [(x['name'], x['shape']) for x in records] != tensors:
         problems.append(f'{file}: tensors {[(x["name"], x["shape"]) for x in records]}')
     for x in records:
@@ -316,7 +318,9 @@ json.dump({'weight_map': {'x.weight': 'model-00001-of-00002.safetensors', 'y.wei
         env["DBM_LUA_PATH"] = dir
         let r = try runProcess(bin, ["analyze", dir + "/w.npy", "--json", "--diagnostics=trace,norms,broken"], environment: env)
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
-        let record = try JSONValue.parse(String(r.stdout.split(separator: "\n").first ?? ""))
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2 && lines.last?.contains("\"summary\":true") == true, "one matrix and the summary: \(r.stdout)")
+        let record = try JSONValue.parse(lines.first ?? "")
         #expect(record["trace"].map { if case .number(let t) = $0 { abs(t - 30) < 1e-9 } else { false } } == true, "\(r.stdout)")
         #expect(record["frobenius_norm"] != nil)
         // The failing plugin is reported once, with its file and line, and the others still ran.
@@ -525,7 +529,7 @@ print('OK')
         let made = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         #expect(!made.contains { $0.hasPrefix("PWNED") }, "a command ran: \(made)")
         let plots = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/plots")) ?? []
-        #expect(plots.filter { $0.hasSuffix(".png") }.count == 18, "density and spacing plots of 9 tensors: \(plots.sorted())")
+        #expect(plots.filter { $0.hasSuffix(".png") }.count == 18 + 1, "density and spacing plots of 9 tensors, and model_alpha: \(plots.sorted())")
         for file in plots where file.hasSuffix(".gp") {
             let text = (try? String(contentsOfFile: dir + "/plots/" + file, encoding: .utf8)) ?? ""
             #expect(!text.split(separator: "\n").contains { $0.hasPrefix("system") || $0.hasPrefix("#\"") }, "\(file): \(text)")

@@ -17,6 +17,7 @@ A.skipped_prefixes = files.state_prefixes
 
 A.usage = [[
 usage: dbm-lua analyze PATH... [--json | --csv | --markdown] [--plots DIR] [--layers PATTERN] [--diagnostics=a,b,...]
+                       [--option plugin.key=value ...] [--ks=two-sided|powerlaw]
 Random-matrix diagnostics of every weight matrix of the models in PATH...; each PATH is
   - a .safetensors file (all its tensors; optimizer and RNG state, optim.* and rng.*, is skipped),
   - a numpy .npy file (one matrix, named after the file), or
@@ -35,7 +36,12 @@ tensors that are not matrices (biases, an attention-mask buffer) are listed as s
   --layers PATTERN     only the tensors whose name contains PATTERN; with * or ? in it, a glob matched
                        against the whole name (--layers 'h.*.attn.*'); not a Lua pattern
   --diagnostics=LIST   comma-separated plugin names (default: spectrum,mp,spacing,powerlaw,norms);
-                       plugins are found in $DBM_LUA_PATH and the project's plugins/
+                       plugins are found in $DBM_LUA_PATH and the project's plugins/ (opt-in: rank, randomize)
+  --option P.K=V       option K of plugin P (repeatable), e.g. --option powerlaw.min_tail=5; the plugin sees it
+                       as ctx.options.P_K (plugins/README.md lists each plugin's options)
+  --ks=two-sided|powerlaw
+                       the power-law fit's KS distance for x_min (--option powerlaw.ks=...): two-sided (default),
+                       or powerlaw, WeightWatcher 0.7.7's default fit (the powerlaw package's distance)
   -h, --help           print this help
 A diagnostic that fails on one matrix is reported on stderr and the others go on. Runs longer than a
 second show a progress line on stderr when it is a terminal.
@@ -54,7 +60,7 @@ local formats = {["--json"] = "json", ["--csv"] = "csv", ["--markdown"] = "markd
 
 -- Returns options or nil, message (a usage error).
 function A.parse_args(args)
-  local o = {format = "table", diagnostics = A.default_diagnostics, paths = {}}
+  local o = {format = "table", diagnostics = A.default_diagnostics, paths = {}, options = {}}
   local i = 1
   local function value_of(flag, inline)
     if inline then return inline end
@@ -84,6 +90,10 @@ function A.parse_args(args)
       for name in v:gmatch("[^,%s]+") do names[#names + 1] = name end
       if #names == 0 then return nil, "--diagnostics needs at least one name" end
       o.diagnostics = names
+    elseif flag == "--option" or flag == "--ks" then
+      local v, err = value_of(flag, inline)
+      if not v then return nil, err end
+      o.options[#o.options + 1] = flag == "--ks" and "powerlaw.ks=" .. v or v
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       return nil, "unknown option '" .. a .. "'"
     else
@@ -293,17 +303,13 @@ end
 -- key wins; a failing summary is a note).
 function Run:summary()
   local s = {summary = true, matrices = #self.rows, skipped = #self.skipped, seconds = dbm.clock() - self.t0}
-  for _, p in ipairs(self.plugins) do
-    if type(p.summary) == "function" then
-      local ok, res = pcall(p.summary, self.rows)
-      if not ok then self.notes[#self.notes + 1] = ("diagnostic '%s': summary failed: %s"):format(p.name, tostring(res))
-      elseif type(res) == "table" then
-        for k, v in pairs(res) do
-          local scalar = type(v) == "number" or type(v) == "boolean" or type(v) == "string"
-          if type(k) == "string" and scalar and s[k] == nil then s[k] = v end
-        end
-      end
-    end
+  local figures, problems = self.D.summary(self.plugins, self.rows)
+  for k, v in pairs(figures) do if s[k] == nil then s[k] = v end end
+  table.move(problems, 1, #problems, #self.notes + 1, self.notes)
+  if self.o.plots then   -- the plugins' model-level plots (plot_model)
+    local plot_problems = self.D.plot_model(self.plugins, self.rows, self.o.plots)
+    table.move(plot_problems, 1, #plot_problems, #self.notes + 1, self.notes)
+    if #plot_problems > 0 then self.status = 1 end
   end
   return s
 end
@@ -374,8 +380,10 @@ function A.main(args)
   local D = require("dbm.diagnostics")
   local loaded, plugins = load_plugins(D, o.diagnostics)
   if not loaded then eprint(clean(plugins)); return 1 end
+  local options, option_error = D.plugin_options(plugins, o.options)
+  if not options then eprint(option_error, " (dbm-lua analyze --help for usage)"); return 2 end
 
-  local run = setmetatable({o = o, D = D, plugins = plugins, plugin_options = {}, rows = {}, skipped = {}, notes = {},
+  local run = setmetatable({o = o, D = D, plugins = plugins, plugin_options = options, rows = {}, skipped = {}, notes = {},
     status = 0, stems = {}, group = {}, group_elements = 0, tensors_analyzed = 0, t0 = dbm.clock()}, Run)
   local ok, err = pcall(function()
     for k, e in ipairs(entries) do

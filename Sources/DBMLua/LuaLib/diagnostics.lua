@@ -340,5 +340,132 @@ function D.scalars(result)
   return out
 end
 
+-- ---------------------------------------------------------------- model level (analyze)
+
+-- The arguments of the model-level functions: a list of plugin tables and a list of rows {name =, scalars = {...}}.
+local function check_model_args(who, plugins, rows)
+  if type(plugins) ~= "table" then fail("%s: argument 1 (plugins): expected a list of plugin tables, got %s", who, type(plugins)) end
+  for i, p in ipairs(plugins) do
+    if type(p) ~= "table" or type(p.name) ~= "string" then fail("%s: argument 1 (plugins): entry %d is not a plugin table (D.load)", who, i) end
+  end
+  if rows == nil then return end
+  if type(rows) ~= "table" then fail("%s: argument 2 (rows): expected a list of {name =, scalars =} rows, got %s", who, type(rows)) end
+  for i, r in ipairs(rows) do
+    if type(r) ~= "table" or type(r.scalars) ~= "table" then fail("%s: argument 2 (rows): row %d has no scalars table", who, i) end
+  end
+end
+
+-- A plugin hook run under pcall: its result, or nil and a message naming the plugin and the hook.
+local function call_hook(p, hook, ...)
+  local ok, res = pcall(p[hook], ...)
+  if ok then return res end
+  return nil, ("diagnostic '%s' (%s): %s failed: %s"):format(p.name, p.file or "?", hook, tostring(res))
+end
+
+--- D.summary(plugins, rows) -> figures, problems: each plugin's summary(rows) (model-level figures from the
+--- per-matrix rows {{name =, shape =, scalars =}, ...}), merged in plugin order (the first to give a key wins);
+--- only numbers, booleans and strings are kept. problems lists the hooks that failed or returned garbage.
+function D.summary(plugins, rows)
+  check_model_args("diagnostics.summary", plugins, rows or {})
+  local out, problems = {}, {}
+  for _, p in ipairs(plugins) do
+    if type(p.summary) == "function" then
+      local res, err = call_hook(p, "summary", rows)
+      if err then problems[#problems + 1] = err
+      elseif type(res) ~= "table" then
+        problems[#problems + 1] = ("diagnostic '%s': summary returned %s, expected a table of scalars"):format(p.name, type(res))
+      else
+        for k, v in pairs(res) do
+          local kind = type(v)
+          if type(k) == "string" and out[k] == nil and (kind == "number" or kind == "boolean" or kind == "string") then out[k] = v end
+        end
+      end
+    end
+  end
+  return out, problems
+end
+
+--- D.mean_over(rows, key) -> the mean of the finite numeric scalar `key` over summary rows, nil when none has it.
+function D.mean_over(rows, key)
+  if type(rows) ~= "table" then fail("diagnostics.mean_over: argument 1 (rows): expected a list of {name =, scalars =} rows, got %s", type(rows)) end
+  check_model_args("diagnostics.mean_over", {}, rows)
+  if type(key) ~= "string" then fail("diagnostics.mean_over: argument 2 (key): expected a scalar's name, got %s", type(key)) end
+  local sum, n = 0, 0
+  for _, r in ipairs(rows) do
+    local v = r.scalars[key]
+    if type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge then sum, n = sum + v, n + 1 end
+  end
+  return n > 0 and sum / n or nil
+end
+
+--- D.plot_model(plugins, rows, dir) -> problems: each plugin's plot_model(rows, h), h = {dir =, base = DIR/model,
+--- path = DIR/model_<plugin>, plot = dbm.plot}.
+function D.plot_model(plugins, rows, dir)
+  check_model_args("diagnostics.plot_model", plugins, rows or {})
+  if type(dir) ~= "string" or dir == "" then fail("diagnostics.plot_model: argument 3 (dir): expected a folder name, got %s", type(dir)) end
+  local problems = {}
+  for _, p in ipairs(plugins) do
+    if type(p.plot_model) == "function" then
+      local h = {dir = dir, base = dir .. "/model", path = dir .. "/model_" .. p.name, plot = require("dbm.plot")}
+      local _, err = call_hook(p, "plot_model", rows, h)
+      if err then problems[#problems + 1] = err end
+    end
+  end
+  return problems
+end
+
+-- A value given on the command line: a number, true/false, or the string itself.
+local function option_value(text)
+  if text == "true" then return true elseif text == "false" then return false end
+  return math.tointeger(tonumber(text)) or tonumber(text) or text
+end
+
+local function option_problem(p, key, v)
+  local spec = type(p.options) == "table" and p.options[key]
+  if not spec then
+    local known = {}
+    for k in pairs(type(p.options) == "table" and p.options or {}) do known[#known + 1] = k end
+    table.sort(known)
+    return ("%s.%s: plugin '%s' has no option '%s' (its options: %s)"):format(p.name, key, p.name, key, #known > 0 and table.concat(known, ", ") or "none")
+  end
+  if type(spec) ~= "table" then return nil end
+  if spec.values then
+    for _, allowed in ipairs(spec.values) do if v == allowed then return nil end end
+    return ("%s.%s: expected one of %s, got '%s'"):format(p.name, key, table.concat(spec.values, ", "), tostring(v))
+  end
+  local want = spec.type
+  if want == "integer" and math.type(v) ~= "integer" or want == "number" and type(v) ~= "number"
+     or want == "boolean" and type(v) ~= "boolean" then
+    return ("%s.%s: expected %s %s, got '%s'"):format(p.name, key, want == "integer" and "an" or "a", want, tostring(v))
+  end
+  return nil
+end
+
+--- D.plugin_options(plugins, settings) -> ctx.options, or nil and a message. settings: {"plugin.key=value", ...}
+--- (`dbm-lua analyze --option`); plugin.key becomes the prefixed ctx.options name plugin_key (plugins/README.md).
+--- The plugin must be among `plugins` and declare the key in its `options` table ({key = {doc =, type =, values =}}).
+function D.plugin_options(plugins, settings)
+  check_model_args("diagnostics.plugin_options", plugins)
+  if settings ~= nil and type(settings) ~= "table" then
+    fail("diagnostics.plugin_options: argument 2 (settings): expected a list of \"plugin.key=value\" strings, got %s", type(settings))
+  end
+  for i, s in ipairs(settings or {}) do
+    if type(s) ~= "string" then fail("diagnostics.plugin_options: argument 2 (settings): entry %d is a %s, expected a string", i, type(s)) end
+  end
+  local by_name, out = {}, {}
+  for _, p in ipairs(plugins) do by_name[p.name] = p end
+  for _, s in ipairs(settings or {}) do
+    local name, key, text = s:match("^([%w_%-]+)%.([%w_]+)=(.*)$")
+    if not name then return nil, ("--option expects plugin.key=value, got '%s'"):format(s) end
+    local p = by_name[name]
+    if not p then return nil, ("--option %s: '%s' is not among the diagnostics of this run"):format(s, name) end
+    local v = option_value(text)
+    local why = option_problem(p, key, v)
+    if why then return nil, "--option " .. why end
+    out[name .. "_" .. key] = v
+  end
+  return out
+end
+
 D.is_tensor = is_tensor
 return D

@@ -545,9 +545,10 @@ end
 --- P.series(base, steps, {name = values, ...}, opts) -> files. Scalar series against the step; a nil
 --- or non-finite value is a missing point (lines join across it). opts.panels = {{names = {...},
 --- ylabel=, logy=, hlines = {{value, label}, ...}}, ...} stacks panels sharing the step axis; by default
---- one panel with every series (opts.logy, opts.ylabel, opts.hlines apply to it).
+--- one panel with every series (opts.logy, opts.ylabel, opts.hlines apply to it). opts.xlabel names the
+--- axis of `steps` (default "step": a model-level plot passes the layer index).
 function P.series(base, steps, series, opts)
-  opts = check_options("dbm.plot.series", opts, {"title", "logy", "ylabel", "hlines", "panels"})
+  opts = check_options("dbm.plot.series", opts, {"title", "logy", "ylabel", "hlines", "panels", "xlabel"})
   steps = to_array(steps, "steps")
   if type(series) ~= "table" then error("dbm.plot.series: argument 3: expected {name = values, ...}, got " .. type(series), 2) end
   local names = {}
@@ -577,7 +578,7 @@ function P.series(base, steps, series, opts)
     body[#body + 1] = series_yrange(panel, series, #steps)
       .. (panel.logy and "set logscale y\nset format y '%g'\n" or "unset logscale y\nset format y '% h'\n")
       .. "set ylabel " .. gp_quote(panel.ylabel or (#panel.names == 1 and panel.names[1] or "value")) .. "\n"
-      .. "set xlabel " .. gp_quote(p == k and "step" or "") .. "\n"
+      .. "set xlabel " .. gp_quote(p == k and (opts.xlabel or "step") or "") .. "\n"
       .. "plot " .. table.concat(plots, ", \\\n     ") .. "\n"
   end
   local height = k > 1 and math.max(P.height, 300 * k) or P.height

@@ -320,8 +320,8 @@ says("dbm.plot.density: option 'curves': unknown option 'fn' (known: f, lo, hi, 
 says("dbm.plot.spacing: unknown option 'logy' (known: title, bins)", function() return plot.spacing("never_written", {1, 2}, {logy = true}) end)
 says("dbm.plot.flow: unknown option 'max_line' (known: title, ylabel, max_lines, logy, hlines)",
   function() return plot.flow("never_written", {1}, {{1, 2}}, {max_line = 3}) end)
-says("dbm.plot.series: unknown option 'xlabel' (known: title, logy, ylabel, hlines, panels)",
-  function() return plot.series("never_written", {1}, {a = {1}}, {xlabel = "t"}) end)
+says("dbm.plot.series: unknown option 'xlabels' (known: title, logy, ylabel, hlines, panels, xlabel)",
+  function() return plot.series("never_written", {1}, {a = {1}}, {xlabels = "t"}) end)
 says("dbm.plot.series: option 'panels': unknown option 'name' (known: names, ylabel, logy, hlines)",
   function() return plot.series("never_written", {1}, {a = {1}}, {panels = {{name = {"a"}}}}) end)
 says("dbm.plot.xy: unknown option 'logX' (known: title, xlabel, ylabel, logx, logy, lines)",

@@ -359,7 +359,7 @@ do
             check(x == x and x > -math.huge and x < math.huge, "%s on %s: %s holds %s", name, case[1], key, tostring(x))
           end
         else
-          check(key == "note" and type(v) == "string", "%s on %s: %s is a %s", name, case[1], key, type(v))
+          check((key == "note" or key:match("_warning$")) and type(v) == "string", "%s on %s: %s is a %s", name, case[1], key, type(v))
         end
       end
     end
