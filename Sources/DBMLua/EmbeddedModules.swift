@@ -9,6 +9,8 @@ enum EmbeddedModules {
         ("dbm.plot", "plot.lua", PackageResources.plot_lua),
         ("dbm.history", "history.lua", PackageResources.history_lua),
         ("dbm.analyze", "analyze.lua", PackageResources.analyze_lua),
+        ("dbm.analyze_series", "analyze_series.lua", PackageResources.analyze_series_lua),
+        ("dbm.qkv", "qkv.lua", PackageResources.qkv_lua),
         ("dbm.config", "config.lua", PackageResources.config_lua),
         ("dbm.sweep_collect", "sweep_collect.lua", PackageResources.sweep_collect_lua),
         ("dbm.progress", "progress.lua", PackageResources.progress_lua),

@@ -13,10 +13,15 @@ A.default_diagnostics = {"spectrum", "mp", "spacing", "powerlaw", "norms"}
 A.skipped_prefixes = {"optim.", "rng."}
 
 A.usage = [[
-usage: dbm-lua analyze FILE [--json] [--plots DIR] [--diagnostics=a,b,...]
+usage: dbm-lua analyze FILE [--json] [--plots DIR] [--diagnostics=a,b,...] [--split-qkv]
+       dbm-lua analyze CHECKPOINT... --out_dir DIR [--series] [--lr=RATE] [--split-qkv] [--diagnostics=...]
 Random-matrix diagnostics of every 2-D tensor in FILE: a numpy .npy file (one matrix, named after the
 file) or a .safetensors file (all its tensors; optimizer and RNG state, optim.* and rng.*, is skipped).
 Levels are the eigenvalues of the smaller Gram matrix (WᵀW or WWᵀ).
+Several .safetensors checkpoints of one model (the same tensor names and shapes) are a series when their
+metadata carries a `step` (as dbm-lua's checkpoints do), or with --series (steps from the file names,
+ckpt_1000.safetensors; a folder stands for its .safetensors files): their spectra over the steps go into
+a run directory as a training run's (docs/formats.md), with the noise temperature of each matrix.
   --json               one JSON object per tensor per line: name, shape and the diagnostics' numeric
                        scalars (the keys of docs/formats.md)
   --plots DIR          write each diagnostic's plots of each tensor into DIR as PNG and SVG (needs
@@ -24,6 +29,16 @@ Levels are the eigenvalues of the smaller Gram matrix (WᵀW or WWᵀ).
                        spacing histogram, and those of any plugin with a plot function
   --diagnostics=LIST   comma-separated plugin names (default: spectrum,mp,spacing,powerlaw,norms);
                        plugins are found in $DBM_LUA_PATH and the project's plugins/
+  --split-qkv          a fused attention projection (<module>.c_attn.weight, .query_key_value.weight,
+                       .qkv_proj.weight, .wqkv.weight) is analysed as <module>.q, <module>.k and <module>.v,
+                       in the layout its config.json (or the file's metadata) and shape name; an unknown
+                       layout is an error
+  --series             the files (or the .safetensors files in a folder) are a series; steps from the
+                       numbers in the file names
+  --out_dir DIR        a series' run directory: spectra/, observables.jsonl, arrays/, plots/, summary.md,
+                       noise_temperature.jsonl
+  --lr=RATE            a series' noise temperature in units of the learning rate (δt = RATE × steps);
+                       without it, per step
   -h, --help           print this help
 Tensors that are not analyzed (1-D, 3-D, NaN or Inf) are listed as skipped; a diagnostic that fails on
 one tensor is reported on stderr and the others go on.
@@ -42,18 +57,20 @@ end
 
 -- ---------------------------------------------------------------- small helpers
 
-local function eprint(...)
+function A.eprint(...)
   io.stderr:write("dbm-lua analyze: ", dbm._printable(table.concat({...})), "\n")   -- names from files: no escapes
 end
+local eprint = A.eprint
 
 -- The message of an error raised by a dbm function, without the position and the function's name:
 -- "[dbm] analyze.lua:12: dbm.load_npy: file 'x' ..." -> "file 'x' ...".
-local function clean(message)
+function A.clean(message)
   message = tostring(message)
   message = message:gsub("^%[dbm%] [%w_]+%.lua:%d+: ", "", 1)
   message = message:gsub("^dbm%.[%w_]+: ", "", 1)
   return message
 end
+local clean = A.clean
 
 local function has_prefix(s, prefixes)
   for _, p in ipairs(prefixes) do
@@ -88,7 +105,7 @@ end
 
 -- Returns options or nil, message (a usage error).
 function A.parse_args(args)
-  local o = {json = false, diagnostics = A.default_diagnostics}
+  local o = {json = false, diagnostics = A.default_diagnostics, files = {}}
   local i = 1
   local function value_of(flag, inline)
     if inline then return inline end
@@ -105,6 +122,16 @@ function A.parse_args(args)
       o.help = true
     elseif flag == "--json" and not inline then
       o.json = true
+    elseif (flag == "--split-qkv" or flag == "--series") and not inline then
+      o[flag:sub(3):gsub("-", "_")] = true
+    elseif flag == "--out_dir" or flag == "--lr" then
+      local v, err = value_of(flag, inline)
+      if not v then return nil, err end
+      if flag == "--lr" then
+        v = tonumber(v)
+        if not v or not (v > 0 and v < math.huge) then return nil, "--lr needs a learning rate > 0" end
+      elseif v == "" then return nil, "--out_dir needs a directory" end
+      o[flag:sub(3)] = v
     elseif flag == "--plots" then
       local v, err = value_of(flag, inline)
       if not v then return nil, err end
@@ -119,13 +146,12 @@ function A.parse_args(args)
       o.diagnostics = names
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       return nil, "unknown option '" .. a .. "'"
-    elseif o.file then
-      return nil, "expected one file, got '" .. o.file .. "' and '" .. a .. "'"
     else
-      o.file = a
+      o.files[#o.files + 1] = a
     end
     i = i + 1
   end
+  o.file = o.files[1]
   if not o.help and not o.file then return nil, "expected a .npy or .safetensors file" end
   return o
 end
@@ -151,9 +177,10 @@ function A.file_format(path)
   return nil, "file '" .. path .. "' is neither a .npy nor a .safetensors file"
 end
 
--- Loads the file: an array of {name =, tensor =} in file order (skipped state left out), and the
--- number of tensors skipped as optimizer/RNG state. nil, message on failure.
-function A.load(path)
+-- Loads the file: an array of {name =, tensor =} in file order (skipped state left out; with opts.split_qkv
+-- each fused attention projection as its q, k and v, dbm.qkv), the number of tensors skipped as
+-- optimizer/RNG state, and the file's metadata. nil, message on failure.
+function A.load(path, opts)
   local format, why = A.file_format(path)
   if not format then return nil, why end
   if format == "npy" then
@@ -162,18 +189,28 @@ function A.load(path)
     local name = path:match("([^/]+)$"):gsub("%.[Nn][Pp][Yy]$", "")
     return {{name = name, tensor = t}}, 0
   end
-  local ok, tensors, _, names = pcall(dbm.load_safetensors, path)
+  local ok, tensors, meta, names = pcall(dbm.load_safetensors, path)
   if not ok then return nil, clean(tensors) end
+  local split, config = require("dbm.qkv").split, nil
+  if opts and opts.split_qkv then
+    local why
+    config, why = require("dbm.qkv").model_config(path, meta)
+    if not config then return nil, why end
+  end
   local list, state = {}, 0
   for _, name in ipairs(names) do
     if has_prefix(name, A.skipped_prefixes) then state = state + 1
+    elseif config then
+      local done, parts = pcall(split, name, tensors[name], config)
+      if not done then return nil, clean(parts) end
+      table.move(parts, 1, #parts, #list + 1, list)
     else list[#list + 1] = {name = name, tensor = tensors[name]} end
   end
-  return list, state
+  return list, state, meta
 end
 
 -- Why a tensor is not analyzed (nil when it is).
-local function skip_reason(t)
+function A.skip_reason(t)
   local shape = t:shape()
   if #shape ~= 2 then return #shape .. "-D, not a matrix" end
   if shape[1] < 2 or shape[2] < 2 then return "a matrix needs at least 2 rows and 2 columns for a spectrum" end
@@ -275,12 +312,15 @@ function A.main(args)
     end
   end
 
-  local tensors, state = A.load(o.file)
+  -- Several checkpoints, or --series: a run directory of spectra over the steps (dbm.analyze_series).
+  if o.series or #o.files > 1 or o.out_dir or o.lr then return require("dbm.analyze_series").main(o, A) end
+
+  local tensors, state = A.load(o.file, o)
   if not tensors then eprint(state); return 1 end
 
   local analyzable, skipped = {}, {}
   for _, e in ipairs(tensors) do
-    local reason = skip_reason(e.tensor)
+    local reason = A.skip_reason(e.tensor)
     if reason then skipped[#skipped + 1] = {name = e.name, shape = e.tensor:shape(), reason = reason}
     else analyzable[#analyzable + 1] = e end
   end
