@@ -191,17 +191,17 @@ function A.load(path, opts)
   end
   local ok, tensors, meta, names = pcall(dbm.load_safetensors, path)
   if not ok then return nil, clean(tensors) end
-  local split, config = require("dbm.qkv").split, nil
+  local Q, config = require("dbm.qkv"), nil
   if opts and opts.split_qkv then
     local why
-    config, why = require("dbm.qkv").model_config(path, meta)
+    config, why = Q.model_config(path, meta)
     if not config then return nil, why end
   end
   local list, state = {}, 0
   for _, name in ipairs(names) do
     if has_prefix(name, A.skipped_prefixes) then state = state + 1
     elseif config then
-      local done, parts = pcall(split, name, tensors[name], config)
+      local done, parts = pcall(Q.split, name, tensors[name], config)
       if not done then return nil, clean(parts) end
       table.move(parts, 1, #parts, #list + 1, list)
     else list[#list + 1] = {name = name, tensor = tensors[name]} end

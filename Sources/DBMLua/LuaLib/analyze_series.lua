@@ -124,6 +124,7 @@ local function watch_names(list, A)
   for _, e in ipairs(list) do
     if not A.skip_reason(e.tensor) then
       local stem = e.name:gsub("[^%w_%.%-]", "_"):gsub("^%.", "_.")
+      if stem == "" then stem = "_" end
       local k, name = 1, stem
       while taken[name] do k = k + 1; name = stem .. "_" .. k end
       taken[name] = true
@@ -285,7 +286,10 @@ end
 
 --- S.main(o, A) -> exit status: the series of checkpoints o.files into the run directory o.out_dir.
 function S.main(o, A)
-  if not o.out_dir then A.eprint("a series of checkpoints writes a run directory: give --out_dir DIR (dbm-lua analyze --help)"); return 2 end
+  if not o.out_dir then
+    A.eprint("expected one file, or checkpoints of a series: a series writes a run directory, give --out_dir DIR (dbm-lua analyze --help)")
+    return 2
+  end
   if o.plots then A.eprint("--plots is for one file; a series writes its plots into --out_dir DIR/plots"); return 2 end
   local series, why = S.checkpoints(o, A)
   if not series then A.eprint(why); return 1 end
