@@ -142,11 +142,13 @@ local function record(rec, series, o, A)
   local watched, current = watch_names(first, A), {}
   if #watched == 0 then return nil, ("'%s' holds no 2-D tensor to analyze"):format(series[1].path) end
   for _, w in ipairs(watched) do
-    rec:watch(w.name, function() return current[w.tensor] end, {diagnostics = o.diagnostics})
+    local ok, err = pcall(rec.watch, rec, w.name, function() return current[w.tensor] end, {diagnostics = o.diagnostics})
+    if not ok then return nil, A.clean(err):gsub("^rec:watch: ", "") end
   end
   local progress = dbm.progress{total = #series, label = "checkpoints", stream = io.stderr}
   for i, c in ipairs(series) do
-    local list = first
+    local list = first   -- one checkpoint in memory at a time
+    first = nil
     if i > 1 then list, why = A.load(c.path, o) end
     if not list then return nil, why end
     current = {}
