@@ -60,6 +60,13 @@ end
 expect_refused("gpt_neox.layers.0.attention.query_key_value.weight", numbered(12, 4, true), {model_type = "gpt_neox"}, "number of heads")
 expect_refused("gpt_neox.layers.0.attention.query_key_value.weight", numbered(12, 4, true), {}, "no known layout")
 
+-- GPTBigCode: multi-query (its default) q | k | v of C, hd, hd; multi-head per head (unlike GPT-2).
+local big = {"transformer.h.0.attn.q", "transformer.h.0.attn.k", "transformer.h.0.attn.v"}
+expect_split("transformer.h.0.attn.c_attn.weight", numbered(8, 4, true), {model_type = "gpt_bigcode", n_embd = 4, n_head = 2}, true,
+  big, {range(1, 4), "5,6", "7,8"})
+expect_split("transformer.h.0.attn.c_attn.weight", numbered(12, 4, true),
+  {model_type = "gpt_bigcode", n_embd = 4, n_head = 2, multi_query = false}, true, big, {"1,2,7,8", "3,4,9,10", "5,6,11,12"})
+
 -- Grouped-query, unequal blocks (Phi-3): 4 query heads, 2 key/value heads, hd = 2: q 8 rows, k and v 4 each.
 local phi = {"model.layers.0.self_attn.q", "model.layers.0.self_attn.k", "model.layers.0.self_attn.v"}
 expect_split("model.layers.0.self_attn.qkv_proj.weight", numbered(16, 8, true),
