@@ -53,6 +53,31 @@ struct AnalyzeSeriesTests {
         #expect(err == nil, "qkv.lua: \(err ?? "")")
     }
 
+    @Test("--split-qkv reads the layout from the model folder's config.json: GPT-2's Conv1D columns; a model type without a layout is refused")
+    func splitFromConfig() throws {
+        let d = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        let bin = try dbmLuaBinary()
+        for sub in ["gpt2", "mpt"] { try FileManager.default.createDirectory(atPath: d + "/" + sub, withIntermediateDirectories: true) }
+        try #"{"model_type": "gpt2", "n_embd": 16, "n_head": 4}"#.write(toFile: d + "/gpt2/config.json", atomically: true, encoding: .utf8)
+        try #"{"model_type": "mpt", "d_model": 16, "n_heads": 4}"#.write(toFile: d + "/mpt/config.json", atomically: true, encoding: .utf8)
+        let script = d + "/write.lua"
+        try """
+        dbm.save_safetensors("\(d)/gpt2/model.safetensors", {{"h.0.attn.c_attn.weight", dbm.randn(16, 48)}, {"h.0.mlp.c_fc.weight", dbm.randn(16, 64)}})
+        dbm.save_safetensors("\(d)/mpt/model.safetensors", {{"transformer.blocks.0.attn.Wqkv.weight", dbm.randn(48, 16)}})
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        try #require(try runProcess(bin, [script]).status == 0)
+        let gpt2 = try runProcess(bin, ["analyze", d + "/gpt2/model.safetensors", "--split-qkv", "--json", "--diagnostics=spectrum"])
+        #expect(gpt2.status == 0, "\(gpt2.stderr)")
+        for part in ["q", "k", "v"] {
+            #expect(gpt2.stdout.contains("\"name\":\"h.0.attn.\(part)\"") && gpt2.stdout.contains("\"shape\":[16,16]"), "\(gpt2.stdout)")
+        }
+        #expect(gpt2.stdout.contains("\"name\":\"h.0.mlp.c_fc.weight\"") && !gpt2.stdout.contains("c_attn"), "\(gpt2.stdout)")
+        let mpt = try runProcess(bin, ["analyze", d + "/mpt/model.safetensors", "--split-qkv"])
+        #expect(mpt.status == 1 && mpt.stderr.contains("no known layout of a fused q, k, v projection fits")
+                && mpt.stderr.contains("model_type 'mpt'") && mpt.stderr.split(separator: "\n").count == 1, "\(mpt.stderr)")
+    }
+
     /// The recorder of experiments/nanogpt.lua computes each level from the float32 weights converted to
     /// float64 (dbm.gram converts, then dsyrk and dsyevd in float64); the series reads the same float32
     /// values from the kept checkpoints and goes through the same recorder, and the key block is the same
