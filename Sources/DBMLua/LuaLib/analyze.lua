@@ -313,7 +313,12 @@ function A.main(args)
   end
 
   -- Several checkpoints, or --series: a run directory of spectra over the steps (dbm.analyze_series).
-  if o.series or #o.files > 1 or o.out_dir or o.lr then return require("dbm.analyze_series").main(o, A) end
+  local series = require("dbm.analyze_series")
+  if series.is_series(o, A) then return series.main(o, A) end
+  if #o.files > 1 then
+    eprint("expected one file, got '", o.files[1], "' and '", o.files[2], "' (checkpoints with a step in their metadata, or --series, are a series)")
+    return 2
+  end
 
   local tensors, state = A.load(o.file, o)
   if not tensors then eprint(state); return 1 end

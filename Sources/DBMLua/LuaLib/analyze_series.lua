@@ -91,6 +91,18 @@ local function mismatch(a, b)
   return nil
 end
 
+--- S.is_series(o, A) -> whether the arguments ask for a series: --series, --out_dir or --lr, or several
+--- .safetensors files that all carry a step in their metadata.
+function S.is_series(o, A)
+  if o.series or o.out_dir or o.lr then return true end
+  if #o.files < 2 then return false end
+  for _, path in ipairs(o.files) do
+    local header = A.file_format(path) == "safetensors" and read_header(path)
+    if not (header and step_of(path, header, false)) then return false end
+  end
+  return true
+end
+
 --- S.checkpoints(o, A) -> the series {{path =, step =}, ...} ordered by step, its headers checked to be
 --- one model; nil, message otherwise.
 function S.checkpoints(o, A)
@@ -288,10 +300,7 @@ end
 
 --- S.main(o, A) -> exit status: the series of checkpoints o.files into the run directory o.out_dir.
 function S.main(o, A)
-  if not o.out_dir then
-    A.eprint("expected one file, or checkpoints of a series: a series writes a run directory, give --out_dir DIR (dbm-lua analyze --help)")
-    return 2
-  end
+  if not o.out_dir then A.eprint("a series of checkpoints writes a run directory: give --out_dir DIR (dbm-lua analyze --help)"); return 2 end
   if o.plots then A.eprint("--plots is for one file; a series writes its plots into --out_dir DIR/plots"); return 2 end
   local series, why = S.checkpoints(o, A)
   if not series then A.eprint(why); return 1 end
