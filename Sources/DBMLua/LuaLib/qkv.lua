@@ -16,7 +16,7 @@ local fail = dbm._fail
 
 local Q = {}
 
--- The layouts that exist, as data. pattern: the tensor name (capture: the attention module's name);
+-- The layouts that exist, as data. fused: the projection's name in <module>.<fused>.weight;
 -- model_types: config.json's model_type values it belongs to (`none`: a file without one, i.e. nanoGPT's own
 -- checkpoints and ours, or a bare GPT-2 state dict); when: config keys that must hold; axis: 1 when q, k, v
 -- are stacked along the rows (nn.Linear's (out, in)), 2 along the columns (GPT-2's Conv1D (in, out));
@@ -28,25 +28,25 @@ local Q = {}
 -- kv_heads = 1: multi-query attention, one key/value head whatever the config says.
 local none = ""
 Q.layouts = {
-  {name = "nanoGPT c_attn (3C×C, rows q | k | v)", pattern = "^(.+)%.c_attn%.weight$", model_types = {none, "nanogpt"},
+  {name = "nanoGPT c_attn (3C×C, rows q | k | v)", fused = "c_attn", model_types = {none, "nanogpt"},
    axis = 1, arrangement = "blocks"},
-  {name = "GPT-2 Conv1D c_attn (C×3C, columns q | k | v)", pattern = "^(.+)%.c_attn%.weight$", model_types = {none, "gpt2"},
+  {name = "GPT-2 Conv1D c_attn (C×3C, columns q | k | v)", fused = "c_attn", model_types = {none, "gpt2"},
    axis = 2, arrangement = "blocks"},
-  {name = "GPTBigCode c_attn, multi-query (rows q | k | v of C, hd, hd)", pattern = "^(.+)%.c_attn%.weight$",
+  {name = "GPTBigCode c_attn, multi-query (rows q | k | v of C, hd, hd)", fused = "c_attn",
    model_types = {"gpt_bigcode"}, when = {multi_query = true}, axis = 1, arrangement = "blocks", kv_heads = 1},
-  {name = "GPTBigCode c_attn, multi-head (interleaved per head, unlike GPT-2)", pattern = "^(.+)%.c_attn%.weight$",
+  {name = "GPTBigCode c_attn, multi-head (interleaved per head, unlike GPT-2)", fused = "c_attn",
    model_types = {"gpt_bigcode"}, when = {multi_query = false}, axis = 1, arrangement = "per_head"},
-  {name = "GPT-NeoX / BLOOM query_key_value (interleaved per head)", pattern = "^(.+)%.query_key_value%.weight$",
+  {name = "GPT-NeoX / BLOOM query_key_value (interleaved per head)", fused = "query_key_value",
    model_types = {"gpt_neox", "bloom"}, axis = 1, arrangement = "per_head"},
-  {name = "Falcon query_key_value, new decoder architecture (per key/value group)", pattern = "^(.+)%.query_key_value%.weight$",
+  {name = "Falcon query_key_value, new decoder architecture (per key/value group)", fused = "query_key_value",
    model_types = {"falcon"}, when = {new_decoder_architecture = true}, axis = 1, arrangement = "per_group"},
-  {name = "Falcon query_key_value, multi-query (rows q | k | v of C, hd, hd)", pattern = "^(.+)%.query_key_value%.weight$",
+  {name = "Falcon query_key_value, multi-query (rows q | k | v of C, hd, hd)", fused = "query_key_value",
    model_types = {"falcon"}, when = {new_decoder_architecture = false, multi_query = true}, axis = 1, arrangement = "blocks", kv_heads = 1},
-  {name = "Falcon query_key_value, multi-head (interleaved per head)", pattern = "^(.+)%.query_key_value%.weight$",
+  {name = "Falcon query_key_value, multi-head (interleaved per head)", fused = "query_key_value",
    model_types = {"falcon"}, when = {new_decoder_architecture = false, multi_query = false}, axis = 1, arrangement = "per_head"},
-  {name = "Phi-3 qkv_proj (grouped-query, rows q | k | v)", pattern = "^(.+)%.qkv_proj%.weight$", model_types = {"phi3"},
+  {name = "Phi-3 qkv_proj (grouped-query, rows q | k | v)", fused = "qkv_proj", model_types = {"phi3"},
    axis = 1, arrangement = "blocks"},
-  {name = "InternLM2 wqkv (per key/value group)", pattern = "^(.+)%.wqkv%.weight$", model_types = {"internlm2"},
+  {name = "InternLM2 wqkv (per key/value group)", fused = "wqkv", model_types = {"internlm2"},
    axis = 1, arrangement = "per_group"},
 }
 
@@ -79,8 +79,8 @@ local function flag(config, model_type, key)
   return v == true or v == "true"
 end
 
-local function matches(layout, name, model_type, config)
-  if not name:match(layout.pattern) then return false end
+local function matches(layout, fused, model_type, config)
+  if fused ~= layout.fused then return false end
   local typed = false
   for _, t in ipairs(layout.model_types) do typed = typed or t == model_type end
   if not typed then return false end
@@ -141,9 +141,19 @@ local function part(W, axis, list)
   return W:index(axis, list)
 end
 
-local function is_fused(name)
-  local last = name:match("([^.]+)%.weight$")
-  for _, f in ipairs(Q.fused_names) do if last == f then return true end end
+-- <module>.<component>.weight -> module ("" without one), component; nil for other names. Plain string
+-- operations, linear in the name's length (a pattern such as "^(.+)%.c_attn" backtracks quadratically
+-- on a long name without dots).
+local function parse_name(name)
+  if #name < 8 or name:sub(-7) ~= ".weight" then return nil end
+  local base = name:sub(1, -8)
+  local dot = base:reverse():find(".", 1, true)
+  if not dot then return "", base end
+  return base:sub(1, #base - dot), base:sub(#base - dot + 2)
+end
+
+local function is_fused(component)
+  for _, f in ipairs(Q.fused_names) do if component == f then return true end end
   return false
 end
 
@@ -159,7 +169,8 @@ function Q.split(name, W, config)
   if not dbm.is_tensor(W) then fail("dbm.qkv.split: argument 2 (W): expected a tensor, got %s", type(W)) end
   config = config or {}
   if type(config) ~= "table" then fail("dbm.qkv.split: argument 3 (config): expected a table, got %s", type(config)) end
-  if not is_fused(name) then return {{name = name, tensor = W}} end
+  local module, component = parse_name(name)
+  if not is_fused(component) then return {{name = name, tensor = W}} end
   local shape = W:shape()
   -- our checkpoints name their format in the metadata: nanoGPT's layout (DESIGN §8)
   local model_type = type(config.model_type) == "string" and config.model_type
@@ -167,7 +178,7 @@ function Q.split(name, W, config)
   if #shape ~= 2 then fail("dbm.qkv.split: '%s' is a fused attention projection of %d dimensions, expected 2", name, #shape) end
   local fits, reasons = {}, {}
   for _, layout in ipairs(Q.layouts) do
-    if matches(layout, name, model_type, config) then
+    if matches(layout, component, model_type, config) then
       local sizes, hd, heads, kv = part_sizes(layout, shape, config)
       if sizes then fits[#fits + 1] = {layout = layout, sizes = sizes, hd = hd, heads = heads, kv = kv}
       else reasons[#reasons + 1] = layout.name .. ": " .. hd end
@@ -181,9 +192,10 @@ function Q.split(name, W, config)
   if #fits > 1 then fail("dbm.qkv.split: %s: ambiguous, it fits both %s and %s", what, fits[1].layout.name, fits[2].layout.name) end
   local f = fits[1]
   local idx = part_indices(f.layout.arrangement, f.sizes, f.hd, f.heads, f.kv)
-  local module = name:match(f.layout.pattern)
   local out = {}
-  for p, suffix in ipairs({"q", "k", "v"}) do out[p] = {name = module .. "." .. suffix, tensor = part(W, f.layout.axis, idx[p])} end
+  for p, suffix in ipairs({"q", "k", "v"}) do
+    out[p] = {name = (module == "" and "" or module .. ".") .. suffix, tensor = part(W, f.layout.axis, idx[p])}
+  end
   return out
 end
 
