@@ -6,11 +6,14 @@
 --   dbm-lua experiments/nanogpt.lua --preset=paper       -- the paper's size (hours)
 --   dbm-lua experiments/nanogpt.lua --max_iters=200 --data=other.txt --out_dir=runs/mine
 --   dbm-lua experiments/nanogpt.lua --resume=runs/nanogpt-20261129-101500   -- continue a run
+--   dbm-lua experiments/nanogpt.lua --keep_checkpoints   -- also checkpoints/ckpt_<step>.safetensors per evaluation
 --
 -- The run directory (DESIGN §8): config.json, metrics.jsonl (step, time, train_loss, val_loss, lr),
 -- observables.jsonl and spectra/ for every 2-D weight (the query, key and value blocks of each fused
 -- attention projection as h.<i>.attn.q/k/v), model.safetensors and ckpt.safetensors at each evaluation
--- (nanoGPT's names: they load into nanoGPT's PyTorch code and `dbm-lua analyze`), plots/, summary.md.
+-- (nanoGPT's names: they load into nanoGPT's PyTorch code and `dbm-lua analyze`), plots/, summary.md; with
+-- --keep_checkpoints also checkpoints/ckpt_<step>.safetensors, the weights at each evaluation (as
+-- model.safetensors), a series for `dbm-lua analyze checkpoints/*.safetensors --out_dir DIR --split-qkv`.
 local write_summary = dofile((arg and arg[0] or ""):gsub("%.lua$", "") .. "/summary.lua")   -- nanogpt/summary.lua
 
 -- ---------------------------------------------------------------- configuration
@@ -18,7 +21,7 @@ local write_summary = dofile((arg and arg[0] or ""):gsub("%.lua$", "") .. "/summ
 local positive = {positive = true}
 local cfg = dbm.config({
   preset = "cpu", weight_decay = 0.1, grad_clip = 1.0, eval_interval = 250, eval_iters = 200, spectra_every = 100,
-  seed = 1337, data = "", out_dir = "", sample_tokens = 500, temperature = 0.8, top_k = 40,
+  seed = 1337, data = "", out_dir = "", sample_tokens = 500, temperature = 0.8, top_k = 40, keep_checkpoints = false,
 }, {
   presets = {   -- --preset=NAME sets these keys; arguments given with it override them
     cpu = {n_layer = 4, n_head = 4, n_embd = 128, block_size = 64, batch_size = 12, max_iters = 2000,
@@ -87,6 +90,12 @@ local function save(step)
     metadata = metadata, step = step})
 end
 
+-- The weights of one evaluation kept for good (--keep_checkpoints): a checkpoint series of the run.
+local function keep(step)
+  dbm.mkdir(rec.dir .. "/checkpoints")
+  dbm.save_checkpoint(("%s/checkpoints/ckpt_%d.safetensors"):format(rec.dir, step), {model = model, metadata = metadata, step = step})
+end
+
 -- Mean loss over eval_iters random batches of each split, without a graph and without dropout.
 local function estimate_loss()
   local out = {}
@@ -121,6 +130,7 @@ for step = start, cfg.max_iters do
   local scalars = nil
   if step % cfg.eval_interval == 0 or step == cfg.max_iters then
     save(step)
+    if cfg.keep_checkpoints then keep(step) end
     last_losses = estimate_loss()
     scalars = opt:lr_metrics()   -- lr: the rate of the update from this step, as the optimizer applies it
     scalars.train_loss, scalars.val_loss = last_losses.train, last_losses.val

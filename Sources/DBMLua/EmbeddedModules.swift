@@ -11,6 +11,8 @@ enum EmbeddedModules {
         ("dbm.analyze", "analyze.lua", PackageResources.analyze_lua),
         ("dbm.model_files", "model_files.lua", PackageResources.model_files_lua),
         ("dbm.analyze_output", "analyze_output.lua", PackageResources.analyze_output_lua),
+        ("dbm.analyze_series", "analyze_series.lua", PackageResources.analyze_series_lua),
+        ("dbm.qkv", "qkv.lua", PackageResources.qkv_lua),
         ("dbm.config", "config.lua", PackageResources.config_lua),
         ("dbm.sweep_collect", "sweep_collect.lua", PackageResources.sweep_collect_lua),
         ("dbm.progress", "progress.lua", PackageResources.progress_lua),

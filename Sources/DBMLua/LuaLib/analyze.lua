@@ -17,7 +17,8 @@ A.skipped_prefixes = files.state_prefixes
 
 A.usage = [[
 usage: dbm-lua analyze PATH... [--json | --csv | --markdown] [--plots DIR] [--layers PATTERN] [--diagnostics=a,b,...]
-                       [--option plugin.key=value ...] [--ks=two-sided|powerlaw]
+                       [--option plugin.key=value ...] [--ks=two-sided|powerlaw] [--split-qkv]
+       dbm-lua analyze CHECKPOINT... --out_dir DIR [--series] [--lr=RATE] [--split-qkv] [--diagnostics=...]
 Random-matrix diagnostics of every weight matrix of the models in PATH...; each PATH is
   - a .safetensors file (all its tensors; optimizer and RNG state, optim.* and rng.*, is skipped),
   - a numpy .npy file (one matrix, named after the file), or
@@ -42,17 +43,33 @@ tensors that are not matrices (biases, an attention-mask buffer) are listed as s
   --ks=two-sided|powerlaw
                        the power-law fit's KS distance for x_min (--option powerlaw.ks=...): two-sided (default),
                        or powerlaw, WeightWatcher 0.7.7's default fit (the powerlaw package's distance)
+  --split-qkv          a fused attention projection (<module>.c_attn.weight, .query_key_value.weight,
+                       .qkv_proj.weight, .wqkv.weight) is analysed as <module>.q, <module>.k and <module>.v,
+                       in the layout its config.json (or the file's metadata) and shape name; an unknown
+                       layout is an error
+Several .safetensors checkpoints of one model (the same tensor names and shapes) are a series when their
+metadata carries a `step` (as dbm-lua's checkpoints do), or with --series (steps from the file names,
+ckpt_1000.safetensors; a folder stands for its .safetensors files): their spectra over the steps go into
+a run directory as a training run's (docs/formats.md), with the noise temperature of each matrix.
+  --series             the files (or the .safetensors files in a folder) are a series; steps from the
+                       numbers in the file names
+  --out_dir DIR        a series' run directory: spectra/, observables.jsonl, arrays/, plots/, summary.md,
+                       noise_temperature.jsonl
+  --lr=RATE            a series' noise temperature in units of the learning rate (δt = RATE × steps);
+                       without it, per step
   -h, --help           print this help
 A diagnostic that fails on one matrix is reported on stderr and the others go on. Runs longer than a
 second show a progress line on stderr when it is a terminal.
 Exit status: 0 on success; 1 on a missing, unreadable, pickled or malformed file, a model without a
 matrix, or a plot that could not be written; 2 on a usage error.]]
 
-local function eprint(...)
+function A.eprint(...)
   io.stderr:write("dbm-lua analyze: ", dbm._printable(table.concat({...})), "\n")   -- names from files: no escapes
 end
 
+local eprint = A.eprint
 local clean = files.clean
+A.clean = clean
 
 -- ---------------------------------------------------------------- arguments
 
@@ -90,6 +107,16 @@ function A.parse_args(args)
       for name in v:gmatch("[^,%s]+") do names[#names + 1] = name end
       if #names == 0 then return nil, "--diagnostics needs at least one name" end
       o.diagnostics = names
+    elseif (flag == "--split-qkv" or flag == "--series") and not inline then
+      o[flag:sub(3):gsub("-", "_")] = true
+    elseif flag == "--out_dir" or flag == "--lr" then
+      local v, err = value_of(flag, inline)
+      if not v then return nil, err end
+      if flag == "--lr" then
+        v = tonumber(v)
+        if not v or not (v > 0 and v < math.huge) then return nil, "--lr needs a learning rate > 0" end
+      elseif v == "" then return nil, "--out_dir needs a directory" end
+      o[flag:sub(3)] = v
     elseif flag == "--option" or flag == "--ks" then
       local v, err = value_of(flag, inline)
       if not v then return nil, err end
@@ -102,6 +129,7 @@ function A.parse_args(args)
     i = i + 1
   end
   if not o.help and #o.paths == 0 then return nil, "expected a .safetensors or .npy file, or a model folder" end
+  o.files = o.paths   -- the name dbm.analyze_series reads
   return o
 end
 
@@ -268,6 +296,22 @@ function Run:add(m)
   if #self.group >= A.group_matrices or self.group_elements >= A.group_elements then self:flush() end
 end
 
+-- With --split-qkv, a fused attention projection as its q, k and v (dbm.qkv), in the layout of the
+-- config.json beside the file or the file's metadata: a list of {name =, tensor =}.
+function Run:split_qkv(e, t)
+  if not self.o.split_qkv then return {{name = e.name, tensor = t}} end
+  local Q = require("dbm.qkv")
+  self.qkv_configs = self.qkv_configs or {}
+  local config = self.qkv_configs[e.file]
+  if not config then
+    local why
+    config, why = Q.model_config(e.file, self.metadata and self.metadata[e.origin])
+    if not config then error({message = why}) end
+    self.qkv_configs[e.file] = config
+  end
+  return Q.split(e.name, t, config)
+end
+
 -- One entry of the model: skipped with its reason, or read and its matrices gathered.
 function Run:entry(e)
   local reason = e.shape and skip_reason(e.name, e.shape)
@@ -278,9 +322,11 @@ function Run:entry(e)
   reason = skip_reason(e.name, shape)
   if reason then self.skipped[#self.skipped + 1] = {name = e.name, shape = shape, reason = reason}; return true end
   self.tensors_analyzed = self.tensors_analyzed + 1
-  for _, m in ipairs(matrices_of(e, t)) do
-    m.origin = e.origin
-    self:add(m)
+  for _, part in ipairs(self:split_qkv(e, t)) do
+    for _, m in ipairs(matrices_of({name = part.name}, part.tensor)) do
+      m.origin = e.origin
+      self:add(m)
+    end
   end
   return true
 end
@@ -371,6 +417,10 @@ function A.main(args)
     end
   end
 
+  -- Several checkpoints, or --series: a run directory of spectra over the steps (dbm.analyze_series).
+  local series = require("dbm.analyze_series")
+  if series.is_series(o, A) then return series.main(o, A) end
+
   local entries, info = files.list(o.paths, {layers = o.layers})
   if not entries then eprint(info); return 1 end
   if o.plots then
@@ -383,7 +433,7 @@ function A.main(args)
   local options, option_error = D.plugin_options(plugins, o.options)
   if not options then eprint(option_error, " (dbm-lua analyze --help for usage)"); return 2 end
 
-  local run = setmetatable({o = o, D = D, plugins = plugins, plugin_options = options, rows = {}, skipped = {}, notes = {},
+  local run = setmetatable({o = o, D = D, plugins = plugins, plugin_options = options, metadata = info.metadata, rows = {}, skipped = {}, notes = {},
     status = 0, stems = {}, group = {}, group_elements = 0, tensors_analyzed = 0, t0 = dbm.clock()}, Run)
   local ok, err = pcall(function()
     for k, e in ipairs(entries) do
@@ -399,6 +449,31 @@ function A.main(args)
   run:print(entries, info)
   for _, n in ipairs(run.notes) do eprint(n) end
   return run.status
+end
+
+-- ---------------------------------------------------------------- for a series (dbm.analyze_series)
+
+A.file_format = files.file_format
+
+-- Why a loaded tensor gives no matrix (nil when it does).
+function A.skip_reason(t) return skip_reason("", t:shape()) end
+
+-- One checkpoint file: an array of {name =, tensor =} in natural order (state left out; with
+-- opts.split_qkv each fused attention projection as its q, k and v), the number of state tensors, and
+-- the file's metadata. nil, message on failure.
+function A.load(path, opts)
+  local entries, info = files.list({path})
+  if not entries then return nil, info end
+  local run = setmetatable({o = {split_qkv = opts and opts.split_qkv}, metadata = info.metadata}, Run)
+  local ok, list = pcall(function()
+    local list = {}
+    for _, e in ipairs(entries) do
+      for _, part in ipairs(run:split_qkv(e, e.load())) do list[#list + 1] = part end
+    end
+    return list
+  end)
+  if not ok then return nil, type(list) == "table" and list.message or clean(list) end
+  return list, info.state, info.metadata[path]
 end
 
 return A

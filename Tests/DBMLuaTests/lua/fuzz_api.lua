@@ -68,6 +68,8 @@ local EXTRA_ROOTS = {
   {"dbm.analyze", "require('dbm.analyze')"},
   {"dbm.model_files", "require('dbm.model_files')"},
   {"dbm.analyze_output", "require('dbm.analyze_output')"},
+  {"dbm.qkv", "require('dbm.qkv')"},
+  {"dbm.analyze_series", "require('dbm.analyze_series')"},
   {"dbm.sweep_collect", "require('dbm.sweep_collect')"},
 }
 
@@ -207,6 +209,11 @@ local BLOCKCFG = "{n_embd = 4, n_head = 2}"
 local REC = "dbm.recorder{out_dir = 'fz_run', plots = false}"
 local PROG = "dbm.progress{total = 10}"
 local FN = "function() return 1 end"
+-- two checkpoints of one model with steps in their metadata (a series), and a run directory's spectra
+local SERIES = "(function() for s = 1, 2 do dbm.save_safetensors('fz_s' .. s .. '.safetensors', {w = dbm.randn(4, 3)}, {step = tostring(s)}) end "
+  .. "return {'fz_s1.safetensors', 'fz_s2.safetensors'} end)()"
+local SPECTRA = "(function() dbm.mkdir('fz_t/spectra') dbm.save_npy('fz_t/spectra/w.npy', dbm.rand(10, 3, {dtype = 'float64'}) + 1) "
+  .. "dbm.save_npy('fz_t/spectra/steps.npy', dbm.arange(10)) return 'fz_t' end)()"
 local SWEEP = "{grid = {{key = 'lr'}}, types = {lr = 'float'}}"
 local SWEEP_ROWS = "{{['param.lr'] = 0.1, status = 'done', ['metric.loss'] = 1}}"
 local function ids(r) return ("dbm.tensor({{%d, %d, %d}})"):format(r(1, 5), r(1, 5), r(1, 5)) end
@@ -490,6 +497,25 @@ local VALID = {
   ["dbm.safetensors_header"] = function() return {SAFE} end,
   -- Each argument makes the file itself: a hostile first argument leaves the others to stand alone.
   ["dbm.safetensors_tensor"] = function() return {SAFE, "dbm.safetensors_header(" .. SAFE .. ")[1]", "select(3, dbm.safetensors_header(" .. SAFE .. "))"} end,
+  ["dbm.analyze.load"] = function() return {NPY} end,
+  ["dbm.analyze.file_format"] = function() return {'"fz.npy"'} end,
+  ["dbm.analyze.skip_reason"] = function(r) return {mat(r)} end,
+  ["dbm.analyze.clean"] = function() return {'"[dbm] analyze.lua:1: dbm.load_npy: no"'} end,
+  ["dbm.analyze.eprint"] = function() return {'"a message"'} end,
+  ["dbm.qkv.split"] = function() return {'"h.0.attn.c_attn.weight"', "dbm.randn(12, 4)", "{}"} end,
+  ["dbm.qkv.model_config"] = function() return {SAFE, "{}"} end,
+  ["dbm.analyze_series.is_series"] = function() return {"{files = " .. SERIES .. "}", "require('dbm.analyze')"} end,
+  ["dbm.analyze_series.checkpoints"] = function() return {"{files = " .. SERIES .. "}", "require('dbm.analyze')"} end,
+  ["dbm.analyze_series.main"] = function()
+    return {"{files = " .. SERIES .. ", out_dir = 'fz_series', diagnostics = {'norms'}}", "require('dbm.analyze')"}
+  end,
+  ["dbm.analyze_series.relaxation"] = function()
+    return {"dbm.rand(10, 3, {dtype = 'float64'}) + 1", "0.1", "dbm.noise_temperature(dbm.rand(10, 3, {dtype = 'float64'}) + 1, 0.1)"}
+  end,
+  ["dbm.analyze_series.temperature"] = function() return {SPECTRA, '"w"'} end,
+  ["dbm.analyze_series.write_summary"] = function()
+    return {'"."', "{diagnostics = {'norms'}}", "{{path = 'a', step = 1}, {path = 'b', step = 2}}", "{}", "{}", '"per step"'}
+  end,
   ["dbm.sweep_collect.row"] = function() return {SWEEP, '"."', "{params = {lr = '0.1'}, dir = 'p1'}"} end,
   ["dbm.sweep_collect.columns"] = function() return {SWEEP, SWEEP_ROWS} end,
   ["dbm.sweep_collect.plot"] = function() return {SWEEP, '"."', SWEEP_ROWS, '"metric.loss"', '"param.lr"'} end,
