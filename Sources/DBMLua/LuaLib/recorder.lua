@@ -1,7 +1,9 @@
 -- dbm.recorder: one run directory per run (DESIGN §8), filled while a run goes on.
 --
 --   local rec = dbm.recorder{out_dir = ..., config = cfg, name = ..., plots = true, report = fn,
---                            resume = S}   -- S: continue the run directory out_dir from step S (below)
+--                            resume = S,   -- S: continue the run directory out_dir from step S (below)
+--                            plot_every_s = 60, tensorboard = true,   -- default: cfg's shared keys (dbm.config)
+--                            total_steps = M}                         -- the M of "step N of M" (cfg.max_iters)
 --   rec:watch(name, tensor_or_function, {diagnostics = {...}, every = N | steps = {...} | when = fn,
 --                                       symmetric = bool, options = {...}})
 --        a tensor is read at each record (so it must be updated in place); a function is called at
@@ -10,7 +12,9 @@
 --        missing or broken plugin is an error at this line, before any training.
 --   rec:step(step, {train_loss = ..., lr = ...})   -- logs the scalars; records the matrices that are due
 --   rec:record(step [, name])                      -- records now, whatever the cadence
---   rec:close()                                    -- plots, then DONE; idempotent
+--   rec:refresh()                                  -- plots and index.html now, in the background (dbm.report);
+--                                                  -- rec:step does it every plot_every_s seconds
+--   rec:close()                                    -- plots, index.html, then DONE; idempotent
 --
 -- The run directory (default runs/<script>-<YYYYmmdd-HHMMSS>, made unique with -2, -3, ...):
 --   run.lock           an exclusive flock held by the recording process until rec:close() (or its end),
@@ -27,8 +31,12 @@
 --                      later) also gets spectra/<matrix>.steps.npy
 --   arrays/<matrix>/   every array the plugins return, appended per record (dbm.history):
 --                      <plugin>.<array>.npy, or .values.npy + .offsets.npy when its length varies
---   plots/             made by close(): each plugin's plot(h) per matrix (the levels' plugin, spectrum,
---                      always: density, flow, observables; see plugins/README.md), and the metrics
+--   plots/             made by close() and each refresh: each plugin's plot(h) per matrix (the levels'
+--                      plugin, spectrum, always: density, flow, observables; see plugins/README.md), and
+--                      the metrics
+--   index.html         the run's page (dbm.report), written by each refresh and by close()
+--   events.out.tfevents.<time>.<host>   TensorBoard: metrics, plugin scalars (<matrix>/<plugin>/<key>) and
+--                      levels (<matrix>/levels histograms), appended per record (dbm.tensorboard)
 --   DONE               written by an explicit rec:close(), after its plots: the last file of a run, so
 --                      an experiment writes its summary.md (dbm.write_summary) and its own plots before
 --
