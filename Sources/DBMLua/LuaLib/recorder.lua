@@ -333,6 +333,7 @@ function M.new(opts)
   end
   if option("tensorboard", true) then rec.events = TB.open(dir, rec.meta.host) end
   rec.meta.total_steps = math.tointeger(rec.total_steps) or rec.total_steps
+  rec.meta.plot_every_s = rec.plot_every_s   -- how often index.html reloads itself while the run goes on
   rec:_write_config()
   dbm.on_exit(function() if not rec.closed then rec:_close(false) end end)
   return rec

@@ -115,7 +115,8 @@ end
 local function status_line(run, status)
   local last = run.metric_steps[#run.metric_steps]
   local total = tonumber(run.meta.total_steps) or type(run.meta.config) == "table" and tonumber(run.meta.config.max_iters)
-  local at = last and (" step " .. math.tointeger(last) .. (total and (" of " .. ("%.0f"):format(total)) or "")) or " no step yet"
+  local at = last and (" step " .. tostring(math.tointeger(last) or last) .. (total and (" of " .. ("%.0f"):format(total)) or ""))
+    or " no step yet"
   local words = {running = "running,", done = "done:", ended = "ended without DONE (an error, Ctrl-C or a kill):"}
   return ("%s%s, updated at %s"):format(words[status], at, os.date("!%Y-%m-%d %H:%M:%S UTC"))
 end
@@ -191,7 +192,7 @@ function R.write_index(dir, opts)
   local run = opts.run or R.read(dir)
   local status = opts.status or (exists(dir .. "/DONE") and "done" or "ended")
   local name = type(run.meta.name) == "string" and run.meta.name or dir:match("([^/]+)$") or dir
-  local every = tonumber(run.meta.config and run.meta.config.plot_every_s) or 60
+  local every = tonumber(run.meta.plot_every_s) or 60
   local body = {
     "<h1>" .. H.text(name) .. "</h1>",
     '<p class="status">' .. H.text(status_line(run, status)) .. "</p>",
