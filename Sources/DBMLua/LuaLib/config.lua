@@ -111,9 +111,9 @@ end
 local function layer(cfg, values) for k, v in pairs(values or {}) do cfg[k] = v end; return cfg end
 
 -- The defaults with the named preset over them (and `resume` when declared).
--- Keys every experiment understands, read by its recorder (dbm.recorder{config = cfg}): the seconds
--- between plot refreshes while it runs, and whether it writes TensorBoard event files.
-C.shared = {plot_every_s = 60.0, tensorboard = true}
+-- Keys every experiment understands, read by its recorder (dbm.recorder{config = cfg}): whether it draws
+-- plots, the seconds between plot refreshes while it runs, and whether it writes TensorBoard event files.
+C.shared = {plots = true, plot_every_s = 60.0, tensorboard = true}
 
 local function base(defaults, spec, preset)
   local cfg = layer({}, C.shared)

@@ -308,7 +308,7 @@ function M.new(opts)
   end
   local rec = setmetatable({
     dir = dir, name = name, config = cfg, lock = lock,
-    make_plots = opts.plots ~= false,
+    make_plots = option("plots", true) ~= false,
     plot_every_s = option("plot_every_s", 60.0), last_refresh = dbm.clock(),
     total_steps = option("total_steps", cfg.max_iters),
     report = opts.report or function(msg) io.stderr:write(msg, "\n") end,
@@ -974,16 +974,17 @@ end
 
 -- ---------------------------------------------------------------- refresh: plots while the run goes on
 
--- Our own executable when this process is dbm-lua: a refresh then draws in a child, `dbm-lua report
--- --refresh DIR` (at the lowest priority, so training does not wait for gnuplot). Inside another host
--- (a test's process) it is nil and a refresh draws in the foreground.
-local own_executable
-local function executable()
-  if own_executable == nil then
-    local exe = read_command("readlink /proc/$PPID/exe")   -- the shell popen starts is our child
-    own_executable = exe and exe:match("/dbm%-lua$") and exe or false
+-- The command of a refresh when this process is dbm-lua: `dbm-lua report --refresh DIR` in a child at
+-- the lowest priority (SCHED_IDLE where chrt is, and nice 19), so training does not wait for gnuplot.
+-- Inside another host (a test's process) it is nil and a refresh draws in the foreground.
+local refresh_command
+local function refresher()
+  if refresh_command == nil then
+    local found = read_command("readlink /proc/$PPID/exe; command -v chrt")   -- $PPID: popen's shell is our child
+    local exe, chrt = (found or ""):match("^([^\n]*)\n?(.*)$")
+    refresh_command = exe:match("^/.*/dbm%-lua$") and ((chrt ~= "" and "chrt -i 0 " or "") .. "nice -n 19 " .. shell_quote(exe)) or false
   end
-  return own_executable or nil
+  return refresh_command or nil
 end
 
 -- Whether a refresh is drawing now: it holds the lock plots/.refresh.lock (dbm-lua report --refresh).
@@ -1000,10 +1001,10 @@ function Recorder:_refresh()
   self.last_refresh, self.pending_refresh = dbm.clock(), nil
   local report = require "dbm.report"
   if drawing(report.lock_path(self.dir)) then self.pending_refresh = true; return false end
-  local exe = executable()
-  if exe then
+  local command = refresher()
+  if command then
     mkdir_p(self.dir .. "/plots")
-    os.execute(("nice -n 19 %s report --refresh %s%s </dev/null >/dev/null 2>>%s &"):format(shell_quote(exe),
+    os.execute(("%s report --refresh %s%s </dev/null >/dev/null 2>>%s &"):format(command,
       self.make_plots and "" or "--no-plots ", shell_quote(self.dir), shell_quote(self.dir .. "/plots/refresh.log")))
   else
     local ok, err = pcall(report.refresh, self.dir, {plots = self.make_plots, running = true, report = self.report})
