@@ -7,9 +7,10 @@ import Foundation
 /// long as the last refresh took, at least 8 s) and one refresh exactly as the recorder starts it (`chrt -i 0
 /// nice -n 19 dbm-lua report --refresh DIR`, drawing every matrix's plots with gnuplot; its CPU time from
 /// /usr/bin/time), three times; between them it counts the steps in metrics.jsonl. The
-/// steps per second while a refresh draws against while none does give the loop time one refresh costs,
-/// printed per refresh and as a share of the loop at the preset's rate of refreshes (one per evaluation,
-/// every 250 steps, or every 60 s, whichever comes first). The run is killed at the end.
+/// steps per second while a refresh draws against while none does give the share of the loop lost while
+/// one draws; times the share of the time refreshes draw at the preset's rate (one per evaluation, every
+/// 250 steps, or every 60 s, whichever comes first; all the time when a refresh takes longer than that,
+/// as the next one waits for it), the cost of the refreshes to the loop. The run is killed at the end.
 enum ReportBench {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
@@ -62,11 +63,13 @@ enum ReportBench {
         let (rBusy, rIdle) = (Double(busy.steps) / busy.seconds, Double(idle.steps) / idle.seconds)
         let perRefresh = busy.seconds - Double(busy.steps) / rIdle      // loop seconds one refresh costs
         let presetInterval = min(250 / rIdle, 60)                       // one refresh per evaluation or per 60 s
+        let drawing = min(1, busy.seconds / Double(refreshes) / presetInterval)   // share of the time a refresh draws
+        let cost = (1 - rBusy / rIdle) * drawing
         print(String(format: "report refresh, nano-GPT cpu preset (%.0f ms/step without a refresh drawing): a refresh took %.1f s "
-                     + "(%.1f s of CPU), steps %+.1f%% slower meanwhile: %.2f s of the loop per refresh; at the preset's rate (one per "
-                     + "%.0f s: each evaluation, or 60 s) %.2f%% of the loop (target <= 2%%; %d refreshes against %.0f s without; "
-                     + "load average %@)", 1000 / rIdle, busy.seconds / Double(refreshes), cpu / Double(refreshes), (rIdle / rBusy - 1) * 100,
-                     perRefresh / Double(refreshes), presetInterval, perRefresh / Double(refreshes) / presetInterval * 100, refreshes,
+                     + "(%.1f s of CPU), steps %+.1f%% slower meanwhile (%.2f s of the loop per refresh); at the preset's rate (one per "
+                     + "%.0f s: each evaluation, or 60 s) refreshes draw %.0f%% of the time: %.2f%% of the loop (target <= 2%%; %d refreshes "
+                     + "against %.0f s without; load average %@)", 1000 / rIdle, busy.seconds / Double(refreshes), cpu / Double(refreshes),
+                     (rIdle / rBusy - 1) * 100, perRefresh / Double(refreshes), presetInterval, drawing * 100, cost * 100, refreshes,
                      idle.seconds, ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")))
     }
 }
