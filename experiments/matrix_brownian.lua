@@ -19,7 +19,7 @@ if cfg.start == "diagonal" then
   for i = 1, n do H:set(i, i, (i - (n + 1) / 2) * cfg.gap) end
 end
 
-local rec = dbm.recorder{config = cfg, out_dir = cfg.out_dir ~= "" and cfg.out_dir or nil}
+local rec = dbm.recorder{config = cfg, out_dir = cfg.out_dir ~= "" and cfg.out_dir or nil, total_steps = cfg.steps}
 rec:watch("H", function() return H end,
           {diagnostics = {"spectrum", "spacing", "semicircle"}, every = cfg.every, symmetric = true})
 

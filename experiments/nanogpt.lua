@@ -136,6 +136,7 @@ for step = start, cfg.max_iters do
     scalars.train_loss, scalars.val_loss = last_losses.train, last_losses.val
   end
   rec:step(step, scalars)   -- records the matrices due at this step (step 0: initialisation)
+  if scalars then rec:refresh() end   -- plots and index.html of each evaluation, drawn in the background
   if step == cfg.max_iters then break end
   local _, loss = model(ds:batch("train", cfg.batch_size, cfg.block_size, {generator = data_rng}))
   loss:backward()

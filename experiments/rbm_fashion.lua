@@ -20,7 +20,7 @@ local m = dbm.models.rbm_bernoulli{data = X, hidden = cfg.hidden, lr = cfg.lr, b
 print(("rbm_fashion: %d training images of 784 pixels, %d hidden units, %s-%d, alpha = %g, |B| = %d, %d steps"):format(
   X:shape()[1], cfg.hidden, cfg.persistent and "PCD" or "CD", cfg.k, cfg.lr, cfg.batch_size, cfg.steps))
 
-local rec = dbm.recorder{config = cfg, out_dir = cfg.out_dir ~= "" and cfg.out_dir or nil, name = "rbm_fashion"}
+local rec = dbm.recorder{config = cfg, out_dir = cfg.out_dir ~= "" and cfg.out_dir or nil, name = "rbm_fashion", total_steps = cfg.steps}
 rec:watch("W", m.weight, {diagnostics = {"spectrum", "spacing", "mp"}, every = cfg.record_every})
 
 local progress = dbm.progress{total = cfg.steps, label = "Bernoulli RBM"}
@@ -33,6 +33,7 @@ m:run(cfg.steps, cfg.record_every, function(done)
   scalars.epoch = m:info().epoch
   errors[#errors + 1] = scalars.heldout_error
   rec:step(done, scalars)
+  rec:refresh()   -- an evaluation (the held-out error): its plots, drawn in the background
   progress:update(done, {heldout = scalars.heldout_error})
 end)
 progress:done()

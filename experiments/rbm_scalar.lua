@@ -14,7 +14,7 @@ local cfg = dbm.config({lr = 0.1, batch_size = 16, k = 3, steps = 100000, seeds 
                         deviation_scan = false, out_dir = ""})
 local plot, stats = require("dbm.plot"), dbm.stats
 
-local rec = dbm.recorder{config = cfg, out_dir = cfg.out_dir ~= "" and cfg.out_dir or nil, name = "rbm_scalar"}
+local rec = dbm.recorder{config = cfg, out_dir = cfg.out_dir ~= "" and cfg.out_dir or nil, name = "rbm_scalar", total_steps = cfg.steps}
 local m = dbm.models.rbm_scalar{lr = cfg.lr, batch_size = cfg.batch_size, k = cfg.k, seed = cfg.seed}
 local info = m:info()
 local expected = info.expected_levels:totable()   -- μ² − κ_n, ascending: single, 4 pairs, single

@@ -17,6 +17,7 @@ public enum CommandLine {
       -h, --help    print this help
     dbm-lua analyze FILE ...    spectral diagnostics of the matrices in FILE (--help for more)
     dbm-lua sweep SCRIPT --grid key=v1,v2 ...   a grid of runs, locally or on Slurm (--help for more)
+    dbm-lua report DIR          (re)draws the plots and index.html of a run or sweep directory
     With no script, starts the REPL (line editing, history, tab completion, help(f)).
     Plugins and modules are found in $DBM_LUA_PATH (colon-separated) and the project's plugins/.
     """
@@ -100,7 +101,7 @@ public enum CommandLine {
         return interrupted ? 130 : 1
     }
 
-    static let subcommands: Set<String> = ["analyze"]
+    static let subcommands: Set<String> = ["analyze", "report"]
 
     /// Runs require("dbm.<name>").main(args), which returns an exit status.
     static func runSubcommand(_ name: String, _ args: [String]) -> Int32 {

@@ -53,6 +53,8 @@ enum Bench {
         if ProcessInfo.processInfo.arguments.dropFirst().contains("analyze") { try AnalyzeBench.run(); return }
         // `dbm-bench recorder`: only the recorder's 10,000 against 20,000 recorded steps.
         if ProcessInfo.processInfo.arguments.dropFirst().contains("recorder") { try RecorderBench.run(reps: reps); return }
+        // `dbm-bench report`: only what refreshing the plots during a nano-GPT run costs its training loop.
+        if ProcessInfo.processInfo.arguments.dropFirst().contains("report") { try ReportBench.run(reps: reps); return }
 
         // Ours and the reference alternate within each repetition, so that both see the same load
         // on this shared machine; each figure is the median over the repetitions.
@@ -73,6 +75,7 @@ enum Bench {
         try SweepBench.run()
         try RecorderBench.run(reps: reps)
         try AnalyzeBench.run()
+        try ReportBench.run(reps: reps)
     }
 
     /// The seconds `body` (Lua statements) takes, timed inside Lua.

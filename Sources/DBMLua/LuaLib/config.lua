@@ -98,6 +98,7 @@ end
 local function all_rules(spec)
   local rules = {}
   for k, r in pairs(spec.rules or {}) do rules[k] = r end
+  rules.plot_every_s = rules.plot_every_s or {positive = true}
   if spec.presets then
     local names = {}
     for name in pairs(spec.presets) do names[#names + 1] = name end
@@ -110,8 +111,13 @@ end
 local function layer(cfg, values) for k, v in pairs(values or {}) do cfg[k] = v end; return cfg end
 
 -- The defaults with the named preset over them (and `resume` when declared).
+-- Keys every experiment understands, read by its recorder (dbm.recorder{config = cfg}): whether it draws
+-- plots, the seconds between plot refreshes while it runs, and whether it writes TensorBoard event files.
+C.shared = {plots = true, plot_every_s = 60.0, tensorboard = true}
+
 local function base(defaults, spec, preset)
-  local cfg = layer({}, defaults)
+  local cfg = layer({}, C.shared)
+  layer(cfg, defaults)
   if spec.resume then cfg.resume = cfg.resume or "" end
   return layer(cfg, spec.presets and spec.presets[preset])
 end

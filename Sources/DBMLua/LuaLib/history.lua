@@ -265,6 +265,24 @@ function M.load(matrix, dir, n)
   return h
 end
 
+--- M.read(matrix, dir, n) -> the history of a matrix's first n records from the files in dir, read only
+--- (dbm-lua report draws a running run's plots this way: the run keeps appending to those files). The
+--- scalars come from set_scalars; the history has no folder, so nothing it does writes a file.
+function M.read(matrix, dir, n)
+  local h = M.new(matrix, nil)
+  h.n = n
+  for key, how in pairs(stored_arrays(dir)) do
+    local plugin, array = key:match("^([^.]+)%.(.+)$")
+    if plugin then
+      local s = new_store(nil)
+      s.rows = load_rows(dir .. "/" .. key, how.variable, n)
+      for i = #s.rows + 1, n do s.rows[i] = false end
+      h:entry(plugin).arrays[array] = s
+    end
+  end
+  return h
+end
+
 --- M.remove(dir): removes the array files of a folder (a resumed run's matrix with no record kept).
 function M.remove(dir)
   for key in pairs(stored_arrays(dir)) do

@@ -107,7 +107,7 @@ local function render(base, data, body, height)
   local script = {"# gnuplot script written by dbm-lua; run in this folder: gnuplot " .. name .. ".gp\n"}
   for _, kind in ipairs({"png", "svg"}) do
     script[#script + 1] = terminal(kind, height)
-    script[#script + 1] = "set output " .. gp_quote(name .. "." .. kind) .. "\n"
+    script[#script + 1] = ("set output (exists('out') ? out : %s) . '.%s'\n"):format(gp_quote(name), kind)
     script[#script + 1] = "reset session\nset datafile missing NaN\nset encoding utf8\n"
     script[#script + 1] = body
     script[#script + 1] = "unset multiplot\nunset output\n"
@@ -122,8 +122,11 @@ local function render(base, data, body, height)
     end
     return files
   end
-  os.remove(base .. ".png"); os.remove(base .. ".svg")
-  local cmd = ("cd %s && %s %s 2>&1"):format(shell_quote(dir), shell_quote(P.gnuplot), shell_quote("./" .. name .. ".gp"))
+  -- gnuplot draws into temporary names in the same folder (the script's `out`), renamed when complete:
+  -- a viewer (or index.html) never sees half a PNG, and the previous plot stays until the new one is whole.
+  local tmp = "." .. name .. ".tmp"
+  local cmd = ("cd %s && %s -e %s %s 2>&1"):format(shell_quote(dir), shell_quote(P.gnuplot),
+    shell_quote("out = " .. gp_quote(tmp)), shell_quote("./" .. name .. ".gp"))
   local pipe = io.popen(cmd)
   local out = pipe:read("a")
   local ok = pipe:close()
@@ -131,6 +134,8 @@ local function render(base, data, body, height)
     P.report(("dbm.plot: gnuplot failed on %s.gp: %s"):format(base, (out:gsub("%s+$", ""))))
   end
   for _, kind in ipairs({"png", "svg"}) do
+    local drawn = dir .. "/" .. tmp .. "." .. kind
+    if ok and exists(drawn) then os.rename(drawn, base .. "." .. kind) else os.remove(drawn) end
     if exists(base .. "." .. kind) then files[#files + 1] = base .. "." .. kind end
   end
   return files

@@ -1,7 +1,9 @@
 -- dbm.recorder: one run directory per run (DESIGN §8), filled while a run goes on.
 --
 --   local rec = dbm.recorder{out_dir = ..., config = cfg, name = ..., plots = true, report = fn,
---                            resume = S}   -- S: continue the run directory out_dir from step S (below)
+--                            resume = S,   -- S: continue the run directory out_dir from step S (below)
+--                            plot_every_s = 60, tensorboard = true,   -- default: cfg's shared keys (dbm.config)
+--                            total_steps = M}                         -- the M of "step N of M" (cfg.max_iters)
 --   rec:watch(name, tensor_or_function, {diagnostics = {...}, every = N | steps = {...} | when = fn,
 --                                       symmetric = bool, options = {...}})
 --        a tensor is read at each record (so it must be updated in place); a function is called at
@@ -10,7 +12,9 @@
 --        missing or broken plugin is an error at this line, before any training.
 --   rec:step(step, {train_loss = ..., lr = ...})   -- logs the scalars; records the matrices that are due
 --   rec:record(step [, name])                      -- records now, whatever the cadence
---   rec:close()                                    -- plots, then DONE; idempotent
+--   rec:refresh()                                  -- plots and index.html now, in the background (dbm.report);
+--                                                  -- rec:step does it every plot_every_s seconds
+--   rec:close()                                    -- plots, index.html, then DONE; idempotent
 --
 -- The run directory (default runs/<script>-<YYYYmmdd-HHMMSS>, made unique with -2, -3, ...):
 --   run.lock           an exclusive flock held by the recording process until rec:close() (or its end),
@@ -27,8 +31,12 @@
 --                      later) also gets spectra/<matrix>.steps.npy
 --   arrays/<matrix>/   every array the plugins return, appended per record (dbm.history):
 --                      <plugin>.<array>.npy, or .values.npy + .offsets.npy when its length varies
---   plots/             made by close(): each plugin's plot(h) per matrix (the levels' plugin, spectrum,
---                      always: density, flow, observables; see plugins/README.md), and the metrics
+--   plots/             made by close() and each refresh: each plugin's plot(h) per matrix (the levels'
+--                      plugin, spectrum, always: density, flow, observables; see plugins/README.md), and
+--                      the metrics
+--   index.html         the run's page (dbm.report), written by each refresh and by close()
+--   events.out.tfevents.<time>.<host>   TensorBoard: metrics, plugin scalars (<matrix>/<plugin>/<key>) and
+--                      levels (<matrix>/levels histograms), appended per record (dbm.tensorboard)
 --   DONE               written by an explicit rec:close(), after its plots: the last file of a run, so
 --                      an experiment writes its summary.md (dbm.write_summary) and its own plots before
 --
@@ -69,6 +77,7 @@ local dbm = require "dbm"
 local D = require "dbm.diagnostics"
 local P = require "dbm.plot"
 local History = require "dbm.history"
+local TB = require "dbm.tensorboard"
 
 local Recorder = {}
 Recorder.__index = Recorder
@@ -196,7 +205,8 @@ local function default_dir(name)
   return dir
 end
 
-local known_options = {out_dir = true, config = true, name = true, plots = true, report = true, resume = true}
+local known_options = {out_dir = true, config = true, name = true, plots = true, report = true, resume = true,
+                       plot_every_s = true, tensorboard = true, total_steps = true}
 
 -- The checked options of dbm.recorder: the run's name, the step to resume at (or nil) and the directory.
 -- Errors name the caller of dbm.recorder (level 3 from here).
@@ -205,7 +215,8 @@ local function checked_options(opts)
   if type(opts) ~= "table" then error("dbm.recorder: expected a table of options {out_dir=, config=, name=}, got " .. type(opts), 3) end
   for k in pairs(opts) do
     if not known_options[k] then
-      error(("dbm.recorder: unknown option '%s' (known: out_dir, config, name, plots, report, resume)"):format(tostring(k)), 3)
+      error(("dbm.recorder: unknown option '%s' (known: out_dir, config, name, plots, report, resume, plot_every_s, "
+        .. "tensorboard, total_steps)"):format(tostring(k)), 3)
     end
   end
   if opts.out_dir ~= nil and (type(opts.out_dir) ~= "string" or opts.out_dir == "") then
@@ -213,6 +224,15 @@ local function checked_options(opts)
   end
   if opts.config ~= nil and type(opts.config) ~= "table" then
     error("dbm.recorder: option 'config': expected the experiment's config table, got " .. type(opts.config), 3)
+  end
+  for _, k in ipairs({"plot_every_s", "total_steps"}) do
+    local v = opts[k]
+    if v ~= nil and not (type(v) == "number" and v > 0 and v < math.huge) then
+      error(("dbm.recorder: option '%s': expected a positive number, got %s"):format(k, tostring(v)), 3)
+    end
+  end
+  if opts.tensorboard ~= nil and type(opts.tensorboard) ~= "boolean" then
+    error("dbm.recorder: option 'tensorboard': expected true or false, got " .. type(opts.tensorboard), 3)
   end
   -- the run's name: the script's file name without .lua ("dbm-lua" in the REPL or with -e)
   local arg0 = _G.arg and type(_G.arg[0]) == "string" and _G.arg[0] or "run"
@@ -280,9 +300,17 @@ function M.new(opts)
   local name, resume, dir
   opts, name, resume, dir = checked_options(opts)
   local lock = open_run_dir(dir)
+  local cfg = opts.config or {}
+  local function option(key, default)   -- the recorder's option, else the config's shared key (dbm.config)
+    if opts[key] ~= nil then return opts[key] end
+    if type(cfg[key]) == type(default) then return cfg[key] end
+    return default
+  end
   local rec = setmetatable({
-    dir = dir, name = name, config = opts.config or {}, lock = lock,
-    make_plots = opts.plots ~= false,
+    dir = dir, name = name, config = cfg, lock = lock,
+    make_plots = option("plots", true) ~= false,
+    plot_every_s = option("plot_every_s", 60.0), last_refresh = dbm.clock(),
+    total_steps = option("total_steps", cfg.max_iters),
     report = opts.report or function(msg) io.stderr:write(msg, "\n") end,
     t0 = dbm.clock(), time_offset = 0,   -- metrics `time` = time_offset + seconds since t0
     watched = {}, by_name = {},
@@ -303,12 +331,16 @@ function M.new(opts)
     rec.metrics_file = dbm.jsonl(dir .. "/metrics.jsonl", {append = false})
     rec.observables_file = dbm.jsonl(dir .. "/observables.jsonl", {append = false})
   end
+  if option("tensorboard", true) then rec.events = TB.open(dir, rec.meta.host) end
+  rec.meta.total_steps = math.tointeger(rec.total_steps) or rec.total_steps
+  rec.meta.plot_every_s = rec.plot_every_s   -- how often index.html reloads itself while the run goes on
+  rec:_write_config()
   dbm.on_exit(function() if not rec.closed then rec:_close(false) end end)
   return rec
 end
 
 local config_keys = {"name", "script", "args", "config", "seed", "dbm_lua_version", "blas", "git_commit", "git_dirty",
-                     "start_time", "host", "watch"}
+                     "start_time", "host", "total_steps", "watch"}
 
 -- config.json, one field a line: the keys above in that order, then any others (sorted), `resumed` last.
 function Recorder:_write_config()
@@ -486,6 +518,11 @@ function Recorder:_write_observables(w, step, results, failures)
     local res = results[p.name]
     if res then
       local line = D.scalars(res)
+      if self.events then
+        local tagged = {}
+        for k, v in pairs(line) do tagged[w.name .. "/" .. p.name .. "/" .. k] = v end
+        self.events:scalars(step, tagged)
+      end
       line.step, line.matrix, line.diagnostic = step, w.name, p.name
       self.observables_file:write(line)
     else
@@ -532,6 +569,7 @@ function Recorder:_record(w, step, level)
   self:_write_observables(w, step, results, failures)
   w.history:add(results, ctx.eigenvalues)   -- the arrays first: they never have fewer rows than spectra/
   append_row(w, ctx.eigenvalues)
+  if self.events then self.events:histogram(step, w.name .. "/levels", ctx.eigenvalues) end
   w.steps[#w.steps + 1] = step
   self:_write_rows(w)
   if not self.step_seen[step] then
@@ -664,17 +702,25 @@ local function scalar_value(key, v)
   error(("rec:step: scalar '%s' is a %s; expected a number, boolean or string"):format(key, kind), 3)
 end
 
--- Keeps the numeric scalars of a metrics line, for the metrics plots.
-function Recorder:_remember_metrics(line)
-  local i = #self.metric_steps + 1
-  self.metric_steps[i] = line.step
+-- The numeric scalars of a metrics line (or an observables line), without its step and time.
+local function scalars_of(line)
+  local out = {}
   for k, v in pairs(line) do
-    if type(v) == "number" and k ~= "step" and k ~= "time" then
-      self.metrics[k] = self.metrics[k] or {}
-      self.metrics[k][i] = v
-    end
+    if type(v) == "number" and k ~= "step" and k ~= "time" then out[k] = v end
+  end
+  return out
+end
+
+-- Keeps the numeric scalars of a metrics line in into.metric_steps and into.metrics, for the metrics plots.
+local function remember_metrics(into, line)
+  local i = #into.metric_steps + 1
+  into.metric_steps[i] = line.step
+  for k, v in pairs(scalars_of(line)) do
+    into.metrics[k] = into.metrics[k] or {}
+    into.metrics[k][i] = v
   end
 end
+M.remember_metrics = remember_metrics
 
 --- rec:step(step, scalars) -> {matrix = {diagnostic = result}} of the matrices recorded now.
 function Recorder:step(step, scalars)
@@ -691,12 +737,14 @@ function Recorder:step(step, scalars)
   end
   line.step, line.time = step, self.time_offset + dbm.clock() - self.t0
   self.metrics_file:write(line)
-  self:_remember_metrics(line)
+  remember_metrics(self, line)
+  if self.events then self.events:scalars(step, scalars_of(line)) end
   local recorded, any = {}, false
   for _, w in ipairs(self.watched) do
     if w.due(step) then recorded[w.name] = self:_record(w, step, 3); any = true end
   end
   if any then self:_write_steps() end
+  if self.pending_refresh or dbm.clock() - self.last_refresh >= self.plot_every_s then self:_refresh() end
   return recorded
 end
 
@@ -787,10 +835,11 @@ local function observable_records(lines)
   return by_matrix
 end
 
--- The history of a kept matrix: its arrays' first rows (files cut to them), and the scalars of the
--- observables records that match its steps in order (a record where every plugin failed has no lines).
-local function kept_history(dir, m, records)
-  local h = History.load(m.name, dir .. "/arrays/" .. m.name, m.rows)
+-- The history of a kept matrix: its arrays' first rows (files cut to them by History.load; read only
+-- with History.read), and the scalars of the observables records that match its steps in order (a
+-- record where every plugin failed has no lines).
+local function kept_history(dir, m, records, load)
+  local h = (load or History.load)(m.name, dir .. "/arrays/" .. m.name, m.rows)
   local k = 1
   for i, step in ipairs(m.steps) do
     local r = records[k]
@@ -837,7 +886,7 @@ function Recorder:_resume(S, name)
   local observables_text, observables = lines_before(dir .. "/observables.jsonl", S)
   write_lines(dir .. "/metrics.jsonl", metrics_text)
   write_lines(dir .. "/observables.jsonl", observables_text)
-  for _, line in ipairs(metrics) do self:_remember_metrics(line) end
+  for _, line in ipairs(metrics) do remember_metrics(self, line) end
   local last = metrics[#metrics]
   self.time_offset = last and type(last.time) == "number" and last.time or 0
   self.kept_records = observable_records(observables)
@@ -883,13 +932,25 @@ end
 
 -- ---------------------------------------------------------------- plots and close
 
+-- The files a run directory holds, read as the recorder wrote them, without writing any (dbm-lua report
+-- reads a running run's directory with these): the JSON lines of a file, the steps of a steps file, the
+-- observables grouped into records per matrix, a matrix's levels and steps, and its history.
+M.read_lines = function(path) local _, values = lines_before(path, math.huge); return values end
+M.load_steps = load_steps
+M.observable_records = observable_records
+M.read_matrix = function(dir, name, union) return kept_matrix(dir, name, union, math.huge) end
+M.read_history = function(dir, m, records) return kept_history(dir, m, records, History.read) end
+
 -- The plots are the plugins' (plot(h) of each plugin of a matrix, and of the levels' plugin) and the
 -- metrics against the step (dbm.plot.metrics); the recorder only hands them what it recorded.
-function Recorder:_plot_matrix(w, dir)
+-- w: {name, history, plugins, steps, buf (records × levels), rows, shape, symmetric}.
+function M.plot_matrix(w, dir, report)
   w.history:plot(D.plotted(w.plugins), {dir = dir, stem = w.name, steps = w.steps, levels = w.buf:narrow(1, 1, w.rows),
                                         shape = w.shape, symmetric = w.symmetric,
-                                        report = function(msg) self.report("dbm.recorder: " .. msg) end})
+                                        report = function(msg) report("dbm.recorder: " .. msg) end})
 end
+
+function Recorder:_plot_matrix(w, dir) M.plot_matrix(w, dir, self.report) end
 
 function Recorder:_make_plots()
   local dir = self.dir .. "/plots"
@@ -911,16 +972,82 @@ function Recorder:_make_plots_in(dir)
   attempt("the metrics", P.metrics, dir .. "/metrics", self.metric_steps, self.metrics, self.name .. ": metrics")
 end
 
+-- ---------------------------------------------------------------- refresh: plots while the run goes on
+
+-- The command of a refresh when this process is dbm-lua: `dbm-lua report --refresh DIR` in a child at
+-- the lowest priority (SCHED_IDLE where chrt is, and nice 19), so training does not wait for gnuplot.
+-- Inside another host (a test's process) it is nil and a refresh draws in the foreground.
+local refresh_command
+local function refresher()
+  if refresh_command == nil then
+    local found = read_command("readlink /proc/$PPID/exe; command -v chrt")   -- $PPID: popen's shell is our child
+    local exe, chrt = (found or ""):match("^([^\n]*)\n?(.*)$")
+    refresh_command = exe:match("^/.*/dbm%-lua$") and ((chrt ~= "" and "chrt -i 0 " or "") .. "nice -n 19 " .. shell_quote(exe)) or false
+  end
+  return refresh_command or nil
+end
+
+-- Whether a refresh is drawing now: it holds the lock plots/.refresh.lock (dbm-lua report --refresh).
+local function drawing(lock)
+  if not exists(lock) then return false end
+  local free = pcall(dbm._lock, lock)
+  if free then dbm._unlock(lock) end
+  return not free
+end
+
+-- Starts a refresh of the plots and index.html; one still drawing makes this one wait for the next
+-- rec:step (one refresh is queued, never two drawn at once).
+function Recorder:_refresh()
+  self.last_refresh, self.pending_refresh = dbm.clock(), nil
+  local report = require "dbm.report"
+  if drawing(report.lock_path(self.dir)) then self.pending_refresh = true; return false end
+  local command = refresher()
+  if command then
+    mkdir_p(self.dir .. "/plots")
+    os.execute(("%s report --refresh %s%s </dev/null >/dev/null 2>>%s &"):format(command,
+      self.make_plots and "" or "--no-plots ", shell_quote(self.dir), shell_quote(self.dir .. "/plots/refresh.log")))
+  else
+    local ok, err = pcall(report.refresh, self.dir, {plots = self.make_plots, running = true, report = self.report})
+    if not ok then self.report("dbm.recorder: could not refresh the plots: " .. tostring(err)) end
+  end
+  return true
+end
+
+--- rec:refresh() -> true when a refresh started: redraws the plots and index.html now (an experiment
+--- calls it at each evaluation); rec:step does it at most every plot_every_s seconds otherwise.
+function Recorder:refresh()
+  check_self(self, "refresh")
+  return self:_refresh()
+end
+
+-- At close, a refresh still drawing is waited for (up to a minute), so close's own plots come last.
+local function wait_for_refresh(dir)
+  local lock = require("dbm.report").lock_path(dir)
+  for _ = 1, 600 do
+    if not drawing(lock) then return end
+    os.execute("sleep 0.1")
+  end
+end
+
+-- index.html at close, after the plots.
+function Recorder:_write_index(completed)
+  local ok, err = pcall(require("dbm.report").write_index, self.dir, {status = completed and "done" or "ended"})
+  if not ok then self.report("dbm.recorder: could not write index.html: " .. tostring(err)) end
+end
+
 function Recorder:_close(completed)
   if self.closed then return self.dir end
   self.closed = true
   pcall(self.metrics_file.close, self.metrics_file)
   pcall(self.observables_file.close, self.observables_file)
+  if self.events then pcall(self.events.close, self.events) end
   local ok, err = xpcall(self._finalise, debug.traceback, self)
   if not ok then self.report("dbm.recorder: could not finish the spectra files: " .. tostring(err)) end
   ok, err = pcall(self._close_files, self)
   if not ok then self.report("dbm.recorder: could not close the spectra files: " .. tostring(err)) end
+  wait_for_refresh(self.dir)
   if self.make_plots then self:_make_plots() end
+  self:_write_index(completed)
   if completed then
     write_atomic(self.dir .. "/DONE", os.date("!%Y-%m-%dT%H:%M:%SZ") .. "\n")
   else

@@ -14,6 +14,7 @@
 -- configuration, the figures (a Markdown table; numbers in cells as %.4g, integers whole), the notes,
 -- each section (`## heading`, its text, its table, its notes, its code block), then `Files: a, b, c.`.
 -- The file is written atomically; an experiment writes it before rec:close(), which writes DONE last.
+-- Beside it, summary.json holds the same table: index.html renders it (S.html) with the same blocks.
 local dbm = require("dbm")
 local stats = require("dbm.stats")
 local fail = dbm._fail
@@ -111,13 +112,39 @@ function S.markdown(report)
   return table.concat(blocks, "\n\n") .. "\n"
 end
 
---- S.write(dir, report) -> path: writes dir/summary.md (atomically).
+--- S.html(report) -> the summary as HTML, block for block as S.markdown writes it (text escaped, not
+--- read as Markdown); the report is the table summary.json holds (checked by S.markdown when written).
+function S.html(report)
+  local H = require "dbm.html"
+  local function paras(v) local out = {}; for _, p in ipairs(paragraphs(v, "text")) do out[#out + 1] = "<p>" .. H.text(p) .. "</p>" end; return out end
+  local function tbl(t) return H.table(t.header, t.rows) end
+  local blocks = {"<h2>" .. H.text(report.title) .. "</h2>"}
+  for _, p in ipairs(paras(report.settings)) do blocks[#blocks + 1] = p end
+  if report.config ~= nil then blocks[#blocks + 1] = "<p>Configuration: <code>" .. H.text(arguments(report.config)) .. "</code></p>" end
+  if report.figures ~= nil then blocks[#blocks + 1] = tbl(report.figures) end
+  for _, p in ipairs(paras(report.notes)) do blocks[#blocks + 1] = p end
+  for _, sec in ipairs(report.sections or {}) do
+    if sec.heading ~= nil then blocks[#blocks + 1] = "<h3>" .. H.text(sec.heading) .. "</h3>" end
+    for _, p in ipairs(paras(sec.text)) do blocks[#blocks + 1] = p end
+    if sec.table ~= nil then blocks[#blocks + 1] = tbl(sec.table) end
+    for _, p in ipairs(paras(sec.notes)) do blocks[#blocks + 1] = p end
+    if sec.code ~= nil then blocks[#blocks + 1] = "<pre>" .. H.text(sec.code) .. "</pre>" end
+  end
+  local files = paragraphs(report.files, "files")
+  if #files > 0 then blocks[#blocks + 1] = "<p>Files: " .. H.text(table.concat(files, ", ")) .. ".</p>" end
+  return table.concat(blocks, "\n")
+end
+
+--- S.write(dir, report) -> path: writes dir/summary.md and dir/summary.json (atomically).
 function S.write(dir, report)
   check_text(dir, "argument 1 (the run directory)")
   local text = S.markdown(report)
-  local path = dir:gsub("/+$", "") .. "/summary.md"
+  dir = dir:gsub("/+$", "")
+  local path = dir .. "/summary.md"
   local ok, err = pcall(dbm.write_file, path, text)
   if not ok then fail("dbm.write_summary: cannot write %s: %s", path, (tostring(err):gsub("^.-dbm%.write_file: ", ""))) end
+  local encoded, json = pcall(dbm.json_encode, report)
+  if encoded then pcall(dbm.write_file, dir .. "/summary.json", json .. "\n") end
   return path
 end
 

@@ -10,7 +10,8 @@
 -- The CSV has the union of the keys as columns (params, status, metric.*, then the rest sorted);
 -- a missing value is an empty cell. --plot COLUMN --x param.KEY plots COLUMN against the grid key
 -- (mean and standard error over the points that share x and the other grid values except `seed`)
--- into DIR/plots/<COLUMN>_vs_<KEY>.png/.svg.
+-- into DIR/plots/<COLUMN>_vs_<KEY>.png/.svg. DIR/index.html shows the table, each point's row linked to
+-- its run's report (its index.html, see dbm.report), and the plots of DIR/plots.
 local dbm = require("dbm")
 
 local C = {}
@@ -160,6 +161,39 @@ function C.plot(m, dir, rows, column, xkey)
   return P.xy(base, sets, {title = column .. " against " .. xkey, xlabel = xkey:gsub("^param%.", ""), ylabel = column})
 end
 
+-- DIR/index.html: the collected table (the point's status links to its report) and the sweep's plots.
+function C.write_index(m, dir, rows, cols)
+  local H = require("dbm.html")
+  local cells = {}
+  for i, row in ipairs(rows) do
+    cells[i] = {}
+    for j, c in ipairs(cols) do cells[i][j] = row[c] end
+  end
+  local status_col
+  for j, c in ipairs(cols) do if c == "status" then status_col = j end end
+  local function link(i, j)
+    if j ~= status_col then return nil end
+    local p = m.points[i].dir
+    return exists(dir .. "/" .. p .. "/index.html") and (p .. "/index.html") or (p .. "/")
+  end
+  local figs, ls = {}, io.popen("ls -1 " .. dbm._shell_quote(dir .. "/plots") .. " 2>/dev/null")
+  for file in ls:lines() do
+    if file:match("%.png$") and file:sub(1, 1) ~= "." then
+      local svg = file:gsub("%.png$", ".svg")
+      figs[#figs + 1] = H.figure("plots/" .. file, exists(dir .. "/plots/" .. svg) and ("plots/" .. svg) or nil, file)
+    end
+  end
+  ls:close()
+  table.sort(figs)
+  local name = type(m.script) == "string" and m.script or dir
+  local body = {"<h1>Sweep: " .. H.text(name) .. "</h1>",
+    "<p>" .. H.text(("%d points, collected at %s"):format(#rows, os.date("!%Y-%m-%d %H:%M:%S UTC"))) .. "</p>",
+    "<h2>Points</h2>", H.table(cols, cells, link),
+    #figs > 0 and ("<h2>Plots</h2>\n<div class=\"grid\">" .. table.concat(figs, "\n") .. "</div>") or "",
+    "<p>" .. H.tag("a", {{"href", "results.csv"}}, "results.csv") .. ", " .. H.tag("a", {{"href", "results.jsonl"}}, "results.jsonl") .. "</p>"}
+  require("dbm.plot").write_atomic(dir .. "/index.html", H.page("sweep " .. name, table.concat(body, "\n")))
+end
+
 function C.main(args)
   local dir, plots, i = nil, {}, 1
   while i <= #args do
@@ -208,8 +242,11 @@ function C.main(args)
     local okp, err = pcall(C.plot, m, dir, rows, pl.column, pl.x)
     if not okp then eprint("dbm-lua sweep collect: plot ", pl.column, ": ", tostring(err)); status = 1 end
   end
+  local oki, err = pcall(C.write_index, m, dir, rows, cols)
+  if not oki then eprint("dbm-lua sweep collect: index.html: ", tostring(err)); status = 1 end
   print(("sweep collect: %d points (%d done, %d failed, %d incomplete, %d pending) -> %s/results.jsonl, results.csv")
-    :format(#rows, counts.done or 0, counts.failed or 0, counts.incomplete or 0, counts.pending or 0, dir))
+    :format(#rows, counts.done or 0, counts.failed or 0, counts.incomplete or 0, counts.pending or 0, dir)
+    .. ", index.html")
   return status
 end
 
