@@ -192,7 +192,9 @@ static void restart(char **argv, int stage, const char *picked, const char *aske
     unsetenv(guard_variable);
 }
 
-static void choose_kernel(char **argv) {
+__attribute__((constructor))
+static void dbm_blas_choose_kernel(int argc, char **argv, char **envp) {
+    (void)argc; (void)envp;
     const char *guard = getenv(guard_variable);
     if (guard) {
         int stage = 0;
@@ -218,32 +220,4 @@ static void choose_kernel(char **argv) {
     snprintf(openblas_core, sizeof openblas_core, "%s", picked);
     const char *better = dbm_blas_better_core(picked, dbm_cpu_detect(), dbm_blas_build_cores());
     if (better && argv) restart(argv, 1, openblas_core, better);
-}
-
-// ---------------------------------------------------------------------- the idle threads
-
-// OpenBLAS's threads spin after each threaded call, calling sched_yield, for 2^28 TSC ticks (about 0.1 s)
-// before they sleep. The nano-GPT step follows each threaded product with elementwise and attention work
-// on both cores, which that spinning thread keeps interrupting (perf of the paper step: 2–4% of the
-// samples in __schedule and sched_yield). 2^20 ticks (about 0.3 ms) still bridges the calls of one LAPACK
-// routine, microseconds apart; after longer pauses a sleeping thread costs the next call one wake-up
-// (tens of microseconds, against products of milliseconds). OpenBLAS reads OPENBLAS_THREAD_TIMEOUT when
-// its threads start: set it, let OpenBLAS read its variables again, and stop the threads, which it starts
-// again at the next threaded call. A user who sets the variable is obeyed.
-extern void openblas_read_env(void);
-extern int blas_thread_shutdown_(void);
-
-static void shorten_thread_timeout(void) {
-    if (getenv("OPENBLAS_THREAD_TIMEOUT") || getenv("GOTO_THREAD_TIMEOUT")) return;
-    setenv("OPENBLAS_THREAD_TIMEOUT", "20", 1);
-    openblas_read_env();
-    unsetenv("OPENBLAS_THREAD_TIMEOUT");   // child processes see the user's environment
-    blas_thread_shutdown_();
-}
-
-__attribute__((constructor))
-static void dbm_blas_setup(int argc, char **argv, char **envp) {
-    (void)argc; (void)envp;
-    choose_kernel(argv);   // returns unless it restarts the process
-    shorten_thread_timeout();
 }

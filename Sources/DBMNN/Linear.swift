@@ -22,17 +22,11 @@ func linearBackward<T: NNFloat>(_ dinp: UnsafeMutablePointer<T>?, _ dweight: Uns
     let beta: T = accumulate ? 1 : 0
     if let dinp, let dweight {
         // Two independent products of equal cost (N·C·OC each): one per core, each a full-size
-        // single-threaded call, which runs nearer BLAS peak than either product split in two. Their times
-        // still differ (single-threaded cblas_sgemm at the paper preset's shapes, thread CPU time: dinp
-        // 1–9% slower than dweight), and the core that finishes first would wait: large ones split
-        // dinp's rows into pieces of 1/2, 1/4, 1/8 and 1/8, which the core done with dweight takes
-        // over (each piece packs only the weight again).
-        let dinpRows = N * C * OC >= Gemm.blasThreadedMinimum ? [0, N / 2, 3 * N / 4, 7 * N / 8, N] : [0, N]
-        let dinpPieces = (1..<dinpRows.count).map { p -> () -> Void in
-            let (r0, r1) = (dinpRows[p - 1], dinpRows[p])
-            return { T.gemm(false, false, r1 - r0, C, OC, 1, dout + r0 * OC, OC, weight, C, 0, dinp + r0 * C, C) }
-        }
-        Gemm.concurrently([{ T.gemm(true, false, OC, C, N, 1, dout, OC, inp, C, beta, dweight, C) }] + dinpPieces)
+        // single-threaded call, which runs nearer BLAS peak than either product split in two.
+        Gemm.concurrently([
+            { T.gemm(false, false, N, C, OC, 1, dout, OC, weight, C, 0, dinp, C) },
+            { T.gemm(true, false, OC, C, N, 1, dout, OC, inp, C, beta, dweight, C) },
+        ])
     } else if let dinp {
         Gemm.run(false, false, N, C, OC, 1, dout, OC, weight, C, 0, dinp, C)
     } else if let dweight {

@@ -322,12 +322,11 @@ enum Gemm {
         }
     }
 
-    /// Runs independent tasks (each making single-threaded BLAS calls) concurrently: each core takes the
-    /// next task in order when it is free, so the largest belong first.
+    /// Runs independent tasks (each making single-threaded BLAS calls) concurrently, one per core.
     static func concurrently(_ tasks: [() -> Void]) {
         if tasks.count <= 1 || Parallel.cores == 1 { for t in tasks { t() }; return }
         singleThreaded {
-            WorkerPool.shared.run(tasks.count) { i, _ in tasks[i]() }
+            Parallel.chunks(tasks.count, grain: 1) { r, _ in for i in r { tasks[i]() } }
         }
     }
 }
