@@ -5,15 +5,20 @@ import Foundation
 /// one run so that the load of a shared machine falls on both sides alike: experiments/nanogpt.lua with
 /// the `cpu` preset runs with --plots=false while this benchmark alternates a stretch without a refresh (as
 /// long as the last refresh took, at least 8 s) and one refresh exactly as the recorder starts it (`chrt -i 0
-/// nice -n 19 dbm-lua report --refresh DIR`, drawing every matrix's plots with gnuplot; its CPU time from
-/// /usr/bin/time), three times; between them it counts the steps in metrics.jsonl. The
-/// steps per second while a refresh draws against while none does give the share of the loop lost while
-/// one draws; times the share of the time refreshes draw at the preset's rate (one per evaluation, every
-/// 250 steps, or every 60 s, whichever comes first; all the time when a refresh takes longer than that,
-/// as the next one waits for it), the cost of the refreshes to the loop. The run is killed at the end.
+/// nice -n 19 dbm-lua report --refresh DIR`; its CPU time from /usr/bin/time), three times of each kind: a
+/// full one (the matrices' plots due: plots/.refresh.json removed before it) and a light one (right after a
+/// full one: the metrics and index.html). Between them it counts the steps in metrics.jsonl. The steps per
+/// second while a refresh draws against while none does give the loop seconds each kind costs; at the
+/// rate of the recorder's pacing (dbm.report: a refresh at each evaluation, every 250 steps, or 60 s, but no
+/// sooner than `pace` times a light refresh's CPU seconds after the last; the matrices' plots no sooner than
+/// `pace` times their CPU seconds, both read from the state file the refreshes write), the share of the
+/// loop the refreshes cost. The run is killed at the end.
 enum ReportBench {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
+
+    /// Refreshes of one kind: the steps and seconds of the loop while they drew, their CPU seconds.
+    struct Stretch { var steps = 0, seconds = 0.0, cpu = 0.0, count = 0 }
 
     static func run(reps: Int) throws {
         let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
@@ -24,7 +29,7 @@ enum ReportBench {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = [root + "/experiments/nanogpt.lua", "--preset=cpu", "--max_iters=100000", "--eval_interval=100000",
-                       "--eval_iters=10", "--plots=false", "--out_dir=" + dir]
+                       "--eval_iters=10", "--plots=false", "--plot_every_s=1e9", "--out_dir=" + dir]
         p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
         try p.run()
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
@@ -38,38 +43,60 @@ enum ReportBench {
             offset += UInt64(end)
             return d.prefix(end).filter { $0 == UInt8(ascii: "\n") }.count
         }
-        while steps == 0 && p.isRunning { usleep(10_000); steps += try newSteps() }   // model and data built
-        var busy = (steps: 0, seconds: 0.0), idle = (steps: 0, seconds: 0.0), refreshes = 0, cpu = 0.0, took = 8.0
-        for _ in 0..<3 {
-            var t0 = now()
-            while now() - t0 < took { usleep(10_000) }
-            idle.steps += try newSteps(); idle.seconds += now() - t0
-            let r = Process()
-            r.executableURL = URL(fileURLWithPath: "/bin/sh")
-            r.arguments = ["-c", "/usr/bin/time -f '%U %S' chrt -i 0 nice -n 19 \"$0\" report --refresh \"$1\" 2>&1 >/dev/null | tail -1",
-                           binary, dir]
-            let out = Pipe()
-            r.standardOutput = out
-            t0 = now()
-            try r.run()
-            let times = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: " ")
-            r.waitUntilExit()
-            took = max(8, now() - t0)
-            busy.steps += try newSteps(); busy.seconds += now() - t0
-            cpu += times.compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }.reduce(0, +)
-            refreshes += 1
+        let statePath = dir + "/plots/.refresh.json"
+        func state() -> [String: Any] {
+            guard let d = FileManager.default.contents(atPath: statePath),
+                  let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return [:] }
+            return o
         }
-        guard p.isRunning, busy.steps > 0, idle.steps > 0 else { throw DBMError("the nano-GPT run ended or stalled during the benchmark") }
-        let (rBusy, rIdle) = (Double(busy.steps) / busy.seconds, Double(idle.steps) / idle.seconds)
-        let perRefresh = busy.seconds - Double(busy.steps) / rIdle      // loop seconds one refresh costs
-        let presetInterval = min(250 / rIdle, 60)                       // one refresh per evaluation or per 60 s
-        let drawing = min(1, busy.seconds / Double(refreshes) / presetInterval)   // share of the time a refresh draws
-        let cost = (1 - rBusy / rIdle) * drawing
-        print(String(format: "report refresh, nano-GPT cpu preset (%.0f ms/step without a refresh drawing): a refresh took %.1f s "
-                     + "(%.1f s of CPU), steps %+.1f%% slower meanwhile (%.2f s of the loop per refresh); at the preset's rate (one per "
-                     + "%.0f s: each evaluation, or 60 s) refreshes draw %.0f%% of the time: %.2f%% of the loop (target <= 2%%; %d refreshes "
-                     + "against %.0f s without; load average %@)", 1000 / rIdle, busy.seconds / Double(refreshes), cpu / Double(refreshes),
-                     (rIdle / rBusy - 1) * 100, perRefresh / Double(refreshes), presetInterval, drawing * 100, cost * 100, refreshes,
-                     idle.seconds, ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")))
+        while steps == 0 && p.isRunning { usleep(10_000); steps += try newSteps() }   // model and data built
+        var idle = Stretch(), full = Stretch(), light = Stretch(), took = 8.0
+        var matricesCPU = 0.0, lightCPU = 0.0, pace = 0.0
+        for _ in 0..<3 {
+            for isFull in [true, false] {
+                var t0 = now()
+                while now() - t0 < took { usleep(10_000) }
+                idle.steps += try newSteps(); idle.seconds += now() - t0; idle.count += 1
+                if isFull { try? FileManager.default.removeItem(atPath: statePath) }
+                let r = Process()
+                r.executableURL = URL(fileURLWithPath: "/bin/sh")
+                r.arguments = ["-c", "/usr/bin/time -f '%U %S' chrt -i 0 nice -n 19 \"$0\" report --refresh \"$1\" 2>&1 >/dev/null | tail -1",
+                               binary, dir]
+                let out = Pipe()
+                r.standardOutput = out
+                t0 = now()
+                try r.run()
+                let times = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: " ")
+                r.waitUntilExit()
+                took = max(8, now() - t0)
+                var s = isFull ? full : light
+                s.steps += try newSteps(); s.seconds += now() - t0; s.count += 1
+                s.cpu += times.compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }.reduce(0, +)
+                if isFull { full = s } else { light = s }
+                let st = state()
+                pace = st["pace"] as? Double ?? pace
+                if isFull { matricesCPU = st["matrices_cpu"] as? Double ?? matricesCPU } else { lightCPU = st["light_cpu"] as? Double ?? lightCPU }
+            }
+        }
+        guard p.isRunning, full.steps > 0, light.steps > 0, idle.steps > 0, pace > 0 else {
+            throw DBMError("the nano-GPT run ended or stalled during the benchmark, or the refreshes wrote no state")
+        }
+        let rIdle = Double(idle.steps) / idle.seconds
+        func loss(_ s: Stretch) -> Double { (s.seconds - Double(s.steps) / rIdle) / Double(s.count) }   // loop seconds per refresh
+        let asked = min(250 / rIdle, 60)                         // one refresh per evaluation or per 60 s
+        let lightInterval = max(asked, pace * lightCPU)          // the recorder's pacing
+        let fullInterval = max(lightInterval, pace * matricesCPU)
+        let cost = loss(light) / lightInterval + loss(full) / fullInterval
+        func line(_ s: Stretch) -> String {
+            String(format: "%.1f s (%.2f s of CPU), steps %+.1f%% slower meanwhile (%.2f s of the loop each)", s.seconds / Double(s.count),
+                   s.cpu / Double(s.count), (Double(s.steps) / s.seconds / rIdle - 1) * -100, loss(s))
+        }
+        print(String(format: "report refresh, nano-GPT cpu preset (%.0f ms/step without a refresh drawing): a full refresh (every matrix's "
+                     + "plots) took %@, a light one (metrics, index.html) %@; paced at %.0f× their CPU (the matrices' drawing %.2f s, a light "
+                     + "refresh %.2f s), asked for at each evaluation (%.0f s) or 60 s: a light refresh every %.0f s, a full one every %.0f s: "
+                     + "%.2f%% of the loop (target <= 2%%; %d + %d refreshes against %.0f s without; load average %@)", 1000 / rIdle,
+                     line(full), line(light), pace, matricesCPU, lightCPU, asked, lightInterval, fullInterval, cost * 100, full.count,
+                     light.count, idle.seconds,
+                     ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")))
     }
 }

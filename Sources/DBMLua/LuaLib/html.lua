@@ -7,9 +7,10 @@ local H = {}
 
 local entities = {["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;"}
 
---- H.text(v) -> v as HTML text (control characters but the line break shown as \xNN, as on a terminal).
+--- H.text(v) -> v as HTML text (control characters but the line break and the tab shown as \xNN, as on a
+--- terminal; backquotes, which dbm._printable shows as \x60 for gnuplot and shells, kept: `code` in a summary).
 function H.text(v)
-  local s = tostring(v):gsub("[^\n]+", dbm._printable)
+  local s = tostring(v):gsub("[^\n\t`]+", dbm._printable)
   return (s:gsub("[&<>\"']", entities))
 end
 

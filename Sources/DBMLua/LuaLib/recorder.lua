@@ -13,7 +13,8 @@
 --   rec:step(step, {train_loss = ..., lr = ...})   -- logs the scalars; records the matrices that are due
 --   rec:record(step [, name])                      -- records now, whatever the cadence
 --   rec:refresh()                                  -- plots and index.html now, in the background (dbm.report);
---                                                  -- rec:step does it every plot_every_s seconds
+--                                                  -- rec:step does it every plot_every_s seconds; paced
+--                                                  -- by their cost: at most 1% of a core
 --   rec:close()                                    -- plots, index.html, then DONE; idempotent
 --
 -- The run directory (default runs/<script>-<YYYYmmdd-HHMMSS>, made unique with -2, -3, ...):
@@ -966,10 +967,12 @@ function Recorder:_make_plots_in(dir)
     local ok, err = xpcall(f, debug.traceback, ...)
     if not ok then self.report(("dbm.recorder: could not plot %s: %s"):format(what, tostring(err))) end
   end
-  for _, w in ipairs(self.watched) do
-    if w.rows > 0 and w.history then attempt("matrix '" .. w.name .. "'", self._plot_matrix, self, w, dir) end
-  end
-  attempt("the metrics", P.metrics, dir .. "/metrics", self.metric_steps, self.metrics, self.name .. ": metrics")
+  P.batch(function()   -- one gnuplot process for every plot
+    for _, w in ipairs(self.watched) do
+      if w.rows > 0 and w.history then attempt("matrix '" .. w.name .. "'", self._plot_matrix, self, w, dir) end
+    end
+    attempt("the metrics", P.metrics, dir .. "/metrics", self.metric_steps, self.metrics, self.name .. ": metrics")
+  end)
 end
 
 -- ---------------------------------------------------------------- refresh: plots while the run goes on
@@ -995,12 +998,16 @@ local function drawing(lock)
   return not free
 end
 
--- Starts a refresh of the plots and index.html; one still drawing makes this one wait for the next
--- rec:step (one refresh is queued, never two drawn at once).
+-- Starts a refresh of the plots and index.html. One still drawing, or the pace the last one's cost asks
+-- for (dbm.report: at most 1% of a core), makes it wait for a later rec:step (one refresh is queued,
+-- never two drawn at once).
 function Recorder:_refresh()
-  self.last_refresh, self.pending_refresh = dbm.clock(), nil
+  self.last_refresh, self.pending_refresh = dbm.clock(), true
   local report = require "dbm.report"
-  if drawing(report.lock_path(self.dir)) then self.pending_refresh = true; return false end
+  if os.time() < (self.refresh_not_before or 0) or drawing(report.lock_path(self.dir)) then return false end
+  self.refresh_not_before = report.next_refresh(self.dir)
+  if os.time() < self.refresh_not_before then return false end
+  self.pending_refresh = nil
   local command = refresher()
   if command then
     mkdir_p(self.dir .. "/plots")
@@ -1014,7 +1021,9 @@ function Recorder:_refresh()
 end
 
 --- rec:refresh() -> true when a refresh started: redraws the plots and index.html now (an experiment
---- calls it at each evaluation); rec:step does it at most every plot_every_s seconds otherwise.
+--- calls it at each evaluation); rec:step does it at most every plot_every_s seconds otherwise. false
+--- when one is drawing or the last one's cost asks to wait (dbm.report's pacing): it starts at a later
+--- rec:step then.
 function Recorder:refresh()
   check_self(self, "refresh")
   return self:_refresh()
@@ -1046,6 +1055,7 @@ function Recorder:_close(completed)
   ok, err = pcall(self._close_files, self)
   if not ok then self.report("dbm.recorder: could not close the spectra files: " .. tostring(err)) end
   wait_for_refresh(self.dir)
+  os.remove(require("dbm.report").state_path(self.dir))   -- the refreshes' pacing: every plot is drawn now
   if self.make_plots then self:_make_plots() end
   self:_write_index(completed)
   if completed then

@@ -259,6 +259,92 @@ P.gnuplot = saved
 assert(#quiet == 1 and quiet[1]:find("gnuplot not found", 1, true), table.concat(quiet, "\n"))
 assert(exists(tmp .. "/run2/plots/V_flow.gp") and not exists(tmp .. "/run2/plots/V_flow.png"))
 
+-- P.batch: the plots a function renders, drawn by one gnuplot process at its end; a plot gnuplot fails on
+-- is reported and the others are drawn; PNG alone on request (a stale SVG removed); the scripts left make
+-- both images by hand and draw into `out` for both terminals; nothing hidden is left behind.
+if P.available() then
+  local function whole_png(path)
+    local f = io.open(path, "rb"); if not f then return false end
+    local data = f:read("a"); f:close()
+    return data:sub(1, 8) == "\137PNG\r\n\26\n" and data:sub(-8, -5) == "IEND"
+  end
+  local function hidden(d)
+    local left = {}
+    for _, name in ipairs(dbm._list_dir(d)) do if name:sub(1, 1) == "." then left[#left + 1] = name end end
+    return left
+  end
+  local bd = tmp .. "/batch"
+  local calls = tmp .. "/gnuplot-calls"
+  write(tmp .. "/gnuplot-counting", ('#!/bin/sh\necho "$*" >> %s\nexec gnuplot "$@"\n'):format(calls))
+  assert(os.execute("chmod +x " .. tmp .. "/gnuplot-counting"))
+  local saved_gnuplot, saved_report = P.gnuplot, P.report
+  P.gnuplot = tmp .. "/gnuplot-counting"
+  local messages = {}
+  P.report = function(m) messages[#messages + 1] = m end
+  local line = {{x = {1, 2, 3}, y = {1, 4, 9}, label = "squares"}}
+  os.remove(calls)
+  P.batch(function()
+    P.xy(bd .. "/a", line, {title = "a"})
+    P.render(bd .. "/broken", "1 2\n", "plot 'broken.dat' using 1:2 with no_such_style\n")
+    P.xy(bd .. "/c", line, {title = "c"})
+  end, {svg = false})
+  assert(whole_png(bd .. "/a.png") and whole_png(bd .. "/c.png"), "the plots around the broken one are drawn")
+  assert(not exists(bd .. "/a.svg") and not exists(bd .. "/broken.png"), "PNG alone; no image of the broken plot")
+  assert(#messages == 1 and messages[1]:find("broken.gp", 1, true), table.concat(messages, "\n"))
+  assert(#hidden(bd) == 0, "temporaries left: " .. table.concat(hidden(bd), " "))
+  os.remove(calls); messages = {}
+  P.batch(function() P.xy(bd .. "/a", line); P.xy(bd .. "/c", line); P.xy(bd .. "/d", line) end)
+  local n = 0
+  for l in io.lines(calls) do if not l:find("set terminal", 1, true) then n = n + 1 end end
+  assert(n == 1, "one gnuplot process for the batch of three, ran " .. n)
+  for _, b in ipairs({"a", "c", "d"}) do assert(whole_png(bd .. "/" .. b .. ".png") and exists(bd .. "/" .. b .. ".svg"), b) end
+  P.batch(function() P.xy(bd .. "/a", line) end, {svg = false})
+  assert(whole_png(bd .. "/a.png") and not exists(bd .. "/a.svg"), "a PNG redrawn alone takes its older SVG away")
+  throws(function() P.batch(function() P.xy(bd .. "/e", line); error("boom", 0) end) end, "boom")
+  assert(whole_png(bd .. "/e.png"), "the plots rendered before an error are drawn")
+  throws(function() P.batch("not a function") end, "dbm.plot.batch: expected a function, got string")
+  throws(function() P.batch(function() end, {pdf = true}) end, "dbm.plot.batch: unknown option 'pdf'")
+  P.gnuplot, P.report = saved_gnuplot, saved_report
+  assert(os.execute("cd " .. bd .. " && gnuplot -e \"out = '.by-hand'\" d.gp"))
+  assert(whole_png(bd .. "/.by-hand.png") and exists(bd .. "/.by-hand.svg"), "the script draws into `out` for both terminals")
+  print("recorder.lua: dbm.plot.batch checked (one gnuplot process, a failing plot isolated, PNG alone)")
+end
+assert(require("dbm.html").text("a `b` <c>\1\tx") == "a `b` &lt;c&gt;\\x01\tx", require("dbm.html").text("a `b` <c>\1\tx"))
+
+-- Refreshes of a running run (dbm.report), paced by their cost: the first draws every plot (PNG alone);
+-- one soon after draws the metrics and index.html alone, whose captions give the steps the matrices'
+-- plots show; the recorder waits R.pace times a light refresh's CPU; close draws everything.
+if P.available() then
+  local R = require "dbm.report"
+  local function state(d) local f = assert(io.open(d .. "/plots/.refresh.json")); local v = dbm.json_decode(f:read("a")); f:close(); return v end
+  local function page(d) local f = assert(io.open(d .. "/index.html")); local v = f:read("a"); f:close(); return v end
+  local pd = tmp .. "/paced"
+  local rec5 = dbm.recorder{out_dir = pd, report = function() end}
+  rec5:watch("W", dbm.randn(12, 6, {dtype = "float64"}), {every = 1})
+  for s = 0, 4 do rec5:step(s, {loss = 1 / (s + 1)}) end
+  R.refresh(pd, {running = true})
+  local st = state(pd)
+  assert(exists(pd .. "/plots/W_density.png") and not exists(pd .. "/plots/W_density.svg"), "a running refresh draws PNG alone")
+  assert(st.drawn.W[1] == 5 and st.drawn.W[2] == 0 and st.drawn.W[3] == 4 and st.pace == R.pace and st.light_cpu == nil, dbm.json_encode(st))
+  for s = 5, 9 do rec5:step(s, {loss = 1 / (s + 1)}) end
+  os.remove(pd .. "/plots/W_density.png"); os.remove(pd .. "/plots/metrics.png")
+  local saved_pace = R.pace
+  R.pace = 1e6
+  R.refresh(pd, {running = true})
+  st = state(pd)
+  assert(exists(pd .. "/plots/metrics.png") and not exists(pd .. "/plots/W_density.png"), "a light refresh: the metrics alone")
+  assert(type(st.light_cpu) == "number" and R.next_refresh(pd) == st.last_at + R.pace * math.max(st.light_cpu, 0.01), dbm.json_encode(st))
+  assert(page(pd):find("records at 5 steps, 0 to 4", 1, true), "the captions say the steps the plots show")
+  assert(rec5:refresh() == false, "the recorder waits R.pace times the last light refresh's CPU")
+  R.pace = 0
+  R.refresh(pd, {running = true})
+  assert(exists(pd .. "/plots/W_density.png") and page(pd):find("records at 10 steps, 0 to 9", 1, true), "matrices due again")
+  R.pace = saved_pace
+  rec5:close()
+  assert(not exists(pd .. "/plots/.refresh.json") and exists(pd .. "/plots/W_density.svg"), "close draws every plot, both images")
+  print("recorder.lua: refresh pacing checked")
+end
+
 -- A run directory that exists already (config.json there): files start afresh, a stale DONE goes.
 local rec3 = dbm.recorder{out_dir = dir, report = function() end}
 assert(not exists(dir .. "/DONE"), "stale DONE removed")
