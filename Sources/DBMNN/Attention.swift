@@ -1,3 +1,4 @@
+import CKernels
 import DBMCore
 
 // ---------------------------------------------------------------------- causal multi-head self-attention, fused
@@ -24,22 +25,30 @@ import DBMCore
 /// 16 rows 99–111 ms (at B=12, T=64, C=128, 4 heads: 0.66–1.0 ms whatever the block, within the noise).
 let attentionBlockRows = 32
 
-/// dst (cols, rows) with leading dimension ldd ← srcᵀ, src (rows, cols) with leading dimension lds.
-/// In tiles of 8 rows, so that each row of dst gets 8 adjacent elements at a time (row by row, every
-/// element went to another cache line: perf, the two transposes were half of attention backward's own
-/// time); the offsets are in range by construction, so wrapping arithmetic (no overflow checks).
+/// dst (cols, rows) with leading dimension ldd ← srcᵀ, src (rows, cols) with leading dimension lds
+/// (CKernels: 8 × 8 blocks in AVX registers; row by row, every element went to another cache line and
+/// the two transposes were half of attention backward's own time).
 @inline(__always)
 func transposeInto<T: NNFloat>(_ dst: UnsafeMutablePointer<T>, _ ldd: Int, _ src: UnsafePointer<T>, _ lds: Int,
                                _ rows: Int, _ cols: Int) {
-    var i0 = 0
-    while i0 < rows {
-        let i1 = min(rows, i0 &+ 8)
-        for j in 0..<cols {
-            let d = dst + j &* ldd, s = src + j
-            for i in i0..<i1 { d[i] = s[i &* lds] }
-        }
-        i0 = i1
-    }
+    if T.self == Float.self { dbm_transpose_f32(c(dst), ldd, c(src), lds, rows, cols) }
+    else { dbm_transpose_f64(c(dst), ldd, c(src), lds, rows, cols) }
+}
+
+// The row loops in CKernels, compiled for AVX2 as well as baseline x86-64 (Swift's own are SSE2 only).
+/// row ← e^(row − shift); returns Σ row.
+@inline(__always) func expShiftSum<T: NNFloat>(_ row: UnsafeMutablePointer<T>, _ shift: T, _ n: Int) -> T {
+    if T.self == Float.self { return unsafeBitCast(dbm_exp_shift_sum_f32(c(row), unsafeBitCast(shift, to: Float.self), n), to: T.self) }
+    return unsafeBitCast(dbm_exp_shift_sum_f64(c(row), unsafeBitCast(shift, to: Double.self), n), to: T.self)
+}
+/// row ← s · row
+@inline(__always) func scaleRow<T: NNFloat>(_ row: UnsafeMutablePointer<T>, _ s: T, _ n: Int) {
+    if T.self == Float.self { dbm_scale_f32(c(row), unsafeBitCast(s, to: Float.self), n) }
+    else { dbm_scale_f64(c(row), unsafeBitCast(s, to: Double.self), n) }
+}
+/// dp ← p ⊙ (dp − Σ_j p·dp)
+@inline(__always) func softmaxBackwardRow<T: NNFloat>(_ p: UnsafePointer<T>, _ dp: UnsafeMutablePointer<T>, _ n: Int) {
+    if T.self == Float.self { dbm_softmax_backward_row_f32(c(p), c(dp), n) } else { dbm_softmax_backward_row_f64(c(p), c(dp), n) }
 }
 
 // What is saved for backward: qkv, the log-sum-exp of each row of scores (B,NH,T) and the dropout mask
@@ -79,10 +88,9 @@ func attentionForward<T: NNFloat>(_ out: UnsafeMutablePointer<T>, _ lse: UnsafeM
                     for i in i0..<i1 {
                         let row = Pb + (i - i0) * Tn
                         let mx = vmax(row, i + 1)
-                        for j in 0..<(i + 1) { row[j] = T.fastExp(row[j] - mx) }
-                        let sum = vsum(row, i + 1), inv = 1 / sum
+                        let sum = expShiftSum(row, mx, i + 1)
                         l[i] = mx + T.log(sum)
-                        for j in 0..<(i + 1) { row[j] *= inv }
+                        scaleRow(row, 1 / sum, i + 1)
                         if let m { patterns.apply(row, row, m + i * rowBytes, i + 1) }   // P' = P ⊙ mask/(1 − p)
                         if i + 1 < i1 { (row + i + 1).update(repeating: 0, count: i1 - i - 1) }
                     }
@@ -128,7 +136,7 @@ func attentionBackward<T: NNFloat>(_ dqkv: UnsafeMutablePointer<T>, _ dout: Unsa
                     T.gemm(false, false, i1 - i0, i1, hs, 1, dy + i0 * C, C, Vt, Tn, 0, dS + i0 * Tn, Tn)
                     for i in i0..<i1 {
                         let pr = P + i * Tn, dr = dS + i * Tn, li = l[i]
-                        for j in 0..<(i + 1) { pr[j] = T.fastExp(pr[j] - li) }
+                        _ = expShiftSum(pr, li, i + 1)
                         if i + 1 < i1 { (pr + i + 1).update(repeating: 0, count: i1 - i - 1) }
                         if let m, let PdBuf {
                             let mr = m + i * rowBytes
@@ -136,8 +144,7 @@ func attentionBackward<T: NNFloat>(_ dqkv: UnsafeMutablePointer<T>, _ dout: Unsa
                             if i + 1 < i1 { (PdBuf + i * Tn + i + 1).update(repeating: 0, count: i1 - i - 1) }
                             patterns.apply(dr, dr, mr, i + 1)
                         }
-                        let dot = vdot(pr, dr, i + 1)
-                        for j in 0..<(i + 1) { dr[j] = pr[j] * (dr[j] - dot) }
+                        softmaxBackwardRow(pr, dr, i + 1)
                         if i + 1 < i1 { (dr + i + 1).update(repeating: 0, count: i1 - i - 1) }
                     }
                     // dQ[i0..<i1] = scale · dS[i0..<i1, 0..<i1] · K[0..<i1]

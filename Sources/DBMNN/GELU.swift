@@ -14,8 +14,9 @@ public enum GELUForm: String, Sendable { case exact = "none", tanh }
 // the tanh form; here the chunks over both cores.
 
 /// Pointers of T as the C kernel's element type (T is Float or Double, chosen by T's size).
-@inline(__always) private func c<T, U>(_ p: UnsafePointer<T>) -> UnsafePointer<U> { UnsafeRawPointer(p).assumingMemoryBound(to: U.self) }
-@inline(__always) private func c<T, U>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<U> {
+/// A pointer to the same memory as the C kernels' element type (T is U: the callers check T.self).
+@inline(__always) func c<T, U>(_ p: UnsafePointer<T>) -> UnsafePointer<U> { UnsafeRawPointer(p).assumingMemoryBound(to: U.self) }
+@inline(__always) func c<T, U>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<U> {
     UnsafeMutableRawPointer(p).assumingMemoryBound(to: U.self)
 }
 

@@ -81,4 +81,21 @@ void dbm_gelu_backward_f64(int tanh_form, double *dinp, const double *dout, cons
 void dbm_gelu_backward_from_output_f64(int tanh_form, double *dinp, const double *dout, const double *x,
                                        const double *out, long n);
 
+// Causal attention's row loops (DBMNN/Attention.swift), over the n = i + 1 keys of query row i:
+//   exp_shift_sum: row ← e^(row − shift), returns Σ row (P's row before normalising; shift = max or lse);
+//   scale: row ← s · row;
+//   softmax_backward_row: dp ← p ⊙ (dp − Σ_j p·dp) (dS from P and dP).
+// Sums in 16 partial sums, as DBMNN's vsum and vdot.
+float dbm_exp_shift_sum_f32(float *row, float shift, long n);
+void dbm_scale_f32(float *row, float s, long n);
+void dbm_softmax_backward_row_f32(const float *p, float *dp, long n);
+double dbm_exp_shift_sum_f64(double *row, double shift, long n);
+void dbm_scale_f64(double *row, double s, long n);
+void dbm_softmax_backward_row_f64(const double *p, double *dp, long n);
+
+// dst (cols, rows) with leading dimension ldd ← srcᵀ, src (rows, cols) with leading dimension lds: in
+// 8 × 8 blocks through AVX registers where the CPU has AVX (float32), else in tiles of 8 rows.
+void dbm_transpose_f32(float *dst, long ldd, const float *src, long lds, long rows, long cols);
+void dbm_transpose_f64(double *dst, long ldd, const double *src, long lds, long rows, long cols);
+
 #endif
