@@ -122,9 +122,11 @@ end
 function O.json_summary(summary) return dbm.json_encode(summary) end
 
 -- A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break; control characters
--- written as \xNN first, as everywhere a name from a file is shown.
+-- written as \xNN first, as everywhere a name from a file is shown. A name starting with =, +, - or @
+-- gets a leading ' (OWASP's advice): a spreadsheet opening the file would run it as a formula.
 local function csv_field(s)
   s = dbm._printable(s)
+  if s:find("^[=+%-@]") then s = "'" .. s end
   if s:find('[,"]') then return '"' .. s:gsub('"', '""') .. '"' end
   return s
 end

@@ -87,5 +87,15 @@ assert(levels[4] == nil and errors[4]:find("NaN at (2, 3)", 1, true), tostring(e
 expect_error(dbm.gram_levels, "dbm.gram_levels", {dbm.zeros(3)})
 expect_error(dbm.gram_levels, "dbm.gram_levels", "nope")
 
+-- analyze --csv: names from files never reach a spreadsheet as formulas; numbers (also negative) untouched
+local csv = {}
+require("dbm.analyze_output").csv(function(l) csv[#csv + 1] = l end, {
+  {name = '=HYPERLINK("x")', shape = {2, 3}, origin = "@f,g", scalars = {a = -1.5}},
+  {name = "-2+3", shape = {2, 2}, origin = "+f", scalars = {a = 2}},
+  {name = "h.0.w", shape = {4, 4}, origin = "model.safetensors", scalars = {}}})
+assert(csv[1] == "name,rows,cols,file,a", csv[1])
+assert(csv[2] == [["'=HYPERLINK(""x"")",2,3,"'@f,g",-1.5]], csv[2])
+assert(csv[3] == "'-2+3,2,2,'+f,2" and csv[4] == "h.0.w,4,4,model.safetensors,", csv[3] .. "\n" .. csv[4])
+
 os.execute("rm -rf " .. dbm._shell_quote(dir))
 print("model_files: ok")
