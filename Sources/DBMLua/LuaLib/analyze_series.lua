@@ -16,18 +16,13 @@ S.underestimate_warning = 0.9
 
 -- ---------------------------------------------------------------- the checkpoints
 
--- The JSON header of a safetensors file (names -> {dtype, shape, data_offsets}, __metadata__), read
--- without the tensors. nil, message when it is not one.
+-- The checked header of a safetensors file, without the tensors (dbm.safetensors_header, as every
+-- other reader of analyze): {entries = {{name, dtype, shape, ...}}, metadata}; nil, message when it is
+-- not one.
 local function read_header(path)
-  local f, why = io.open(path, "rb")
-  if not f then return nil, ("cannot open '%s': %s"):format(path, tostring(why):gsub("^.*: ", "")) end
-  local size = f:read(8)
-  local n = size and #size == 8 and string.unpack("<I8", size)
-  local text = n and n > 0 and n <= 100000000 and f:read(n)   -- the format caps its header at 100 MB
-  f:close()
-  local ok, header = pcall(dbm.json_decode, text and #text == n and text or "")
-  if not ok or type(header) ~= "table" then return nil, ("'%s' is not a safetensors file (no valid header)"):format(path) end
-  return header
+  local ok, entries, metadata = pcall(dbm.safetensors_header, path)
+  if not ok then return nil, require("dbm.model_files").clean(entries) end
+  return {entries = entries, metadata = metadata}
 end
 
 -- The files of the arguments: a folder (with --series) stands for the .safetensors files in it.
@@ -58,21 +53,20 @@ local function step_of(path, header, from_names)
     if not digits then return nil, ("'%s' has no step number in its file name (as in ckpt_1000.safetensors)"):format(path) end
     return math.tointeger(tonumber(digits))
   end
-  local meta = header.__metadata__
-  local step = type(meta) == "table" and math.tointeger(tonumber(meta.step))
+  local step = math.tointeger(tonumber(header.metadata.step))
   if not step then
     return nil, ("'%s' has no step in its metadata: give --series to take the steps from the file names"):format(path)
   end
   return step
 end
 
--- The weights of a header (not __metadata__, optimizer or RNG state): name -> shape text.
+-- The weights of a header (not optimizer or RNG state): name -> shape text.
 local function weight_shapes(header, skipped_prefixes)
   local out = {}
-  for name, entry in pairs(header) do
-    local state = name == "__metadata__"
-    for _, p in ipairs(skipped_prefixes) do state = state or name:sub(1, #p) == p end
-    if not state then out[name] = "(" .. table.concat(type(entry) == "table" and entry.shape or {}, ", ") .. ")" end
+  for _, e in ipairs(header.entries) do
+    local state = false
+    for _, p in ipairs(skipped_prefixes) do state = state or e.name:sub(1, #p) == p end
+    if not state then out[e.name] = "(" .. table.concat(e.shape, ", ") .. ")" end
   end
   return out
 end
