@@ -409,18 +409,30 @@ static volatile sig_atomic_t dbm_sigint_seen = 0;
 static volatile sig_atomic_t dbm_sigint_count = 0;
 static volatile sig_atomic_t dbm_sigint_pending_in_lua = 0;   // set by the handler, cleared when the main thread stops
 
+// The message of the interrupt raised since the chunk was armed ("" for none): a pcall that caught it
+// passes it on (dbm.lua), so Ctrl-C stops the script even inside code that recovers from errors.
+static char dbm_interrupt_message[512];
+
+static int dbm_raise_interrupt(lua_State *L) {
+    luaL_where(L, 1);
+    lua_pushliteral(L, "interrupted!");
+    lua_concat(L, 2);
+    snprintf(dbm_interrupt_message, sizeof dbm_interrupt_message, "%s", lua_tostring(L, -1));
+    return lua_error(L);
+}
+
 static void dbm_interrupt_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
     dbm_sigint_pending_in_lua = 0;
-    luaL_error(L, "interrupted!");
+    dbm_raise_interrupt(L);
 }
 
 // A coroutine's hook: it stays installed (every 1000 instructions: a negligible cost) and raises only
 // while an interrupt is pending; the main thread, whose own hook is set by the handler, then stops too.
 static void dbm_coroutine_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
-    if (dbm_sigint_pending_in_lua && dbm_sigint_state) luaL_error(L, "interrupted!");
+    if (dbm_sigint_pending_in_lua && dbm_sigint_state) dbm_raise_interrupt(L);
 }
 
 void dbm_watch_interrupts(lua_State *co) { lua_sethook(co, dbm_coroutine_hook, LUA_MASKCOUNT, 1000); }
@@ -436,6 +448,7 @@ static void dbm_on_sigint(int sig) {
 
 void dbm_sigint_arm(lua_State *L) {
     dbm_sigint_pending_in_lua = 0;
+    dbm_interrupt_message[0] = 0;
     dbm_sigint_state = L;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -455,6 +468,11 @@ int dbm_sigint_generation(void) {
 
 void dbm_sigint_disarm(void) {
     dbm_sigint_state = NULL;
+    dbm_interrupt_message[0] = 0;
+}
+
+const char *dbm_interrupt_raised(void) {
+    return dbm_interrupt_message[0] ? dbm_interrupt_message : NULL;
 }
 
 int dbm_sigint_pending(void) {

@@ -185,6 +185,10 @@ extension Bindings {
             guard c.type(1) == LUA_TTHREAD, let co = lua_tothread(c.L, 1) else { throw c.argError(1, "co", expected: "a coroutine") }
             dbm_watch_interrupts(co); return 0
         },
+        fn("_interrupted", "dbm._interrupted", "dbm._interrupted() -> the message of the Ctrl-C raised in the running chunk, or nil") { c in
+            if let m = dbm_interrupt_raised() { try c.push(String(cString: m)) } else { c.pushNil() }
+            return 1
+        },
         fn("is_grad_enabled", "dbm.is_grad_enabled", "dbm.is_grad_enabled() -> whether ops are recorded for backward()") { c in
             c.push(NN.isGradEnabled); return 1
         },

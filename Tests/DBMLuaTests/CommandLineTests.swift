@@ -231,6 +231,80 @@ struct CommandLineTests {
         #expect(crashes.isEmpty, "\(crashes)")
     }
 
+    @Test("Ctrl-C passes through pcall and xpcall: a script that recovers from every error, and a recorder's plugin, stop with status 130 and the exit hooks run")
+    func interruptThroughPcall() throws {
+        // A plugin's failure is logged and the run goes on: Ctrl-C inside a plugin's run was taken for one
+        // (the run went on to DONE with status 0; CI caught it in the nano-GPT interrupt test).
+        let dir = try tempDir()
+        let scripts = [
+            "pcall": """
+            dbm.on_exit(function() print("exit hook ran") end)
+            io.write("running\\n"); io.flush()
+            local n = 0
+            while true do
+              local ok, err = pcall(function() for i = 1, 1e5 do n = n + i end end)
+              if not ok then print("swallowed: " .. tostring(err)) end
+            end
+            """,
+            "xpcall": """
+            dbm.on_exit(function() print("exit hook ran") end)
+            io.write("running\\n"); io.flush()
+            local n = 0
+            while true do
+              local ok, err = xpcall(function() for i = 1, 1e5 do n = n + i end end, debug.traceback)
+              if not ok then print("swallowed: " .. tostring(err)) end
+            end
+            """,
+            "plugin": """
+            local calls = 0
+            local slow = {name = "slow", doc = "loops on its first call", run = function(ctx)
+              calls = calls + 1
+              if calls == 1 then
+                io.write("running\\n"); io.flush()
+                local n = 0
+                for i = 1, math.maxinteger do n = n + i end
+              end
+              return {calls = calls}
+            end}
+            local rec = dbm.recorder{out_dir = arg[1]}
+            dbm.on_exit(function() print("exit hook ran") end)
+            rec:watch("W", dbm.randn(8, 8), {diagnostics = {slow}})
+            for step = 0, 3 do rec:step(step) end
+            rec:close()
+            print("closed")
+            """,
+        ]
+        for (name, code) in scripts.sorted(by: { $0.key < $1.key }) {
+            let script = dir + "/\(name).lua", out = dir + "/run-\(name)"
+            try code.write(toFile: script, atomically: true, encoding: .utf8)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try dbmLuaBinary())
+            p.arguments = [script, out]
+            let outPipe = Pipe(), errPipe = Pipe()
+            p.standardOutput = outPipe; p.standardError = errPipe
+            let output = OutputCollector(outPipe.fileHandleForReading)
+            try p.run()
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline && p.isRunning && !output.text.contains("running") { usleep(10_000) }
+            usleep(200_000)
+            kill(p.processIdentifier, SIGINT)
+            let stop = Date().addingTimeInterval(10)
+            while p.isRunning && Date() < stop { usleep(10_000) }
+            let hung = p.isRunning
+            if hung { kill(p.processIdentifier, SIGKILL) }
+            p.waitUntilExit()
+            let err = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let text = output.text
+            #expect(!hung && p.terminationStatus == 130, "\(name): \(hung ? "still running 10 s after Ctrl-C" : "status \(p.terminationStatus)"): \(err)")
+            #expect(err.contains("interrupted (Ctrl-C)") && !err.contains("failed"), "\(name): \(err)")
+            #expect(text.contains("exit hook ran") && !text.contains("swallowed") && !text.contains("closed"), "\(name): \(text)")
+            if name == "plugin" {
+                #expect(!FileManager.default.fileExists(atPath: out + "/DONE"), "a run stopped by Ctrl-C has no DONE")
+                #expect(FileManager.default.fileExists(atPath: out + "/config.json"))
+            }
+        }
+    }
+
     @Test("os.exit runs the exit hooks first (recorders close their run directories) and exits with its status")
     func osExitRunsHooks() throws {
         let r = try runProcess(try dbmLuaBinary(), ["-e", "dbm.on_exit(function() print('hook ran') end); print('before'); os.exit(3); print('after')"])

@@ -87,6 +87,9 @@ int dbm_sigint_generation(void); // SIGINTs so far: long Swift loops compare it 
 // Ctrl-C inside a coroutine: the signal handler can only reach the main thread's hook, so each coroutine
 // gets a count hook that raises "interrupted!" while an interrupt is pending (a few instructions later).
 void dbm_watch_interrupts(lua_State *co);
+// The message ("<where>: interrupted!") of the interrupt raised since the running chunk was armed, or
+// NULL: pcall and xpcall pass it on instead of returning it (dbm.lua).
+const char *dbm_interrupt_raised(void);
 
 // stdio from Swift 6 without touching the C globals stdout/stderr there.
 void dbm_stdout_line_buffered(void);

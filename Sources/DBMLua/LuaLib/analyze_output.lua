@@ -121,16 +121,6 @@ end
 --- O.json_summary(summary) -> the summary object {"summary": true, ...}.
 function O.json_summary(summary) return dbm.json_encode(summary) end
 
--- A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break; control characters
--- written as \xNN first, as everywhere a name from a file is shown. A name starting with =, +, - or @
--- gets a leading ' (OWASP's advice): a spreadsheet opening the file would run it as a formula.
-local function csv_field(s)
-  s = dbm._printable(s)
-  if s:find("^[=+%-@]") then s = "'" .. s end
-  if s:find('[,"]') then return '"' .. s:gsub('"', '""') .. '"' end
-  return s
-end
-
 --- O.csv(out, rows): a header line, then one line per row: name, rows, cols, file, then every numeric
 --- scalar any row has (sorted by key; empty where a row lacks it).
 function O.csv(out, rows)
@@ -142,13 +132,13 @@ function O.csv(out, rows)
   end
   table.sort(keys)
   local header = {"name", "rows", "cols", "file"}
-  for _, k in ipairs(keys) do header[#header + 1] = csv_field(k) end
+  for _, k in ipairs(keys) do header[#header + 1] = dbm._csv_field(k) end
   out(table.concat(header, ","))
   for _, r in ipairs(rows) do
-    local line = {csv_field(r.name), tostring(r.shape[1]), tostring(r.shape[2]), csv_field(r.origin)}
+    local line = {dbm._csv_field(r.name), tostring(r.shape[1]), tostring(r.shape[2]), dbm._csv_field(r.origin)}
     for _, k in ipairs(keys) do
       local v = r.scalars[k]
-      line[#line + 1] = v == nil and "" or (v ~= v and "nan" or (math.type(v) == "integer" and tostring(v) or ("%.17g"):format(v)))
+      line[#line + 1] = dbm._csv_field(v)
     end
     out(table.concat(line, ","))
   end

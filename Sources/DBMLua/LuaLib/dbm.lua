@@ -90,13 +90,32 @@ tensor_mt.__tostring = core.tostring
 
 export("is_tensor", function(x) return getmetatable(x) == tensor_mt end, "dbm.is_tensor(x) -> whether x is a tensor")
 
+-- ---------------------------------------------------------------- Ctrl-C through pcall
+
+-- Ctrl-C stops the script, also inside code that recovers from errors (a plugin's failure is logged and
+-- the run goes on; a sweep goes on to its next point): pcall and xpcall pass the interrupt on instead of
+-- returning it, as Python's `except Exception` lets KeyboardInterrupt through. The dbm.on_exit hooks
+-- then run (they close run directories and write checkpoints) and the program ends with status 130.
+-- Only dbm.no_grad and the exit hooks' runner use the raw ones (they restore state, then go on).
+local raw_pcall, raw_xpcall = pcall, xpcall
+local interrupted = core._interrupted
+local function pass_interrupt(ok, ...)
+  if not ok then
+    local message = interrupted()
+    if message then error(message, 0) end
+  end
+  return ok, ...
+end
+pcall = function(f, ...) return pass_interrupt(raw_pcall(f, ...)) end
+xpcall = function(f, handler, ...) return pass_interrupt(raw_xpcall(f, handler, ...)) end
+
 -- ---------------------------------------------------------------- gradients
 
 --- dbm.no_grad(f, ...) -> f(...) run with gradient recording off (evaluation), restored afterwards.
 export("no_grad", function(f, ...)
   if type(f) ~= "function" then dbm._fail("dbm.no_grad: argument 1: expected a function, got %s", type(f)) end
   local previous = core.set_grad_enabled(false)
-  local result = table.pack(pcall(f, ...))
+  local result = table.pack(raw_pcall(f, ...))
   core.set_grad_enabled(previous)
   if not result[1] then error(result[2], 0) end
   return table.unpack(result, 2, result.n)
@@ -296,6 +315,25 @@ function dbm._printable(s)
   return (s:gsub("\194([\128-\159])", function(c) return ("\\u%04x"):format(c:byte()) end))
 end
 
+--- dbm._csv_field(v): v as one CSV field (RFC 4180). A number is the shortest text that reads back as
+--- the same number (nan, inf, -inf as numpy writes them); nil is empty. Text is made printable, quoted when
+--- it holds a comma or a quote, and given a leading ' when it starts with =, +, - or @ (OWASP's advice):
+--- a spreadsheet opening the file would run it as a formula, and names come from downloaded files.
+function dbm._csv_field(v)
+  if v == nil then return "" end
+  if math.type(v) == "float" then
+    if v ~= v then return "nan" end
+    if v == math.huge or v == -math.huge then return v > 0 and "inf" or "-inf" end
+    local s = ("%.15g"):format(v)
+    return tonumber(s) == v and s or ("%.17g"):format(v)
+  end
+  if type(v) ~= "string" then return tostring(v) end
+  local s = dbm._printable(v)
+  if s:find("^[=+%-@]") then s = "'" .. s end
+  if s:find('[,"]') then s = '"' .. s:gsub('"', '""') .. '"' end
+  return s
+end
+
 --- dbm._shell_quote(s): s as one word for sh, the one way text reaches a shell command. A NUL would cut
 --- the command short where C reads it: refused.
 function dbm._shell_quote(s)
@@ -428,7 +466,7 @@ function dbm._run_exit_hooks()
   local hooks = exit_hooks
   exit_hooks = {}
   for i = #hooks, 1, -1 do
-    local ok, err = xpcall(hooks[i], debug.traceback)
+    local ok, err = raw_xpcall(hooks[i], debug.traceback)
     if not ok then io.stderr:write("dbm-lua: in an exit hook: ", tostring(err), "\n") end
   end
 end

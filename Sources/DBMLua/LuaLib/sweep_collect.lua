@@ -87,17 +87,6 @@ function C.row(m, dir, p)
   return row
 end
 
-local function csv_field(v)
-  if v == nil then return "" end
-  local s = tostring(v)
-  if math.type(v) == "float" then   -- the shortest text that reads back as the same number
-    s = ("%.15g"):format(v)
-    if tonumber(s) ~= v then s = ("%.17g"):format(v) end
-  end
-  if s:find('[,"\n]') then s = '"' .. s:gsub('"', '""') .. '"' end
-  return s
-end
-
 -- The CSV columns: the grid keys in grid order, status, metric.* sorted, then the rest sorted.
 function C.columns(m, rows)
   local cols, seen, metrics, others = {}, {}, {}, {}
@@ -226,11 +215,11 @@ function C.main(args)
   local jsonl, csv = {}, {}
   for _, row in ipairs(rows) do jsonl[#jsonl + 1] = dbm.json_encode(row) .. "\n" end
   local header = {}
-  for j, c in ipairs(cols) do header[j] = csv_field(c) end
+  for j, c in ipairs(cols) do header[j] = dbm._csv_field(c) end
   csv[1] = table.concat(header, ",") .. "\n"
   for _, row in ipairs(rows) do
     local fields = {}
-    for j, c in ipairs(cols) do fields[j] = csv_field(row[c]) end
+    for j, c in ipairs(cols) do fields[j] = dbm._csv_field(row[c]) end
     csv[#csv + 1] = table.concat(fields, ",") .. "\n"
   end
   local P = require("dbm.plot")

@@ -97,5 +97,13 @@ assert(csv[1] == "name,rows,cols,file,a", csv[1])
 assert(csv[2] == [["'=HYPERLINK(""x"")",2,3,"'@f,g",-1.5]], csv[2])
 assert(csv[3] == "'-2+3,2,2,'+f,2" and csv[4] == "h.0.w,4,4,model.safetensors,", csv[3] .. "\n" .. csv[4])
 
+-- the one CSV field writer (analyze --csv, sweep collect): numbers read back exactly, text made safe
+local F = dbm._csv_field
+assert(F(nil) == "" and F(3) == "3" and F(-2) == "-2" and F(0.1) == "0.1" and F(-1.5) == "-1.5" and F(true) == "true")
+assert(tonumber(F(1 / 3)) == 1 / 3 and tonumber(F(2 ^ -1074)) == 2 ^ -1074 and F(1e300) == "1e+300", F(1 / 3))
+assert(F(0 / 0) == "nan" and F(math.huge) == "inf" and F(-math.huge) == "-inf", F(0 / 0))
+assert(F("-0.5") == "'-0.5" and F("@SUM(A1)") == "'@SUM(A1)" and F("a\nb") == "a\\x0ab" and F('say "x"') == '"say ""x"""',
+  F("a\nb"))
+
 os.execute("rm -rf " .. dbm._shell_quote(dir))
 print("model_files: ok")
