@@ -160,7 +160,7 @@ struct CharDatasetTests {
         #expect(failure { try ds.batch(split: .train, batchSize: Int.max, blockSize: 8, generator: g) } != nil)
     }
 
-    @Test("the Shakespeare corpus of scripts/setup: 5,057,198 ASCII characters, 84 distinct, read and encoded in well under a second")
+    @Test("the Shakespeare corpus of scripts/setup: 5,057,198 ASCII characters, 84 distinct, read and encoded in linear time (seconds at most)")
     func shakespeareCorpus() throws {
         guard FileManager.default.fileExists(atPath: corpusPath) else { return }   // scripts/setup writes it (CI runs setup first)
         let clock = ContinuousClock()
@@ -177,6 +177,8 @@ struct CharDatasetTests {
         let encodeTime = clock.now - encodeStart
         #expect(encoded == ds.tokens)
         print("CharDataset: Shakespeare corpus loaded in \(loaded), encoded again in \(encodeTime)")
-        #expect(loaded < .seconds(1) && encodeTime < .seconds(1))
+        // Not a speed target (scripts/bench has those; CI machines are shared): a bound that only a reading
+        // or encoding that is no longer linear in the text (minutes for 5 MB) breaks, not a loaded machine.
+        #expect(loaded < .seconds(10) && encodeTime < .seconds(10))
     }
 }
