@@ -13,14 +13,34 @@ func linearForward<T: NNFloat>(_ out: UnsafeMutablePointer<T>, _ inp: UnsafePoin
     Gemm.run(false, true, N, OC, C, 1, inp, C, weight, C, bias == nil ? 0 : 1, out, OC)
 }
 
+/// Linear backward products of at least this many multiply-adds (each) run in four parts, see linearBackward.
+let linearBalancedMinimum = 1 << 26
+
 // dout is (N,OC); writes dinp (N,C) = dout · weight, dweight (OC,C) = doutᵀ · inp (added to dweight when
 // accumulate), dbias (OC) = Σ_n dout, each only when asked for. Backward needs inp and weight (the
-// forward's inputs), nothing else.
+// forward's inputs), nothing else. partial (OC,C) is scratch for large products (linearBalancedMinimum)
+// with both gradients asked for, else nil.
 func linearBackward<T: NNFloat>(_ dinp: UnsafeMutablePointer<T>?, _ dweight: UnsafeMutablePointer<T>?, _ accumulate: Bool,
                                 _ dbias: UnsafeMutablePointer<T>?, _ dout: UnsafePointer<T>,
-                                _ inp: UnsafePointer<T>, _ weight: UnsafePointer<T>, _ N: Int, _ C: Int, _ OC: Int) {
+                                _ inp: UnsafePointer<T>, _ weight: UnsafePointer<T>, _ N: Int, _ C: Int, _ OC: Int,
+                                partial: UnsafeMutablePointer<T>? = nil) {
     let beta: T = accumulate ? 1 : 0
-    if let dinp, let dweight {
+    if let dinp, let dweight, let partial {
+        // The same two products in four parts taken in turn by the cores: dinp's two halves of rows and
+        // dweight's two halves of the tokens (the second into partial, added after). The two products do
+        // not run equally fast (`paper` preset, single-threaded cblas_sgemm: attn.c_proj's dinp 58.6 ms, its
+        // dweight 49.1 ms), and with one product per core the faster core waited for the other. Backward of
+        // that layer 58.6 → 56.0 ms (medians of 8 alternating runs, faster in 7 of 8); the other three
+        // shapes 1–2% faster, inside this shared machine's noise.
+        let h = N / 2
+        Gemm.concurrently([
+            { T.gemm(false, false, h, C, OC, 1, dout, OC, weight, C, 0, dinp, C) },
+            { T.gemm(false, false, N - h, C, OC, 1, dout + h * OC, OC, weight, C, 0, dinp + h * C, C) },
+            { T.gemm(true, false, OC, C, h, 1, dout, OC, inp, C, beta, dweight, C) },
+            { T.gemm(true, false, OC, C, N - h, 1, dout + h * OC, OC, inp + h * C, C, 0, partial, C) },
+        ])
+        arithForward(.add, dweight, dweight, partial, OC * C)
+    } else if let dinp, let dweight {
         // Two independent products of equal cost (N·C·OC each): one per core, each a full-size
         // single-threaded call, which runs nearer BLAS peak than either product split in two.
         Gemm.concurrently([
@@ -85,8 +105,12 @@ extension NN {
             let dw = needs[1] ? try sink ?? empty([OC, C], dt) : nil
             let db = hasBias && needs[2] ? try empty([OC], dt) : nil
             let inp = needs[1] ? try input() : w   // dinp alone does not read the input (w: any valid pointer)
-            linearBackward(dinp?.pointer(T.self), dw?.pointer(T.self), sink != nil, db?.pointer(T.self), g.pointer(T.self),
-                           inp.pointer(T.self), w.pointer(T.self), N, C, OC)
+            let balanced = needs[0] && needs[1] && N >= 2 && N * C * OC >= linearBalancedMinimum
+            let partial = balanced ? try scratch(T.self, count: OC * C) : nil
+            withExtendedLifetime(partial?.0) {
+                linearBackward(dinp?.pointer(T.self), dw?.pointer(T.self), sink != nil, db?.pointer(T.self), g.pointer(T.self),
+                               inp.pointer(T.self), w.pointer(T.self), N, C, OC, partial: partial?.1)
+            }
             return [dinp, sink == nil ? dw : nil] + (hasBias ? [db] : [])
         }
     }

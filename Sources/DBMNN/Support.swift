@@ -287,21 +287,20 @@ enum Gemm {
         try BLASThreads.singleThreaded(body)
     }
 
-    /// Products of at least this many multiply-adds run as one call on OpenBLAS's threads (see `run`); the
-    /// `cpu` preset's (768 × 128 · 128 × 384: 3.8e7) stay below.
-    static let blasThreadedMinimum = 1 << 28
-
     /// Row-major C (m,n) = alpha · op(A) · op(B) + beta · C, the larger of m and n split into one block
-    /// per core. Small products (below ~2 MFLOP) run as one call, and so do large ones (from
-    /// `blasThreadedMinimum` multiply-adds), on OpenBLAS's own threads: they share one packed copy of B,
-    /// where each block of ours packs all of it. Measured with cblas_sgemm on 2 cores (Haswell kernel,
-    /// medians of 7), the `paper` preset's forward products (16384 × 384 · 384 × 1152, …): one threaded call
-    /// 163–189 GFLOP/s, two single-threaded row blocks 97–150; the 1024³ reference 196–210.
+    /// per core, each block a single-threaded BLAS call on our workers; small products (below ~2 MFLOP)
+    /// run as one call. Never on OpenBLAS's own threads, large products included: once woken, OpenBLAS's
+    /// worker spins (sched_yield) for about 0.1 s after each call and takes CPU from the attention and
+    /// elementwise ops that follow on our threads (`paper` preset, attention forward + backward right after
+    /// a threaded product 124.7 / 137.4 ms, after OpenBLAS's worker went to sleep 116.5 / 128.3 ms). The
+    /// `paper` preset's forward with its large products (16384 × 384 · 384 × 1152, …) split here: 2285 ms
+    /// against 2455 ms as threaded calls (medians of 4 alternating runs; faster in 13 of 15 pairs of runs);
+    /// backward unchanged (its products were already single-threaded, `linearBackward`).
     static func run<T: NNFloat>(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: T,
                                 _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>, _ ldb: Int,
                                 _ beta: T, _ c: UnsafeMutablePointer<T>, _ ldc: Int) {
         let cores = Parallel.cores
-        if cores == 1 || m * n * k < 1 << 20 || max(m, n) < 32 * cores || m * n * k >= blasThreadedMinimum {
+        if cores == 1 || m * n * k < 1 << 20 || max(m, n) < 32 * cores {
             T.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
@@ -322,11 +321,12 @@ enum Gemm {
         }
     }
 
-    /// Runs independent tasks (each making single-threaded BLAS calls) concurrently, one per core.
+    /// Runs independent tasks (each making single-threaded BLAS calls) concurrently, each task taken in
+    /// turn by the next free core.
     static func concurrently(_ tasks: [() -> Void]) {
         if tasks.count <= 1 || Parallel.cores == 1 { for t in tasks { t() }; return }
         singleThreaded {
-            Parallel.chunks(tasks.count, grain: 1) { r, _ in for i in r { tasks[i]() } }
+            Parallel.dynamicChunks(tasks.count, parts: tasks.count) { r, _ in for i in r { tasks[i]() } }
         }
     }
 }

@@ -71,6 +71,7 @@ enum GPTStepBench {
         let quick = ProcessInfo.processInfo.environment["BENCH_REPS"].flatMap { Int($0) }.map { $0 < 10 } ?? false
         print("nano-GPT training step from Lua (forward + backward + clip + AdamW, float32; FLOPs = 6 × non-embedding "
               + "parameters × tokens + 12·n_layer·n_embd·T per token for attention, as nanoGPT's estimate_mfu):")
+        var paperPeak = 0
         for p in [Preset(name: "cpu", nLayer: 4, nHead: 4, nEmbd: 128, block: 64, batch: 12, steps: quick ? 10 : 30, target: 60),
                   Preset(name: "paper", nLayer: 6, nHead: 6, nEmbd: 384, block: 256, batch: 64, steps: quick ? 2 : 5, target: 85)] {
             if p.name == "paper" {   // the peak of this preset alone: drop cached memory, reset VmHWM
@@ -85,9 +86,10 @@ enum GPTStepBench {
                 throw DBMError("the GPT step benchmark failed: \(r)")
             }
             report(p, stepTimes: stepTimes, references: references, params: params, matrices: r[2], record: record)
+            if p.name == "paper" { paperPeak = MemoryLimit.residentSet().peak }   // before the ceiling's own tensors
+            try reportLinearCeiling(p, referenceGflops: median(references))
         }
-        let rss = MemoryLimit.residentSet()
-        print(String(format: "  peak resident memory of the paper preset: %.0f MiB (VmHWM, reset before it; target <= 2200 MiB)", Double(rss.peak) / 1048576))
+        print(String(format: "  peak resident memory of the paper preset: %.0f MiB (VmHWM, reset before it; target <= 2200 MiB)", Double(paperPeak) / 1048576))
     }
 
     /// The Lua code that builds the preset's model, optimizer and batch, takes two warm-up steps and
@@ -139,12 +141,51 @@ enum GPTStepBench {
         let rounds = 5, perRound = max(1, p.steps / rounds)
         for _ in 0..<rounds {
             references.append(try sgemmReferenceRun())
+            // The reference is a threaded call: OpenBLAS's worker spins for about 0.1 s after it and takes a
+            // core from the steps (training never wakes it: Gemm.run). Untimed steps until it sleeps.
+            let settle = now()
+            while now() - settle < 0.2 { _ = try lua.evaluate("_bench_step()") }
             for _ in 0..<perRound {
                 guard let t = Double(try lua.evaluate("_bench_step()").first ?? "") else { throw DBMError("the GPT step failed") }
                 stepTimes.append(t)
             }
         }
         return (stepTimes, references)
+    }
+
+    /// What raw cblas_sgemm makes of the step's linear products alone, at the preset's shapes (N tokens;
+    /// forward out = X·Wᵀ, backward dX = dY·W and dW = dYᵀ·X, for c_attn, attn.c_proj, c_fc, mlp.c_proj and
+    /// lm_head): they are about 90% of the FLOPs estimate_mfu counts, so their rate against the reference
+    /// bounds the step's ratio (attention, layer norm, GELU, dropout and AdamW only add time).
+    static func reportLinearCeiling(_ p: Preset, referenceGflops: Double) throws {
+        let N = p.batch * p.block, C = p.nEmbd
+        let shapes = [(3 * C, C), (C, C), (4 * C, C), (C, 4 * C), (65, C)]   // (out, in) of each weight
+        let g = Generator(seed: 3)
+        var seconds = 0.0, flops = 0.0
+        for (outF, inF) in shapes {
+            let x = try Tensor.randn([N, inF], generator: g), dy = try Tensor.randn([N, outF], generator: g)
+            let w = try Tensor.randn([outF, inF], generator: g)
+            let y = try Tensor(shape: [N, outF]), dx = try Tensor(shape: [N, inF]), dw = try Tensor(shape: [outF, inF])
+            let (X, DY, W) = (x.pointer(Float.self), dy.pointer(Float.self), w.pointer(Float.self))
+            func time(_ body: () -> Void) -> Double {
+                var ts: [Double] = []
+                for _ in 0..<4 { let t0 = now(); body(); ts.append(now() - t0) }
+                ts.removeFirst()   // warm-up
+                return median(ts)
+            }
+            let (n, o, i) = (Int32(N), Int32(outF), Int32(inF))
+            seconds += time { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, o, i, 1, X, i, W, i, 0, y.pointer(Float.self), o) }
+            seconds += time { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, i, o, 1, DY, o, W, i, 0, dx.pointer(Float.self), i) }
+            seconds += time { cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, i, n, 1, DY, o, X, i, 0, dw.pointer(Float.self), i) }
+            flops += 3 * 2 * Double(N) * Double(outF * inF)
+        }
+        // Every layer has the same four products; lm_head once.
+        let layers = Double(p.nLayer), lm = 3 * 2 * Double(N) * Double(65 * C)
+        let stepFlops = (flops - lm) * layers + lm
+        let gflops = flops / seconds / 1e9
+        print(String(format: "    its linear products alone as raw cblas_sgemm calls (forward, dX, dW at (%d tokens) × the block's and lm_head's "
+                     + "weights, medians of 3): %.1f GFLOP/s = %.1f%% of the reference; %.1f GFLOP per step, %.0f ms per step at that rate",
+                     N, gflops, 100 * gflops / referenceGflops, stepFlops / 1e9, stepFlops / gflops / 1e6))
     }
 
     /// Prints the preset's line: the median step and its GFLOP/s against the median reference, and the

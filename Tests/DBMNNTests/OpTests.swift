@@ -111,6 +111,26 @@ struct OpValueTests {
         }
     }
 
+    @Test("a large linear layer's backward (four parts taken in turn by the cores) equals the products gᵀ·x and g·W, and accumulates into an existing gradient")
+    func largeLinearBackward() throws {
+        let g = Generator(seed: 72)
+        let (N, C, OC) = (1024, 256, 256)   // N·C·OC = 2^26: the four-part path (linearBalancedMinimum)
+        for dtype in [DType.float64, .float32] {
+            let x = NN.parameter(try randn([N, C], g, dtype: dtype)), w = NN.parameter(try randn([OC, C], g, std: 0.1, dtype: dtype))
+            let dout = try randn([N, OC], g, dtype: dtype)
+            try NN.linear(x, weight: w).backward(gradient: dout)
+            let dx = try NN.matmul(dout, w), dw = try NN.matmul(try NN.transpose(dout, 0, 1), x)
+            // The two summation orders (K = N terms for dw, OC for dx) differ elementwise by at most γ_K·Σ|g||x|
+            // ≈ γ_K·0.64·K against a largest entry ≈ 4√K: 0.16·√K·γ_K = 6e-13 in float64, 3e-4 in float32 (the
+            // worst case; rounding errors of random sign give ≈ 1e-6 there).
+            let tolerance = dtype == .float64 ? 1e-10 : 1e-3
+            #expect(relativeDifference(x.grad!.toDoubles(), dx.toDoubles()) < tolerance, "\(dtype) dx")
+            #expect(relativeDifference(w.grad!.toDoubles(), dw.toDoubles()) < tolerance, "\(dtype) dw")
+            try NN.linear(x, weight: w).backward(gradient: dout)   // into the existing .grad (beta = 1 in one part)
+            #expect(relativeDifference(w.grad!.toDoubles(), dw.toDoubles().map { 2 * $0 }) < tolerance, "\(dtype) dw accumulated")
+        }
+    }
+
     @Test("Float32 gradients of a block agree with Float64 ones at the benchmark's small size")
     func float32GradientsMatch() throws {
         let g = Generator(seed: 71)
