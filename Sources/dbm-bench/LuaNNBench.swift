@@ -50,23 +50,6 @@ enum LuaNNBench {
 enum GPTStepBench {
     struct Preset { let name: String, nLayer: Int, nHead: Int, nEmbd: Int, block: Int, batch: Int, steps: Int, target: Int }
 
-    /// One run of the sgemm reference: GFLOP/s of the median of 5 back-to-back 1024³ cblas_sgemm calls.
-    static func sgemmReferenceRun() throws -> Double {
-        let n = 1024
-        let a = try Tensor.randn([n, n], generator: Generator(seed: 1))
-        let b = try Tensor.randn([n, n], generator: Generator(seed: 2))
-        let c = try Tensor(shape: [n, n])
-        var times: [Double] = []
-        for _ in 0..<6 {
-            let t0 = now()
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a.pointer(Float.self), Int32(n),
-                        b.pointer(Float.self), Int32(n), 0, c.pointer(Float.self), Int32(n))
-            times.append(now() - t0)
-        }
-        times.removeFirst()   // warm-up
-        return 2.0 * Double(n * n * n) / median(times) / 1e9
-    }
-
     static func run(lua: LuaState) throws {
         let quick = ProcessInfo.processInfo.environment["BENCH_REPS"].flatMap { Int($0) }.map { $0 < 10 } ?? false
         print("nano-GPT training step from Lua (forward + backward + clip + AdamW, float32; FLOPs = 6 × non-embedding "
@@ -140,7 +123,7 @@ enum GPTStepBench {
         var stepTimes: [Double] = [], references: [Double] = []
         let rounds = 5, perRound = max(1, p.steps / rounds)
         for _ in 0..<rounds {
-            references.append(try sgemmReferenceRun())
+            references.append(try sgemmReferenceGflops(reps: 5))   // one reference run: 5 back-to-back calls
             // The reference is a threaded call: OpenBLAS's worker spins for about 0.1 s after it and takes a
             // core from the steps (training never wakes it: Gemm.run). Untimed steps until it sleeps.
             let settle = now()
@@ -167,16 +150,10 @@ enum GPTStepBench {
             let w = try Tensor.randn([outF, inF], generator: g)
             let y = try Tensor(shape: [N, outF]), dx = try Tensor(shape: [N, inF]), dw = try Tensor(shape: [outF, inF])
             let (X, DY, W) = (x.pointer(Float.self), dy.pointer(Float.self), w.pointer(Float.self))
-            func time(_ body: () -> Void) -> Double {
-                var ts: [Double] = []
-                for _ in 0..<4 { let t0 = now(); body(); ts.append(now() - t0) }
-                ts.removeFirst()   // warm-up
-                return median(ts)
-            }
             let (n, o, i) = (Int32(N), Int32(outF), Int32(inF))
-            seconds += time { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, o, i, 1, X, i, W, i, 0, y.pointer(Float.self), o) }
-            seconds += time { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, i, o, 1, DY, o, W, i, 0, dx.pointer(Float.self), i) }
-            seconds += time { cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, i, n, 1, DY, o, X, i, 0, dw.pointer(Float.self), i) }
+            seconds += medianSeconds(runs: 3) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, o, i, 1, X, i, W, i, 0, y.pointer(Float.self), o) }
+            seconds += medianSeconds(runs: 3) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, i, o, 1, DY, o, W, i, 0, dx.pointer(Float.self), i) }
+            seconds += medianSeconds(runs: 3) { cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, i, n, 1, DY, o, X, i, 0, dw.pointer(Float.self), i) }
             flops += 3 * 2 * Double(N) * Double(outF * inF)
         }
         // Every layer has the same four products; lm_head once.

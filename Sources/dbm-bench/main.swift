@@ -17,24 +17,31 @@ func median(_ xs: [Double]) -> Double {
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
 
-/// GFLOP/s of a 1024³ cblas_sgemm on all cores (the reference of every speed ratio), printed as the full
-/// bench prints it; the median of reps calls after a warm-up.
-func sgemmReference(reps: Int) throws -> Double {
+/// The median seconds of `runs` calls of body, after one untimed warm-up call.
+func medianSeconds(runs: Int, _ body: () -> Void) -> Double {
+    body()
+    return median((0..<runs).map { _ in let t0 = now(); body(); return now() - t0 })
+}
+
+/// GFLOP/s of a 1024³ cblas_sgemm on all cores (the reference of every speed ratio): the median of `reps`
+/// calls after a warm-up.
+func sgemmReferenceGflops(reps: Int) throws -> Double {
     let n = 1024
     let a = try Tensor.randn([n, n], generator: Generator(seed: 1))
     let b = try Tensor.randn([n, n], generator: Generator(seed: 2))
     let c = try Tensor(shape: [n, n])
-    var times: [Double] = []
-    for _ in 0...reps {
-        let t0 = now()
+    let seconds = medianSeconds(runs: reps) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a.pointer(Float.self), Int32(n),
                     b.pointer(Float.self), Int32(n), 0, c.pointer(Float.self), Int32(n))
-        times.append(now() - t0)
     }
-    times.removeFirst()   // warm-up
-    let gflops = 2.0 * Double(n * n * n) / median(times) / 1e9
+    return 2.0 * Double(n * n * n) / seconds / 1e9
+}
+
+/// The reference as the full bench prints it.
+func sgemmReference(reps: Int) throws -> Double {
+    let gflops = try sgemmReferenceGflops(reps: reps)
     print(String(format: "sgemm reference (cblas_sgemm 1024x1024x1024 float32, all cores): %.2f ms, %.1f GFLOP/s",
-                 median(times) * 1e3, gflops))
+                 2.0 * 1024 * 1024 * 1024 / gflops / 1e6, gflops))
     return gflops
 }
 
