@@ -138,8 +138,10 @@ enum GPTStepBench {
 
     /// What raw cblas_sgemm makes of the step's linear products alone, at the preset's shapes (N tokens;
     /// forward out = X·Wᵀ, backward dX = dY·W and dW = dYᵀ·X, for c_attn, attn.c_proj, c_fc, mlp.c_proj and
-    /// lm_head): they are about 90% of the FLOPs estimate_mfu counts, so their rate against the reference
-    /// bounds the step's ratio (attention, layer norm, GELU, dropout and AdamW only add time).
+    /// lm_head): they are about 90% of the FLOPs estimate_mfu counts, so their rate against the reference is
+    /// roughly the most the step's ratio can show in the same minute (attention, layer norm, GELU, dropout and
+    /// AdamW add time; estimate_mfu counts the full T² of attention, the step computes about its causal half).
+    /// Measured after the steps, not interleaved with them: on this shared machine it is as noisy as the host.
     static func reportLinearCeiling(_ p: Preset, referenceGflops: Double) throws {
         let N = p.batch * p.block, C = p.nEmbd
         let shapes = [(3 * C, C), (C, C), (4 * C, C), (C, 4 * C), (65, C)]   // (out, in) of each weight
