@@ -37,7 +37,7 @@ let package = Package(
         .executableTarget(name: "dbm-lua", dependencies: ["DBMLua"], path: "Sources/dbm-lua"),
         .executableTarget(name: "dbm-bench", dependencies: ["DBMLua", "DBMCore", "DBMNN", "DBMModels", "CBLAS", "CLua"], path: "Sources/dbm-bench"),
         .testTarget(name: "DBMCoreTests", dependencies: ["DBMCore"], path: "Tests/DBMCoreTests"),
-        .testTarget(name: "DBMNNTests", dependencies: ["DBMNN", "DBMCore"], path: "Tests/DBMNNTests"),
+        .testTarget(name: "DBMNNTests", dependencies: ["DBMNN", "DBMCore", "CKernels"], path: "Tests/DBMNNTests"),
         .testTarget(name: "DBMModelsTests", dependencies: ["DBMModels", "DBMCore"], path: "Tests/DBMModelsTests"),
         .testTarget(name: "DBMLuaTests", dependencies: ["DBMLua", "DBMCore"], path: "Tests/DBMLuaTests",
                     resources: [.copy("lua")]),

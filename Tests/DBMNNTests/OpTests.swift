@@ -1,3 +1,4 @@
+import CKernels
 import DBMCore
 import DBMNN
 import Foundation
@@ -163,7 +164,7 @@ struct OpValueTests {
         #expect(short == Array(y.prefix(1000)))
     }
 
-    @Test("float32 attention (its AVX transposes and row kernels) equals float64, forward and gradient, for head sizes of 8 to 24 (12: no multiple of 8) and lengths that are no multiple of 8 or 16")
+    @Test("float32 attention (its AVX transposes, product kernel and row kernels) equals float64, forward and gradient, for head sizes of 8 to 24 (12: no multiple of 8) and lengths that are no multiple of 8 or 16")
     func attentionFloat32() throws {
         for (n, c) in [(2, 37, 48, 3), (1, 70, 64, 8), (1, 19, 72, 3), (2, 9, 36, 3)].enumerated() {
             let g = Generator(seed: 90 + UInt64(n))
@@ -178,6 +179,50 @@ struct OpValueTests {
             let dOut = relativeDifference(results[1].y, results[0].y), dGrad = relativeDifference(results[1].grad, results[0].grad)
             print("attention float32 vs float64, B=\(c.0) T=\(c.1) C=\(c.2) heads=\(c.3): output \(dOut), gradient \(dGrad)")
             #expect(dOut < 1e-5 && dGrad < 1e-5)
+        }
+    }
+
+    @Test("attention's float32 product kernel (dbm_small_sgemm) against a float64 loop: every element within (k + 2)·u·|alpha|·Σ|a||b|, A and Aᵀ, tails of rows and columns, nothing written outside C")
+    func smallProductKernel() throws {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let flags = Set(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
+        #if arch(x86_64)
+        // The kernel must be in use wherever the CPU and OS offer AVX2 with FMA (XCR0 is checked by both).
+        if flags.contains("avx2") && flags.contains("fma") { #expect(dbm_small_sgemm_available() == 1) }
+        #endif
+        let g = Generator(seed: 77)
+        let u = Double(Float.ulpOfOne) / 2
+        // (m, n, k): full 4 × 16 tiles, 8-column tiles, masked tails of 1–7 columns, 1–3 leftover rows, k = 0 and 1.
+        for (m, n, k) in [(32, 64, 32), (4, 16, 1), (5, 23, 17), (7, 9, 64), (3, 7, 5), (1, 1, 1), (13, 29, 0), (64, 32, 256), (2, 41, 33)] {
+            for transA in [false, true] {
+                let lda = (transA ? m : k) + 3, ldb = n + 5, ldc = n + 2
+                let aRows = transA ? k : m
+                let a = try randn([max(1, aRows * lda)], g).toDoubles().map(Float.init)
+                let b = try randn([max(1, k * ldb)], g).toDoubles().map(Float.init)
+                let sentinel: Float = 12345
+                var c = [Float](repeating: sentinel, count: (m + 1) * ldc)
+                let alpha: Float = 1 / Float(k + 1).squareRoot()
+                let done = a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                    dbm_small_sgemm(m, n, k, alpha, ap.baseAddress, transA ? 1 : lda, transA ? lda : 1, bp.baseAddress, ldb, cp.baseAddress, ldc)
+                } } }
+                if done == 0 { #expect(c.allSatisfy { $0 == sentinel }); continue }
+                var worst = 0.0
+                for i in 0..<(m + 1) {
+                    for j in 0..<ldc {
+                        guard i < m, j < n else { #expect(c[i * ldc + j] == sentinel, "m=\(m) n=\(n) k=\(k): C[\(i),\(j)] written"); continue }
+                        var exact = 0.0, magnitude = 0.0
+                        for p in 0..<k {
+                            let x = Double(transA ? a[p * lda + i] : a[i * lda + p]), y = Double(b[p * ldb + j])
+                            exact += x * y; magnitude += abs(x * y)
+                        }
+                        let bound = Double(k + 2) * u * Double(alpha) * magnitude + (k == 0 ? 0 : Double(Float.leastNormalMagnitude))
+                        let error = abs(Double(c[i * ldc + j]) - Double(alpha) * exact)
+                        worst = max(worst, bound > 0 ? error / bound : error)
+                        #expect(error <= bound, "m=\(m) n=\(n) k=\(k) transA=\(transA): C[\(i),\(j)] off by \(error), bound \(bound)")
+                    }
+                }
+                print("small product m=\(m) n=\(n) k=\(k) transA=\(transA): largest error / bound \(worst)")
+            }
         }
     }
 

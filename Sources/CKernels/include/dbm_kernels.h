@@ -98,4 +98,12 @@ void dbm_softmax_backward_row_f64(const double *p, double *dp, long n);
 void dbm_transpose_f32(float *dst, long ldd, const float *src, long lds, long rows, long cols);
 void dbm_transpose_f64(double *dst, long ldd, const double *src, long lds, long rows, long cols);
 
+// Attention's small float32 products (dbm_small_gemm.c): C (m, n) = alpha · Σ_p A(i, p) · B(p, j) with
+// A(i, p) at a[i·ars + p·acs] (any strides: Aᵀ is A with the strides swapped), B row-major with leading
+// dimension ldb, C row-major with leading dimension ldc, overwritten (C's old values are never read).
+// Returns 1 when done, 0 (nothing written) when the CPU lacks AVX2 with FMA: the caller uses BLAS.
+int dbm_small_sgemm(long m, long n, long k, float alpha, const float *a, long ars, long acs,
+                    const float *b, long ldb, float *c, long ldc);
+int dbm_small_sgemm_available(void);
+
 #endif
