@@ -6,12 +6,12 @@ import DBMCore
 // For each batch b and head h, with hs = C/NH, Q = q[b,:,h], K, V likewise (T, hs), read in place from
 // qkv with leading dimension 3C:
 //   S = Q·Kᵀ/√hs, P = softmax over j ≤ i (causal; P[i,j] = 0 for j > i), P' = P ⊙ mask/(1 − p), Y = P'·V.
-// The products run per (b,h) as single-threaded BLAS calls, the (b,h) pairs in 4 chunks per core taken in
+// The products run per (b,h) on one thread each (headProduct), the (b,h) pairs in 4 chunks per core taken in
 // turn by the cores (when one core is slowed down, by another process on this shared machine, the other
 // takes more chunks: forward + backward of the small block 8.19 → 8.13 ms in such a period, the same
 // otherwise; one pair per chunk was slower, 0.49 → 0.52 ms for attention alone).
 // Rows are taken in blocks of `attentionBlockRows` queries: block [i0, i1) needs keys 0 ..< i1 only, so
-// the products skip most of the masked upper triangle (at T = 256 with blocks of 32: 56% of the full
+// the products skip most of the masked upper triangle (at T = 256 with blocks of 8: 52% of the full
 // T² work).
 // Products of the form A·Bᵀ read a transposed copy of B instead (K in forward, V in backward; (hs, T),
 // a few KB per pair): B's rows are what the product kernel loads as vectors.
@@ -34,9 +34,11 @@ func headProduct<T: NNFloat>(_ transA: Bool, _ m: Int, _ n: Int, _ k: Int, _ alp
 // ~100 instructions per element of the softmax instead of ~10).
 
 /// Query rows per block of the causal products. Measured, attention forward + backward at B=64, T=256,
-/// C=384, 6 heads: one block of 256 rows 138 ms, 128 rows 114 ms, 64 rows 101–126 ms, 32 rows 100–109 ms,
-/// 16 rows 99–111 ms (at B=12, T=64, C=128, 4 heads: 0.66–1.0 ms whatever the block, within the noise).
-let attentionBlockRows = 32
+/// C=384, 6 heads, with OpenBLAS's products: one block of 256 rows 138 ms, 128 rows 114 ms, 64 rows
+/// 101–126 ms, 32 rows 100–109 ms, 16 rows 99–111 ms. With the copy-free product kernel, whose cost per
+/// call is small, narrower blocks pay (3 alternating runs, medians of 15): 32 rows 111–127 ms, 16 rows
+/// 95–111 ms, 8 rows 89–107 ms; at B=12, T=64, C=128, 4 heads 0.68–0.75, 0.62–0.68, 0.63–0.66 ms.
+let attentionBlockRows = 8
 
 /// dst (cols, rows) with leading dimension ldd ← srcᵀ, src (rows, cols) with leading dimension lds
 /// (CKernels: 8 × 8 blocks in AVX registers; row by row, every element went to another cache line and
