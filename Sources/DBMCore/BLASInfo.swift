@@ -1,5 +1,6 @@
 import CBLAS
 import CBLASKernel
+import Foundation
 
 /// What BLAS runs: the library, its version, the kernel in use, the thread count, and who chose the
 /// kernel (see Sources/CBLASKernel: a generic fallback of OpenBLAS is replaced before main).
@@ -57,6 +58,23 @@ public struct BLASInfo: Sendable, Equatable {
     public static var cpuFeatures: (avx2FMA: Bool, avx512: Bool, avx512BF16: Bool, amxBF16: Bool, amd: Bool) {
         let f = dbm_cpu_detect()
         return (f.avx2_fma != 0, f.avx512 != 0, f.avx512_bf16 != 0, f.amx_bf16 != 0, f.amd != 0)
+    }
+
+    /// The CPU as the kernel names it, for benchmark headers: "AMD EPYC (family 26, model 2)"; "unknown" where
+    /// /proc/cpuinfo has no such lines.
+    public static var cpuModel: String {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
+        var fields: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            if line.isEmpty { break }   // the first processor's block
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            let key = parts[0].trimmingCharacters(in: .whitespaces)
+            if fields[key] == nil { fields[key] = parts[1].trimmingCharacters(in: .whitespaces) }
+        }
+        guard let name = fields["model name"] else { return "unknown" }
+        guard let family = fields["cpu family"], let model = fields["model"] else { return name }
+        return "\(name) (family \(family), model \(model))"
     }
 
     /// sgemm and dgemm of several shapes against plain loops, as checked after a restart.

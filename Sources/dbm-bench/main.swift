@@ -50,7 +50,7 @@ enum Bench {
         dbm_stdout_line_buffered()
         let reps = Int(ProcessInfo.processInfo.environment["BENCH_REPS"] ?? "") ?? 15
         // What runs first: every figure below, the sgemm reference included, is on this kernel.
-        print("dbm-bench: \(ProcessInfo.processInfo.activeProcessorCount) cores; BLAS: \(BLASInfo.current.summary); "
+        print("dbm-bench: \(ProcessInfo.processInfo.activeProcessorCount) cores of \(BLASInfo.cpuModel); BLAS: \(BLASInfo.current.summary); "
               + "\(BLASInfo.current.config); medians of \(reps) runs")
         // `dbm-bench models` (scripts/bench models): only the small models' figures, in seconds.
         if ProcessInfo.processInfo.arguments.dropFirst().contains("models") { try ModelsBench.run(reps: reps); return }
