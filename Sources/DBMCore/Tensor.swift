@@ -220,6 +220,12 @@ public final class Tensor: @unchecked Sendable {
 
     /// Sets every element (of this view) to v.
     public func fill(_ v: Double) {
+        if isContiguous {   // one vectorised pass (zeroing every gradient each training step goes through here)
+            let p = storage.bytes + offset * dtype.byteSize
+            if dtype == .float64 { p.assumingMemoryBound(to: Double.self).update(repeating: v, count: count) }
+            else { p.assumingMemoryBound(to: Float.self).update(repeating: Float(v), count: count) }
+            return
+        }
         if dtype == .float64 { forEachOffset { storage.bytes.assumingMemoryBound(to: Double.self)[$0] = v } }
         else { let f = Float(v); forEachOffset { storage.bytes.assumingMemoryBound(to: Float.self)[$0] = f } }
     }

@@ -297,29 +297,44 @@ public final class Optimizer {
         for u in updates {
             if u.firstStep && !u.state.isEmpty { states[ObjectIdentifier(u.param)] = u.state }
             u.param.storage.bumpVersion()   // the parameter changes in place: a graph that saved it is stale
-            switch u.param.dtype {
-            case .float32: apply(Float.self, u)
-            case .float64: apply(Double.self, u)
+        }
+        // Every parameter's elements in pieces of at most `pieceElements`, the pieces of all parameters taken
+        // in turn by the cores. Updated one by one, each tensor below 64k elements ran on one core (the `cpu`
+        // preset's weights are 16k–65k elements) and the other core waited.
+        var pieces: [(update: Int, range: Range<Int>)] = []
+        for (k, u) in updates.enumerated() {
+            let n = u.param.count
+            for start in stride(from: 0, to: n, by: pieceElements) { pieces.append((k, start ..< min(n, start + pieceElements))) }
+        }
+        Parallel.dynamicChunks(pieces.count, parts: pieces.count) { r, _ in
+            for i in r {
+                let (u, range) = (updates[pieces[i].update], pieces[i].range)
+                switch u.param.dtype {
+                case .float32: apply(Float.self, u, range)
+                case .float64: apply(Double.self, u, range)
+                }
             }
         }
     }
 
-    private func apply<T: NNFloat>(_: T.Type, _ u: Update) {
-        let p = u.param.pointer(T.self), g = UnsafePointer(u.grad.pointer(T.self)), n = u.param.count
+    /// Updates elements `range` of one parameter (the kernels are elementwise: any split gives the same result).
+    private func apply<T: NNFloat>(_: T.Type, _ u: Update, _ range: Range<Int>) {
+        let p = u.param.pointer(T.self) + range.lowerBound, g = UnsafePointer(u.grad.pointer(T.self)) + range.lowerBound
+        let n = range.count
         switch algorithm {
         case .sgd(let momentum, let dampening, let nesterov):
             let c = SGDCoefficients<T>(lr: T(u.lr), weightDecay: T(u.weightDecay), momentum: T(momentum),
                                        oneMinusDampening: T(1 - dampening), nesterov: nesterov, firstStep: u.firstStep)
             if momentum == 0 { sgdKernel(p, g, n, c) }
-            else { sgdMomentumKernel(p, g, u.state[0].pointer(T.self), n, c) }
+            else { sgdMomentumKernel(p, g, u.state[0].pointer(T.self) + range.lowerBound, n, c) }
         case .adam(let beta1, let beta2, let eps):
             let c = AdamCoefficients<T>(beta1: beta1, beta2: beta2, eps: eps, lr: u.lr, t: stepCount,
                                         coupledWeightDecay: u.weightDecay, decay: 1)
-            adamKernel(p, g, u.state[0].pointer(T.self), u.state[1].pointer(T.self), n, c)
+            adamKernel(p, g, u.state[0].pointer(T.self) + range.lowerBound, u.state[1].pointer(T.self) + range.lowerBound, n, c)
         case .adamW(let beta1, let beta2, let eps):
             let c = AdamCoefficients<T>(beta1: beta1, beta2: beta2, eps: eps, lr: u.lr, t: stepCount,
                                         coupledWeightDecay: 0, decay: 1 - u.lr * u.weightDecay)
-            adamKernel(p, g, u.state[0].pointer(T.self), u.state[1].pointer(T.self), n, c)
+            adamKernel(p, g, u.state[0].pointer(T.self) + range.lowerBound, u.state[1].pointer(T.self) + range.lowerBound, n, c)
         }
     }
 }
@@ -330,8 +345,8 @@ private func requireNonNegative(_ what: String, _ x: Double) throws {
 }
 
 // ---------------------------------------------------------------------- kernels
-// In place over contiguous storage, elementwise (so splitting across the cores changes no result). Below
-// 64k elements a tensor is updated on the calling thread. Two details keep the loops vectorised:
+// In place over contiguous storage, elementwise (so splitting across the cores changes no result); each
+// call is one piece of a parameter (`step`). Two details keep the loops vectorised:
 // - the loop-invariant choices go through `select` (both sides evaluated): Swift's `?:` evaluates one
 //   side only, and a load inside it (p[i] for the weight decay, b[i] for the momentum) is a branch the
 //   loop vectorizer cannot remove;
@@ -339,7 +354,8 @@ private func requireNonNegative(_ what: String, _ x: Double) throws {
 //   negative and uses vector square roots, where it otherwise keeps a scalar check for negative inputs
 //   (which set errno).
 
-private let parallelGrain = 1 << 16
+/// The most elements of one parameter updated as one task of a step.
+private let pieceElements = 1 << 15
 
 /// condition ? a : b with both already evaluated (a branch-free select; see above).
 @inline(__always) private func select<T>(_ condition: Bool, _ a: T, _ b: T) -> T { condition ? a : b }
@@ -352,24 +368,20 @@ private struct SGDCoefficients<T: NNFloat> {
 /// SGD without momentum: θ ← θ − γ(g + λθ).
 private func sgdKernel<T: NNFloat>(_ p: UnsafeMutablePointer<T>, _ grad: UnsafePointer<T>, _ n: Int,
                                    _ c: SGDCoefficients<T>) {
-    Parallel.chunks(n, grain: parallelGrain) { r, _ in
-        for i in r {
-            let g = select(c.weightDecay != 0, grad[i] + c.weightDecay * p[i], grad[i])
-            p[i] -= c.lr * g
-        }
+    for i in 0..<n {
+        let g = select(c.weightDecay != 0, grad[i] + c.weightDecay * p[i], grad[i])
+        p[i] -= c.lr * g
     }
 }
 
 /// SGD with momentum: g ← g + λθ; b ← g (first step) or μb + (1 − τ)g; θ ← θ − γ(g + μb or b).
 private func sgdMomentumKernel<T: NNFloat>(_ p: UnsafeMutablePointer<T>, _ grad: UnsafePointer<T>,
                                            _ b: UnsafeMutablePointer<T>, _ n: Int, _ c: SGDCoefficients<T>) {
-    Parallel.chunks(n, grain: parallelGrain) { r, _ in
-        for i in r {
-            let g = select(c.weightDecay != 0, grad[i] + c.weightDecay * p[i], grad[i])
-            let buf = select(c.firstStep, g, c.momentum * b[i] + c.oneMinusDampening * g)
-            b[i] = buf
-            p[i] -= c.lr * select(c.nesterov, g + c.momentum * buf, buf)
-        }
+    for i in 0..<n {
+        let g = select(c.weightDecay != 0, grad[i] + c.weightDecay * p[i], grad[i])
+        let buf = select(c.firstStep, g, c.momentum * b[i] + c.oneMinusDampening * g)
+        b[i] = buf
+        p[i] -= c.lr * select(c.nesterov, g + c.momentum * buf, buf)
     }
 }
 
@@ -399,15 +411,13 @@ private struct AdamCoefficients<T: NNFloat> {
 private func adamKernel<T: NNFloat>(_ p: UnsafeMutablePointer<T>, _ grad: UnsafePointer<T>,
                                     _ m: UnsafeMutablePointer<T>, _ v: UnsafeMutablePointer<T>, _ n: Int,
                                     _ c: AdamCoefficients<T>) {
-    Parallel.chunks(n, grain: parallelGrain) { r, _ in
-        for i in r {
-            let g = select(c.coupledWeightDecay != 0, grad[i] + c.coupledWeightDecay * p[i], grad[i])
-            let mi = c.beta1 * m[i] + c.oneMinusBeta1 * g
-            let vi = c.beta2 * v[i] + c.oneMinusBeta2 * (g * g)
-            m[i] = mi
-            v[i] = vi
-            let denom = vi.magnitude.squareRoot() / c.biasCorrection2Sqrt + c.eps
-            p[i] = p[i] * c.decay - c.stepSize * (mi / denom)
-        }
+    for i in 0..<n {
+        let g = select(c.coupledWeightDecay != 0, grad[i] + c.coupledWeightDecay * p[i], grad[i])
+        let mi = c.beta1 * m[i] + c.oneMinusBeta1 * g
+        let vi = c.beta2 * v[i] + c.oneMinusBeta2 * (g * g)
+        m[i] = mi
+        v[i] = vi
+        let denom = vi.magnitude.squareRoot() / c.biasCorrection2Sqrt + c.eps
+        p[i] = p[i] * c.decay - c.stepSize * (mi / denom)
     }
 }
