@@ -226,6 +226,58 @@ struct OpValueTests {
         }
     }
 
+    @Test("attention's float32 row kernels (exp_shift_sum, scale, softmax_backward_row) against float64 for every length 1–40 (vector tails), within their error bounds; nothing written past the row; NaN stays NaN, far below the range gives 0")
+    func attentionRowKernels() throws {
+        let g = Generator(seed: 78)
+        let u = Double(Float.ulpOfOne) / 2
+        let sentinel: Float = 777
+        for n in 1...40 {
+            let x = try randn([n], g, std: 3).toDoubles().map(Float.init), d = try randn([n], g).toDoubles().map(Float.init)
+            let shift = x.max()! + 0.25
+            // e_j = exp(x_j − shift): the polynomial's ≤ 2 ulp, the range reduction's rounding, and the rounding
+            // of the argument (relative u·|x − shift| in e): ≤ (6 + |x − shift|)·u·e. The sum adds n·u·Σe.
+            var row = x + [sentinel, sentinel]
+            let sum = Double(dbm_exp_shift_sum_f32(&row, shift, n))
+            #expect(row[n] == sentinel && row[n + 1] == sentinel, "n=\(n): exp_shift_sum wrote past the row")
+            var exactSum = 0.0, elementErrors = 0.0
+            for j in 0..<n {
+                let a = Double(x[j]) - Double(shift), e = Foundation.exp(a)
+                let bound = (6 + abs(a)) * u * e
+                #expect(abs(Double(row[j]) - e) <= bound, "n=\(n) j=\(j): e^\(a) = \(row[j]), exact \(e)")
+                exactSum += e; elementErrors += bound
+            }
+            #expect(abs(sum - exactSum) <= elementErrors + Double(n) * u * exactSum, "n=\(n): sum \(sum), exact \(exactSum)")
+            // scale: one rounding per element.
+            var scaled = row
+            let factor: Float = 0.3
+            dbm_scale_f32(&scaled, factor, n)
+            for j in 0..<n {
+                let exact = Double(factor) * Double(row[j])
+                #expect(abs(Double(scaled[j]) - exact) <= u * exact, "n=\(n) j=\(j): \(scaled[j]), exact \(exact)")
+            }
+            #expect(scaled[n] == sentinel && scaled[n + 1] == sentinel, "n=\(n): scale wrote past the row")
+            // softmax backward: dp_j ← p_j (dp_j − Σ p·dp); the dot's error ≤ (n + 1)·u·Σ|p·dp|, then a subtraction and a product.
+            let p = (0..<n).map { Float(Double(row[$0]) / sum) }
+            var dp = d + [sentinel, sentinel]
+            dbm_softmax_backward_row_f32(p, &dp, n)
+            #expect(dp[n] == sentinel && dp[n + 1] == sentinel, "n=\(n): softmax_backward_row wrote past the row")
+            let dot = zip(p, d).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            let dotMagnitude = zip(p, d).reduce(0.0) { $0 + abs(Double($1.0) * Double($1.1)) }
+            for j in 0..<n {
+                let exact = Double(p[j]) * (Double(d[j]) - dot)
+                let bound = Double(p[j]) * (Double(n + 1) * u * dotMagnitude + 3 * u * (abs(Double(d[j])) + abs(dot)))
+                #expect(abs(Double(dp[j]) - exact) <= bound, "n=\(n) j=\(j): \(dp[j]), exact \(exact)")
+            }
+        }
+        // Special values, in the vector body and in the tail: NaN stays NaN, far below the range gives exactly 0.
+        for n in [5, 13, 21] {
+            var row = [Float](repeating: -1, count: n)
+            row[n - 1] = .nan; row[0] = -200
+            _ = dbm_exp_shift_sum_f32(&row, 0, n)
+            #expect(row[n - 1].isNaN && row[0] == 0 && abs(Double(row[1]) - Foundation.exp(-1.0)) < 1e-7, "n=\(n): \(row)")
+        }
+    }
+
     @Test("attention dropout keeps each probability with rate 1 − p, scaled by 1/(1 − p), only up to the diagonal; same generator state, same result")
     func attentionDropoutRate() throws {
         // q = k = 0 gives uniform probabilities P[i,j] = 1/(i+1) (j ≤ i); with V the identity (hs = T) the
