@@ -10,7 +10,7 @@ import DBMCore
 // turn by the cores (when one core is slowed down, by another process on this shared machine, the other
 // takes more chunks: forward + backward of the small block 8.19 → 8.13 ms in such a period, the same
 // otherwise; one pair per chunk was slower, 0.49 → 0.52 ms for attention alone).
-// Rows are taken in blocks of `attentionBlockRows` queries: block [i0, i1) needs keys 0 ..< i1 only, so
+// Rows are taken in blocks of `attentionBlockRows(T.self)` queries: block [i0, i1) needs keys 0 ..< i1 only, so
 // the products skip most of the masked upper triangle (at T = 256 with blocks of 8: 52% of the full
 // T² work).
 // Products of the form A·Bᵀ read a transposed copy of B instead (K in forward, V in backward; (hs, T),
@@ -38,7 +38,7 @@ func headProduct<T: NNFloat>(_ transA: Bool, _ m: Int, _ n: Int, _ k: Int, _ alp
 /// 101–126 ms, 32 rows 100–109 ms, 16 rows 99–111 ms. With the copy-free product kernel, whose cost per
 /// call is small, narrower blocks pay (3 alternating runs, medians of 15): 32 rows 111–127 ms, 16 rows
 /// 95–111 ms, 8 rows 89–107 ms; at B=12, T=64, C=128, 4 heads 0.68–0.75, 0.62–0.68, 0.63–0.66 ms.
-let attentionBlockRows = 8
+func attentionBlockRows<T: NNFloat>(_: T.Type) -> Int { T.self == Float.self && dbm_small_sgemm_available() != 0 ? 8 : 32 }
 
 /// dst (cols, rows) with leading dimension ldd ← srcᵀ, src (rows, cols) with leading dimension lds
 /// (CKernels: 8 × 8 blocks in AVX registers; row by row, every element went to another cache line and
@@ -81,7 +81,7 @@ func attentionForward<T: NNFloat>(_ out: UnsafeMutablePointer<T>, _ lse: UnsafeM
                                   _ mask: UnsafePointer<UInt8>?, _ patterns: DropoutPatterns<T>, _ qkv: UnsafePointer<T>,
                                   _ B: Int, _ Tn: Int, _ C: Int, _ NH: Int) {
     let hs = C / NH, C3 = 3 * C, scale = 1 / T(hs).squareRoot()
-    let pairs = B * NH, R = min(Tn, attentionBlockRows), rowBytes = attentionMaskRowBytes(Tn)
+    let pairs = B * NH, R = min(Tn, attentionBlockRows(T.self)), rowBytes = attentionMaskRowBytes(Tn)
     let slots = Parallel.slotCount(pairs, parts: 4 * Parallel.cores)
     // Per-thread scratch: Kᵀ (hs, T) and one row block of P (R, T).
     let perSlot = hs * Tn + R * Tn
@@ -125,7 +125,7 @@ func attentionBackward<T: NNFloat>(_ dqkv: UnsafeMutablePointer<T>, _ dout: Unsa
                                    _ lse: UnsafePointer<T>, _ mask: UnsafePointer<UInt8>?, _ patterns: DropoutPatterns<T>,
                                    _ B: Int, _ Tn: Int, _ C: Int, _ NH: Int) {
     let hs = C / NH, C3 = 3 * C, scale = 1 / T(hs).squareRoot()
-    let pairs = B * NH, R = min(Tn, attentionBlockRows), rowBytes = attentionMaskRowBytes(Tn)
+    let pairs = B * NH, R = min(Tn, attentionBlockRows(T.self)), rowBytes = attentionMaskRowBytes(Tn)
     let slots = Parallel.slotCount(pairs, parts: 4 * Parallel.cores)
     // Per-thread scratch: P (T, T), dS (T, T), Kᵀ and Vᵀ (hs, T), and P' (T, T) with dropout.
     let perSlot = 2 * Tn * Tn + 2 * hs * Tn + (mask == nil ? 0 : Tn * Tn)
