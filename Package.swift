@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "DBMCore", dependencies: ["CBLAS", "CBLASKernel", "CZlib"], path: "Sources/DBMCore"),
         // Element-wise float kernels (exp, the normal CDF, GELU) in C, built for AVX2 + FMA and for baseline
         // x86-64, the loader picking one per CPU; Swift is built for baseline x86-64 only.
-        .target(name: "CKernels", path: "Sources/CKernels"),
+        .target(name: "CKernels", dependencies: ["CBLASKernel"], path: "Sources/CKernels"),
         // Reverse-mode autodiff (the tape) and the differentiable ops as Swift kernels (issue 4).
         .target(name: "DBMNN", dependencies: ["DBMCore", "CBLAS", "CKernels"], path: "Sources/DBMNN"),
         // The paper's small models (teacher–student, RBMs, Dyson Brownian motion) and their ensembles (issue 6).

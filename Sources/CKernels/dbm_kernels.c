@@ -1,4 +1,5 @@
 #include "dbm_kernels.h"
+#include "dbm_blas_kernel.h"   // dbm_cpu_detect: the CPU features as the BLAS kernel choice sees them
 
 // Each loop is compiled for AVX2 + FMA (x86-64-v3) and for baseline x86-64; the dynamic loader picks
 // the clone for the CPU it runs on (an ifunc). Measured on the `paper` preset's GELUs (16384 × 1536
@@ -209,17 +210,17 @@ static AVX2 void softmax_backward_row_avx2(const float *p, float *dp, long n) {
         _mm256_maskstore_ps(dp + j, m, _mm256_mul_ps(_mm256_maskload_ps(p + j, m), _mm256_sub_ps(_mm256_maskload_ps(dp + j, m), dot)));
     }
 }
-static int avx2_fma(void) {
-    static int available = -1;   // a benign race: every thread computes the same value
-    if (available < 0) { __builtin_cpu_init(); available = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+int dbm_avx2_fma_available(void) {
+    static int available = -1;   // a benign race: every thread computes the same value (CPUID is slow in a VM: once)
+    if (available < 0) available = dbm_cpu_detect().avx2_fma ? 1 : 0;
     return available;
 }
 float dbm_exp_shift_sum_f32(float *row, float shift, long n) {
-    return avx2_fma() ? exp_shift_sum_avx2(row, shift, n) : exp_shift_sum_loop_f32(row, shift, n);
+    return dbm_avx2_fma_available() ? exp_shift_sum_avx2(row, shift, n) : exp_shift_sum_loop_f32(row, shift, n);
 }
-void dbm_scale_f32(float *row, float s, long n) { if (avx2_fma()) scale_avx2(row, s, n); else scale_loop_f32(row, s, n); }
+void dbm_scale_f32(float *row, float s, long n) { if (dbm_avx2_fma_available()) scale_avx2(row, s, n); else scale_loop_f32(row, s, n); }
 void dbm_softmax_backward_row_f32(const float *p, float *dp, long n) {
-    if (avx2_fma()) softmax_backward_row_avx2(p, dp, n); else softmax_backward_row_loop_f32(p, dp, n);
+    if (dbm_avx2_fma_available()) softmax_backward_row_avx2(p, dp, n); else softmax_backward_row_loop_f32(p, dp, n);
 }
 
 void dbm_transpose_f32(float *dst, long ldd, const float *src, long lds, long rows, long cols) {
@@ -233,6 +234,7 @@ void dbm_transpose_f32(float *dst, long ldd, const float *src, long lds, long ro
     if (r8 < rows) transpose_tiles_f32(dst + r8, ldd, src + r8 * lds, lds, rows - r8, cols); // bottom rows
 }
 #else
+int dbm_avx2_fma_available(void) { return 0; }
 void dbm_transpose_f32(float *dst, long ldd, const float *src, long lds, long rows, long cols) {
     transpose_tiles_f32(dst, ldd, src, lds, rows, cols);
 }

@@ -66,18 +66,9 @@ static AVX2 void small_sgemm_avx2(long m, long n, long k, float alpha, const flo
     }
 }
 
-int dbm_small_sgemm_available(void) {
-    static int available = -1;   // a benign race: every thread computes the same value
-    if (available < 0) {
-        __builtin_cpu_init();   // "avx2" is set only when the OS saves the YMM state (XCR0)
-        available = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
-    }
-    return available;
-}
-
 int dbm_small_sgemm(long m, long n, long k, float alpha, const float *a, long ars, long acs,
                     const float *b, long ldb, float *c, long ldc) {
-    if (!dbm_small_sgemm_available()) return 0;
+    if (!dbm_avx2_fma_available()) return 0;
     if (m > 0 && n > 0) {
         if (k == 0) { for (long i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float)); }
         else small_sgemm_avx2(m, n, k, alpha, a, ars, acs, b, ldb, c, ldc);
@@ -85,7 +76,6 @@ int dbm_small_sgemm(long m, long n, long k, float alpha, const float *a, long ar
     return 1;
 }
 #else
-int dbm_small_sgemm_available(void) { return 0; }
 int dbm_small_sgemm(long m, long n, long k, float alpha, const float *a, long ars, long acs,
                     const float *b, long ldb, float *c, long ldc) {
     (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)ars; (void)acs; (void)b; (void)ldb; (void)c; (void)ldc;

@@ -38,7 +38,7 @@ func headProduct<T: NNFloat>(_ transA: Bool, _ m: Int, _ n: Int, _ k: Int, _ alp
 /// 101–126 ms, 32 rows 100–109 ms, 16 rows 99–111 ms. With the copy-free product kernel, whose cost per
 /// call is small, narrower blocks pay (3 alternating runs, medians of 15): 32 rows 111–127 ms, 16 rows
 /// 95–111 ms, 8 rows 89–107 ms; at B=12, T=64, C=128, 4 heads 0.68–0.75, 0.62–0.68, 0.63–0.66 ms.
-func attentionBlockRows<T: NNFloat>(_: T.Type) -> Int { T.self == Float.self && dbm_small_sgemm_available() != 0 ? 8 : 32 }
+func attentionBlockRows<T: NNFloat>(_: T.Type) -> Int { T.self == Float.self && dbm_avx2_fma_available() != 0 ? 8 : 32 }
 
 /// dst (cols, rows) with leading dimension ldd ← srcᵀ, src (rows, cols) with leading dimension lds
 /// (CKernels: 8 × 8 blocks in AVX registers; row by row, every element went to another cache line and

@@ -188,7 +188,7 @@ struct OpValueTests {
         let flags = Set(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
         #if arch(x86_64)
         // The kernel must be in use wherever the CPU and OS offer AVX2 with FMA (XCR0 is checked by both).
-        if flags.contains("avx2") && flags.contains("fma") { #expect(dbm_small_sgemm_available() == 1) }
+        if flags.contains("avx2") && flags.contains("fma") { #expect(dbm_avx2_fma_available() == 1) }
         #endif
         let g = Generator(seed: 77)
         let u = Double(Float.ulpOfOne) / 2

@@ -104,6 +104,9 @@ void dbm_transpose_f64(double *dst, long ldd, const double *src, long lds, long 
 // Returns 1 when done, 0 (nothing written) when the CPU lacks AVX2 with FMA: the caller uses BLAS.
 int dbm_small_sgemm(long m, long n, long k, float alpha, const float *a, long ars, long acs,
                     const float *b, long ldb, float *c, long ldc);
-int dbm_small_sgemm_available(void);
+
+// 1 where the CPU has AVX2 and FMA and the OS saves their registers (XCR0): the kernels written with
+// AVX2 intrinsics run (the product above, attention's float32 row loops); 0 elsewhere.
+int dbm_avx2_fma_available(void);
 
 #endif
